@@ -1,0 +1,1 @@
+"""Adapters: one per party kind, mapping a back office's data to LVV messages."""
