@@ -76,6 +76,12 @@ class TransportUnavailable(TransportError):
     reason = "TRANSPORT_UNAVAILABLE"
 
 
+class UnknownTopic(LocalError):
+    """The topic does not exist; topics are created explicitly (`Transport.ensure_topics`)."""
+
+    reason = "UNKNOWN_TOPIC"
+
+
 class RecordTooLarge(LocalError):
     """A record exceeds the transport's size limit."""
 

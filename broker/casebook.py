@@ -144,7 +144,7 @@ class CaseWriter:
         approximate = self._rng.random() < 0.3
         if not approximate:
             born = born.replace(day=self._rng.randint(1, 28))
-        documents = ()
+        documents: tuple[m.IdentityDocument, ...] = ()
         if self._rng.random() < 0.6:
             documents = (
                 m.IdentityDocument(
@@ -433,7 +433,7 @@ class CaseWriter:
             destination = (
                 self._rng.choice(_ONWARD_DESTINATIONS)
                 if outcome is m.CaseOutcome.ONWARD_MIGRATION
-                else person.person.nationalities[0]  # type: ignore[attr-defined]
+                else person.person.nationalities[0]
             )
         msg = m.CaseClosed(
             case_id=case.case_id,

@@ -27,15 +27,15 @@ CASE_MESSAGES: tuple[type[AvroModel], ...] = (
 )
 """The messages of the LVV case flow (DESIGN §1), in the order of the flow."""
 
+_NETWORK_RECORDS: tuple[type[AvroModel], ...] = (
+    _system.DeliveryReceipt,
+    _system.AuditEvent,
+    _system.PartyDirectory,
+    _system.SecureEnvelope,
+)
+
 MESSAGE_MODELS: dict[str, type[AvroModel]] = {
-    model.avro_name: model
-    for model in (
-        *CASE_MESSAGES,
-        _system.DeliveryReceipt,
-        _system.AuditEvent,
-        _system.PartyDirectory,
-        _system.SecureEnvelope,
-    )
+    model.avro_name: model for model in (*CASE_MESSAGES, *_NETWORK_RECORDS)
 }
 """Every top-level schema's model, by Avro full name."""
 

@@ -1,5 +1,9 @@
 """Transports: one interface, an embedded SQLite log and Apache Kafka."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 from broker.transport._base import (
     DEFAULT_MAX_POLL_RECORDS,
     MAX_RECORD_BYTES,
@@ -14,6 +18,22 @@ from broker.transport._base import (
     Transport,
 )
 
+
+def open_transport(kafka: str | None, data_dir: str | Path) -> Transport:
+    """Kafka at bootstrap servers ``kafka`` if given, else the embedded log in ``data_dir``.
+
+    Imports lazily so the embedded default never loads aiokafka.
+    """
+    if kafka:
+        from broker.transport._kafka import KafkaOptions, KafkaTransport
+
+        return KafkaTransport(KafkaOptions(bootstrap_servers=kafka))
+    from broker.transport._embedded import EmbeddedTransport
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return EmbeddedTransport(Path(data_dir) / "log.db")
+
+
 __all__ = [
     "DEFAULT_MAX_POLL_RECORDS",
     "MAX_RECORD_BYTES",
@@ -26,4 +46,5 @@ __all__ = [
     "TopicPartition",
     "TopicSpec",
     "Transport",
+    "open_transport",
 ]

@@ -1,0 +1,376 @@
+"""The transport on Apache Kafka, through aiokafka. The only module that imports aiokafka.
+
+Producers are idempotent with acks=all (a retried send is never stored twice); consumers
+never auto-commit and read committed data only, so records of an aborted `send_atomic`
+transaction are never seen. Every aiokafka exception is translated here into the
+package's own errors (`_translated`), so the layers above never see a foreign one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+    for_code,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker._errors import (
+    CommitFailed,
+    LocalError,
+    RecordTooLarge,
+    TransportClosed,
+    TransportError,
+    TransportTimeout,
+    TransportUnavailable,
+)
+from broker.transport._base import (
+    DEFAULT_MAX_POLL_RECORDS,
+    MAX_RECORD_BYTES,
+    Consumer,
+    Headers,
+    OutgoingRecord,
+    Producer,
+    Record,
+    RecordMetadata,
+    TopicPartition,
+    TopicSpec,
+    Transport,
+)
+
+# Room for the record batch framing Kafka adds around the largest record we accept.
+_REQUEST_OVERHEAD_BYTES = 64 * 1024
+
+# How long ensure_topics waits for new topics to show up in the cluster's metadata.
+_TOPIC_VISIBLE_TIMEOUT_S = 30.0
+
+
+class KafkaOptions(BaseModel):
+    """Client settings for the Kafka transport (the typed model STYLE §8 asks for)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "lvvx"
+    send_timeout_ms: int = Field(
+        30_000, gt=0, description="Bound on one send; then the outcome is unknown."
+    )
+    request_timeout_ms: int = Field(20_000, gt=0)
+    session_timeout_ms: int = Field(10_000, gt=0)
+    heartbeat_interval_ms: int = Field(3_000, gt=0)
+    max_poll_interval_ms: int = Field(300_000, gt=0)
+    linger_ms: int = Field(5, ge=0, description="Producer batching delay.")
+    max_batch_size: int = Field(256 * 1024, gt=0)
+    transaction_timeout_ms: int = Field(60_000, gt=0)
+
+
+@contextlib.contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Turn aiokafka's exceptions into ours, keeping the original as the cause."""
+    try:
+        yield
+    except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+        raise RecordTooLarge(f"{action}: record too large for Kafka: {exc}") from exc
+    except CommitFailedError as exc:
+        raise CommitFailed(f"{action}: {exc}") from exc
+    except (KafkaTimeoutError, TimeoutError) as exc:
+        raise TransportTimeout(f"{action}: Kafka did not answer in time") from exc
+    except KafkaConnectionError as exc:
+        raise TransportUnavailable(f"{action}: cannot reach Kafka: {exc}") from exc
+    except IllegalStateError as exc:
+        raise TransportClosed(f"{action}: {exc}") from exc
+    except KafkaError as exc:
+        raise TransportError(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_size(key: bytes | None, value: bytes, headers: Headers) -> None:
+    size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+    if size > MAX_RECORD_BYTES:
+        raise RecordTooLarge(f"record of {size} bytes exceeds {MAX_RECORD_BYTES}")
+
+
+class KafkaProducer(Producer):
+    def __init__(self, options: KafkaOptions, transactional_id: str | None) -> None:
+        self._options = options
+        self._transactional_id = transactional_id
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()  # one transaction at a time per producer
+
+    async def start(self) -> None:
+        o = self._options
+        producer = AIOKafkaProducer(
+            bootstrap_servers=o.bootstrap_servers,
+            client_id=o.client_id,
+            acks="all",
+            enable_idempotence=True,
+            transactional_id=self._transactional_id,
+            transaction_timeout_ms=o.transaction_timeout_ms,
+            request_timeout_ms=o.request_timeout_ms,
+            linger_ms=o.linger_ms,
+            max_batch_size=o.max_batch_size,
+            max_request_size=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
+        )
+        with _translated("start producer"):
+            try:
+                await asyncio.wait_for(producer.start(), o.send_timeout_ms / 1000)
+            except BaseException:
+                await producer.stop()
+                raise
+        self._producer = producer
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with _translated("close producer"):
+                await producer.stop()
+
+    def _live(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise TransportClosed("producer is not started")
+        return self._producer
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()
+    ) -> RecordMetadata:
+        _check_size(key, value, headers)
+        producer = self._live()
+        if self._transactional_id is not None:
+            [meta] = await self.send_atomic([OutgoingRecord(topic, value, key, headers)])
+            return meta
+        with _translated(f"send to {topic}"):
+            result = await asyncio.wait_for(
+                producer.send_and_wait(topic, value, key=key, headers=list(headers)),
+                self._options.send_timeout_ms / 1000,
+            )
+        return RecordMetadata(result.topic, result.partition, result.offset)
+
+    async def send_atomic(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        if self._transactional_id is None:
+            raise LocalError(
+                "send_atomic on Kafka needs a producer with a transactional_id",
+                reason="NOT_TRANSACTIONAL",
+            )
+        for r in records:
+            _check_size(r.key, r.value, r.headers)
+        producer = self._live()
+        async with self._lock:
+            with _translated("atomic send"):
+                return await asyncio.wait_for(
+                    self._transaction(producer, records), self._options.send_timeout_ms / 1000
+                )
+
+    @staticmethod
+    async def _transaction(
+        producer: AIOKafkaProducer, records: Sequence[OutgoingRecord]
+    ) -> list[RecordMetadata]:
+        async with producer.transaction():
+            futures = [
+                await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+                for r in records
+            ]
+            results = [await f for f in futures]
+        return [RecordMetadata(m.topic, m.partition, m.offset) for m in results]
+
+
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Forgets read positions of partitions taken away, so they are never committed."""
+
+    def __init__(self, positions: dict[TopicPartition, int]) -> None:
+        self._positions = positions
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self._positions.pop(TopicPartition(tp.topic, tp.partition), None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class KafkaConsumer(Consumer):
+    def __init__(self, options: KafkaOptions, group_id: str, topics: Sequence[str]) -> None:
+        self._options = options
+        self._group_id = group_id
+        self._topics = tuple(topics)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        o = self._options
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=o.bootstrap_servers,
+            client_id=o.client_id,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            request_timeout_ms=o.request_timeout_ms,
+            session_timeout_ms=o.session_timeout_ms,
+            heartbeat_interval_ms=o.heartbeat_interval_ms,
+            max_poll_interval_ms=o.max_poll_interval_ms,
+            max_partition_fetch_bytes=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
+            fetch_max_bytes=8 * (MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES),
+        )
+        consumer.subscribe(self._topics, listener=_Revocations(self._positions))
+        with _translated("start consumer"):
+            try:
+                await asyncio.wait_for(consumer.start(), o.request_timeout_ms / 1000)
+            except BaseException:
+                await consumer.stop()
+                raise
+        self._consumer = consumer
+
+    async def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        self._positions.clear()
+        if consumer is not None:
+            with _translated("close consumer"):
+                await consumer.stop()
+
+    def _live(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise TransportClosed("consumer is not started")
+        return self._consumer
+
+    async def poll(
+        self, *, timeout_ms: int = 1000, max_records: int = DEFAULT_MAX_POLL_RECORDS
+    ) -> list[Record]:
+        consumer = self._live()
+        with _translated("poll"):
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        records: list[Record] = []
+        for tp, batch in batches.items():
+            for r in batch:
+                records.append(
+                    Record(
+                        topic=r.topic,
+                        partition=r.partition,
+                        offset=r.offset,
+                        key=r.key,
+                        value=r.value if r.value is not None else b"",
+                        headers=tuple((k, bytes(v)) for k, v in r.headers),
+                        timestamp_ms=r.timestamp,
+                    )
+                )
+            if batch:
+                self._positions[TopicPartition(tp.topic, tp.partition)] = batch[-1].offset + 1
+        return records
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        consumer = self._live()
+        chosen = dict(self._positions if offsets is None else offsets)
+        if not chosen:
+            return
+        owned = self.assignment()
+        lost = [tp for tp in chosen if tp not in owned]
+        if lost:
+            raise CommitFailed(f"partitions no longer owned by this member: {lost}")
+        with _translated("commit"):
+            await asyncio.wait_for(
+                consumer.commit(
+                    {KafkaTopicPartition(tp.topic, tp.partition): o for tp, o in chosen.items()}
+                ),
+                self._options.request_timeout_ms / 1000,
+            )
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        consumer = self._live()
+        return frozenset(TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment())
+
+
+class KafkaTransport(Transport):
+    """A Kafka cluster reached through ``options.bootstrap_servers``."""
+
+    name = "kafka"
+
+    def __init__(self, options: KafkaOptions | None = None) -> None:
+        self.options = options or KafkaOptions()
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.options.bootstrap_servers,
+                client_id=f"{self.options.client_id}-admin",
+                request_timeout_ms=self.options.request_timeout_ms,
+            )
+            with _translated("connect admin client"):
+                try:
+                    await asyncio.wait_for(admin.start(), self.options.request_timeout_ms / 1000)
+                except BaseException:
+                    await admin.close()
+                    raise
+            self._admin = admin
+        return self._admin
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        if not specs:
+            return
+        admin = await self._admin_client()
+        new = [
+            NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config))
+            for s in specs
+        ]
+        with _translated("create topics"):
+            response = await admin.create_topics(new)
+        for topic, code, *message in response.topic_errors:
+            error = for_code(code)
+            if code != 0 and error is not TopicAlreadyExistsError:
+                raise TransportError(f"cannot create topic {topic}: {error.__name__} {message}")
+        await self._wait_visible([s.name for s in specs])
+
+    async def _wait_visible(self, names: list[str]) -> None:
+        """New topics take a moment to get leaders; sending before that only retries."""
+        admin = await self._admin_client()
+        deadline = time.monotonic() + _TOPIC_VISIBLE_TIMEOUT_S
+        while True:
+            with _translated("describe topics"):
+                described = await admin.describe_topics(names)
+            ready = all(
+                t["error_code"] == 0
+                and t["partitions"]
+                and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            )
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise TransportTimeout(f"topics {names} did not become available")
+            await asyncio.sleep(0.1)
+
+    def producer(self, *, transactional_id: str | None = None) -> Producer:
+        return KafkaProducer(self.options, transactional_id)
+
+    def consumer(self, group_id: str, topics: Sequence[str]) -> Consumer:
+        return KafkaConsumer(self.options, group_id, topics)
+
+    async def ping(self) -> None:
+        try:
+            admin = await self._admin_client()
+            with _translated("ping"):
+                await asyncio.wait_for(
+                    admin.describe_cluster(), self.options.request_timeout_ms / 1000
+                )
+        except TransportError as exc:
+            await self.close()
+            raise TransportUnavailable(f"Kafka at {self.options.bootstrap_servers}: {exc}") from exc
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await admin.close()
