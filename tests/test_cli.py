@@ -49,5 +49,7 @@ def test_demo_on_the_embedded_log_reports_every_message_delivered(tmp_path: Path
     assert summary["lost"] == 0 and summary["duplicates"] == 0
     assert sum(summary["outcomes"].values()) == 6
     # a second run on the same log sees only its own messages
-    again = json.loads(run("demo", "--cases", "3", "--data", str(tmp_path), "--json").splitlines()[-1])
+    again = json.loads(
+        run("demo", "--cases", "3", "--data", str(tmp_path), "--json").splitlines()[-1]
+    )
     assert again["sent"] == again["delivered"] and again["lost"] == 0
