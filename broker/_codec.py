@@ -22,6 +22,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from broker._errors import DecodeError, SchemaError, UnknownSchema
+from broker._skim import Skipper, compile_schema, skim
 
 NAMESPACE = "nl.lvv.v1"
 
@@ -40,6 +41,7 @@ class SchemaInfo:
     parsed: Any
     canonical_form: str
     fingerprint: bytes
+    skipper: Skipper
 
     @property
     def short_name(self) -> str:
@@ -91,6 +93,22 @@ def _inline(node: Any, namespace: str | None, types: Mapping[str, Schema], seen:
     raise SchemaError(f"not a schema node: {node!r}")
 
 
+def _info(schema: Schema) -> SchemaInfo:
+    try:
+        parsed = fastavro.parse_schema(schema, _write_hint=False)
+        canonical = to_parsing_canonical_form(schema)
+    except Exception as exc:  # fastavro raises several unrelated types
+        raise SchemaError(f"invalid schema {schema.get('name')!r}: {exc}") from exc
+    return SchemaInfo(
+        name=_full_name(schema["name"], schema.get("namespace")),
+        schema=schema,
+        parsed=parsed,
+        canonical_form=canonical,
+        fingerprint=hashlib.sha256(canonical.encode()).digest(),
+        skipper=compile_schema(schema),
+    )
+
+
 def _collect_named(node: Any, namespace: str, out: dict[str, Schema]) -> None:
     """Index every named type defined inside an expanded schema."""
     if isinstance(node, list):
@@ -139,22 +157,17 @@ class Codec:
     def register(self, schema: Schema) -> SchemaInfo:
         """Add a self-contained schema. A later version of a known name replaces it as the
         current one; the earlier stays reachable by fingerprint (for reading old data)."""
-        try:
-            parsed = fastavro.parse_schema(schema, _write_hint=False)
-            canonical = to_parsing_canonical_form(schema)
-        except Exception as exc:  # fastavro raises several unrelated types
-            raise SchemaError(f"invalid schema {schema.get('name')!r}: {exc}") from exc
         name = _full_name(schema["name"], schema.get("namespace"))
-        info = SchemaInfo(
-            name=name,
-            schema=schema,
-            parsed=parsed,
-            canonical_form=canonical,
-            fingerprint=hashlib.sha256(canonical.encode()).digest(),
-        )
+        info = _info(schema)
         self._by_name[name] = info
         self._by_fingerprint.setdefault(info.fingerprint, info)
         return info
+
+    @cache  # noqa: B019 - codecs live as long as the process
+    def record_info(self, name: str) -> SchemaInfo:
+        """A named record used inside a top-level schema (e.g. ``EnvelopeHeader``), as a
+        schema of its own; it must be self-contained (define every type it uses)."""
+        return _info(self.named_type(name))
 
     def named_type(self, name: str) -> Schema:
         """The definition of any named type (record, enum, fixed) used by the contract."""
@@ -180,9 +193,9 @@ class Codec:
             raise UnknownSchema(f"no schema with fingerprint {bytes(fingerprint).hex()[:16]}…")
         return found
 
-    def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
+    def encode(self, name: str | SchemaInfo, record: Mapping[str, Any]) -> bytes:
         """Avro binary (no container, no schema) of ``record`` under schema ``name``."""
-        info = self.info(name)
+        info = name if isinstance(name, SchemaInfo) else self.info(name)
         out = io.BytesIO()
         try:
             fastavro.schemaless_writer(out, info.parsed, record, strict_allow_default=True)
@@ -190,12 +203,25 @@ class Codec:
             raise SchemaError(f"record does not fit {info.name}: {exc}") from exc
         return out.getvalue()
 
-    def decode(self, name: str, data: bytes, *, writer: SchemaInfo | None = None) -> AvroRecord:
+    def decode(
+        self,
+        name: str | SchemaInfo,
+        data: bytes,
+        *,
+        writer: SchemaInfo | None = None,
+        max_items: int | None = None,
+    ) -> AvroRecord:
         """Decode bytes written with ``writer`` (default: the current schema ``name``) into a
         record of the current schema ``name`` (Avro schema resolution). Every byte must be
-        consumed: trailing bytes mean the data is not what it claims to be."""
-        reader = self.info(name)
+        consumed: trailing bytes mean the data is not what it claims to be.
+
+        For untrusted bytes pass ``max_items``: the data is first skimmed (`broker._skim`)
+        so it must be canonical and may hold at most that many array items in all, and
+        decoding then costs time and memory in proportion to the input."""
+        reader = name if isinstance(name, SchemaInfo) else self.info(name)
         writer = writer or reader
+        if max_items is not None:
+            skim(writer.skipper, data, max_items=max_items)
         buf = io.BytesIO(data)
         try:
             record = fastavro.schemaless_reader(

@@ -9,6 +9,8 @@ errors do. Foreign exceptions are translated at the edge with ``raise ... from e
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class LvvError(Exception):
     """Root of every error this package raises on purpose."""
@@ -103,3 +105,68 @@ class TransportClosed(LocalError):
     """The producer or consumer was used before start() or after close()."""
 
     reason = "TRANSPORT_CLOSED"
+
+
+# --- security core ---------------------------------------------------------------------------
+
+
+class RejectReason(StrEnum):
+    """Why an envelope was refused: a closed set, used in errors, metrics and the DLQ.
+
+    The order is the order of the checks in `open_envelope` (docs/ENVELOPE.md §6).
+    """
+
+    TOO_LARGE = "TOO_LARGE"
+    MALFORMED = "MALFORMED"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    SENDER_KEY_INVALID = "SENDER_KEY_INVALID"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    NOT_A_RECIPIENT = "NOT_A_RECIPIENT"
+    POLICY_DENIED = "POLICY_DENIED"
+    EXPIRED = "EXPIRED"
+    FROM_FUTURE = "FROM_FUTURE"
+    REPLAY = "REPLAY"
+    DECRYPT_FAILED = "DECRYPT_FAILED"
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
+    PAYLOAD_INVALID = "PAYLOAD_INVALID"
+
+
+class EnvelopeRejected(RemoteError):
+    """An envelope failed one check. Its text is the reason code and nothing more, so a
+    sender learns no more than the code about which check failed or why."""
+
+    def __init__(self, reason: RejectReason) -> None:
+        super().__init__(f"envelope rejected: {reason.value}", reason=reason.value)
+        self.reject_reason = reason
+
+
+class ReplayDetected(RemoteError):
+    """A message id was seen before within the accepted time window."""
+
+    reason = "REPLAY"
+
+
+class PolicyDenied(LocalError):
+    """The policy does not allow this sender role to send this type to this recipient role."""
+
+    reason = "POLICY_DENIED"
+
+
+class DirectoryRejected(RemoteError):
+    """A key directory is unsigned, badly signed, expired, older than the one in use, of
+    another network, or holds a key that must never be accepted."""
+
+    reason = "DIRECTORY_REJECTED"
+
+
+class KeyStoreError(LocalError):
+    """Key files are missing, unreadable, or the passphrase is wrong or not given."""
+
+    reason = "KEY_STORE"
+
+
+class UnknownParty(LocalError):
+    """The party is not in the key directory."""
+
+    reason = "UNKNOWN_PARTY"

@@ -84,7 +84,7 @@ def schemas_show(type_name: str) -> None:
 @click.argument("type_name", metavar="TYPE")
 def schemas_example(type_name: str) -> None:
     """A valid, realistic example of TYPE (e.g. DossierDelivered) in its JSON form."""
-    from broker.casebook import example
+    from broker.examples import example
 
     click.echo(example(type_name).model_dump_json(indent=2))
 
@@ -161,6 +161,16 @@ def _print_demo(result: object) -> None:
         f"{result.cases} cases ({outcomes}); sent {result.sent}, delivered {result.delivered}, "
         f"lost {result.lost}, duplicates {result.duplicates} in {result.seconds:.1f} s"
     )
+
+
+def _register_security_commands() -> None:
+    from broker._cli_security import directory, envelope, keys, open_command, seal_command
+
+    for command in (keys, directory, seal_command, open_command, envelope):
+        cli.add_command(command)
+
+
+_register_security_commands()
 
 
 def main() -> None:

@@ -11,14 +11,14 @@ import pytest
 
 from broker._codec import NAMESPACE, Codec, default_codec
 from broker._errors import DecodeError, SchemaError, UnknownSchema
-from broker.casebook import example
+from broker.examples import example
 from schemas import AVRO_DIR, TYPES_DIR
 
 EXPECTED = {
     "IntakeRegistered", "DossierDelivered", "ScenarioDecision", "ScenarioResponse",
     "EscalationRequest", "EscalationDecision", "IdentityReport", "TransferRequest",
     "TransferConfirmed", "CaseClosed", "DeliveryReceipt", "AuditEvent", "PartyDirectory",
-    "SecureEnvelope",
+    "SecureEnvelope", "SignedDirectory",
 }  # fmt: skip
 
 
@@ -64,7 +64,7 @@ def test_ids_and_times_use_logical_types() -> None:
         for f in node.get("fields", ()):
             t = f["type"][1] if isinstance(f["type"], list) else f["type"]
             logical = t.get("logicalType") if isinstance(t, dict) else None
-            not_uuid = ("party_id", "key_id", "sender_key_id")
+            not_uuid = ("party_id", "key_id", "sender_key_id", "anchor_key_id")
             if f["name"].endswith("_id") and f["name"] not in not_uuid and logical != "uuid":
                 wrong.append(f["name"])
             if f["name"].endswith("_at") and logical != "timestamp-millis":

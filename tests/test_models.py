@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime, ValidationError
 
 from broker._codec import NAMESPACE, default_codec
-from broker.casebook import example
+from broker.examples import example
 from broker.models import ALL_MODELS, MESSAGE_MODELS, AvroModel, model_for
 from tests.strategies import for_model
 

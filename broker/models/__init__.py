@@ -32,6 +32,7 @@ _NETWORK_RECORDS: tuple[type[AvroModel], ...] = (
     _system.AuditEvent,
     _system.PartyDirectory,
     _system.SecureEnvelope,
+    _system.SignedDirectory,
 )
 
 MESSAGE_MODELS: dict[str, type[AvroModel]] = {

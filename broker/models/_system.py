@@ -34,6 +34,7 @@ __all__ = [
     "PartyEntry",
     "PublicKey",
     "SecureEnvelope",
+    "SignedDirectory",
     "WrappedKey",
 ]
 
@@ -174,4 +175,15 @@ class SecureEnvelope(AvroModel):
     nonce: bytes
     ciphertext: bytes
     batch_proof: BatchProof | None = None
+    signature: bytes
+
+
+class SignedDirectory(AvroModel):
+    """A key directory as distributed, signed by the trust anchor."""
+
+    avro_name = "nl.lvv.v1.SignedDirectory"
+
+    format_version: Int32
+    anchor_key_id: str
+    directory: bytes
     signature: bytes

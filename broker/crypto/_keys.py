@@ -1,0 +1,369 @@
+"""Identities and keys: generating them, key ids, and the key store on disk.
+
+A party has an Ed25519 signing key and an HPKE encryption key, X25519 or the hybrid
+ML-KEM-768+X25519. Private keys live in encrypted PKCS#8 PEM files (the passphrase comes
+from ``LVVX_KEY_PASSPHRASE`` or the file named by ``LVVX_KEY_PASSPHRASE_FILE``) and are
+never logged or printed. A party's public record is its directory entry as JSON.
+
+Layout of a key folder::
+
+    <party>.signing.pem      Ed25519, encrypted PKCS#8
+    <party>.encryption.pem   X25519, or ML-KEM-768 then X25519 (two PEM blocks), encrypted PKCS#8
+    <party>.public.json      the party's PartyEntry (public keys, validity), for the directory
+    anchor.signing.pem       the trust anchor's Ed25519 key (programme office only)
+    anchor.public.json       the anchor's public key, pinned by every gateway
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
+
+from broker._errors import KeyStoreError
+from broker.crypto._points import ed25519_usable, x25519_usable
+from broker.models import KeyAlgorithm, KeyStatus, PartyEntry, PartyRole, PublicKey
+
+EncryptionPrivateKey = X25519PrivateKey | MLKEM768X25519PrivateKey
+EncryptionPublicKey = X25519PublicKey | MLKEM768X25519PublicKey
+
+KEY_ID_HEX_DIGITS = 16
+"""Key ids are the first 64 bits of the SHA-256 of the raw public key: unique enough to pick
+a key within one party, and not a secret."""
+
+DEFAULT_KEY_VALIDITY = timedelta(days=365)
+"""Keys are rotated yearly: a new key joins the directory before the old one expires."""
+
+DEFAULT_ANCHOR_VALIDITY = timedelta(days=5 * 365)
+
+_MLKEM768_PUBLIC_BYTES = 1184
+_X25519_PUBLIC_BYTES = 32
+_PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----\s*", re.S)
+
+PASSPHRASE_ENV = "LVVX_KEY_PASSPHRASE"
+PASSPHRASE_FILE_ENV = "LVVX_KEY_PASSPHRASE_FILE"
+ANCHOR = "anchor"
+
+
+def key_id(raw_public_key: bytes) -> str:
+    return hashlib.sha256(raw_public_key).hexdigest()[:KEY_ID_HEX_DIGITS]
+
+
+# --- public keys from raw bytes, checked ------------------------------------------------------
+
+
+def signing_public_key(raw: bytes) -> Ed25519PublicKey:
+    """The Ed25519 key of ``raw``; ValueError unless it is a usable point."""
+    if not ed25519_usable(raw):
+        raise ValueError("not a usable Ed25519 public key (malformed or of small order)")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def encryption_public_key(algorithm: KeyAlgorithm, raw: bytes) -> EncryptionPublicKey:
+    """The HPKE recipient key of ``raw``; ValueError unless it is well formed and usable."""
+    if algorithm is KeyAlgorithm.X25519:
+        if not x25519_usable(raw):
+            raise ValueError("not a usable X25519 public key (malformed or of small order)")
+        return X25519PublicKey.from_public_bytes(raw)
+    if algorithm is KeyAlgorithm.MLKEM768_X25519:
+        if len(raw) != _MLKEM768_PUBLIC_BYTES + _X25519_PUBLIC_BYTES:
+            raise ValueError("an ML-KEM-768+X25519 public key has 1216 bytes")
+        pq, classic = raw[:_MLKEM768_PUBLIC_BYTES], raw[_MLKEM768_PUBLIC_BYTES:]
+        if not x25519_usable(classic):
+            raise ValueError("the X25519 half of the hybrid key is not usable")
+        return MLKEM768X25519PublicKey(
+            MLKEM768PublicKey.from_public_bytes(pq), X25519PublicKey.from_public_bytes(classic)
+        )
+    raise ValueError(f"{algorithm} is not an encryption key algorithm")
+
+
+# --- private keys in memory -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptionKey:
+    key_id: str
+    algorithm: KeyAlgorithm
+    private_key: EncryptionPrivateKey
+
+    def __repr__(self) -> str:  # never show key material
+        return f"DecryptionKey({self.key_id}, {self.algorithm.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class PartyKeys:
+    """A party's private keys: what its gateway holds and nobody else."""
+
+    party_id: str
+    signing_key: Ed25519PrivateKey
+    signing_key_id: str
+    decryption_keys: Mapping[str, DecryptionKey]
+
+    def __repr__(self) -> str:
+        return f"PartyKeys({self.party_id}, signing {self.signing_key_id}, decryption {sorted(self.decryption_keys)})"
+
+
+@dataclass(frozen=True, slots=True)
+class NewParty:
+    """A party's fresh keys: its public record, its private keys, and the private key
+    objects its encryption key file holds (two for the hybrid KEM)."""
+
+    entry: PartyEntry
+    keys: PartyKeys
+    encryption_parts: tuple[object, ...]
+
+
+def generate_party(
+    party_id: str,
+    role: PartyRole,
+    *,
+    now: datetime,
+    display_name: str | None = None,
+    kem: KeyAlgorithm = KeyAlgorithm.X25519,
+    validity: timedelta = DEFAULT_KEY_VALIDITY,
+    seed: bytes | None = None,
+) -> NewParty:
+    """New keys for a party, in memory (the key store writes them to files).
+
+    ``seed`` derives the keys deterministically: only for test vectors and examples."""
+    if seed is None:
+        signing = Ed25519PrivateKey.generate()
+        encryption = generate_encryption_key(kem)
+    else:
+        signing = Ed25519PrivateKey.from_private_bytes(_derive(seed, b"ed25519", 32))
+        encryption = generate_encryption_key(kem, seed=seed)
+    signing_public = _public(
+        KeyAlgorithm.ED25519, signing.public_key().public_bytes_raw(), now, validity
+    )
+    encryption_public = _public(kem, encryption.raw_public, now, validity)
+    entry = PartyEntry(
+        party_id=party_id,
+        role=role,
+        display_name=display_name or party_id,
+        signing_keys=(signing_public,),
+        encryption_keys=(encryption_public,),
+    )
+    decryption = DecryptionKey(encryption_public.key_id, kem, encryption.private_key)
+    keys = PartyKeys(party_id, signing, signing_public.key_id, {decryption.key_id: decryption})
+    return NewParty(entry, keys, encryption.pem_parts)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedEncryptionKey:
+    algorithm: KeyAlgorithm
+    private_key: EncryptionPrivateKey
+    raw_public: bytes
+    pem_parts: tuple[object, ...]  # the keys written to the PEM file, in order
+
+
+def _derive(seed: bytes, label: bytes, size: int) -> bytes:
+    return hashlib.shake_256(b"LVVX-TEST-KEY\x00" + label + b"\x00" + seed).digest(size)
+
+
+def generate_encryption_key(
+    algorithm: KeyAlgorithm, *, seed: bytes | None = None
+) -> GeneratedEncryptionKey:
+    classic = (
+        X25519PrivateKey.generate()
+        if seed is None
+        else X25519PrivateKey.from_private_bytes(_derive(seed, b"x25519", 32))
+    )
+    classic_raw = classic.public_key().public_bytes_raw()
+    if algorithm is KeyAlgorithm.X25519:
+        return GeneratedEncryptionKey(algorithm, classic, classic_raw, (classic,))
+    if algorithm is KeyAlgorithm.MLKEM768_X25519:
+        pq = (
+            MLKEM768PrivateKey.generate()
+            if seed is None
+            else MLKEM768PrivateKey.from_seed_bytes(_derive(seed, b"mlkem768", 64))
+        )
+        raw = pq.public_key().public_bytes_raw() + classic_raw
+        return GeneratedEncryptionKey(
+            algorithm, MLKEM768X25519PrivateKey(pq, classic), raw, (pq, classic)
+        )
+    raise ValueError(f"{algorithm} is not an encryption key algorithm")
+
+
+# --- the key store on disk --------------------------------------------------------------------
+
+
+def passphrase_from_env(environ: Mapping[str, str] = os.environ) -> bytes:
+    """The key passphrase: ``LVVX_KEY_PASSPHRASE``, else the file ``LVVX_KEY_PASSPHRASE_FILE``."""
+    if value := environ.get(PASSPHRASE_ENV):
+        return value.encode()
+    if path := environ.get(PASSPHRASE_FILE_ENV):
+        try:
+            secret = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise KeyStoreError(
+                f"cannot read {PASSPHRASE_FILE_ENV} ({path}): {exc.strerror}"
+            ) from exc
+        if secret:
+            return secret
+    raise KeyStoreError(
+        f"no key passphrase: set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV}; "
+        "private keys are never stored unencrypted"
+    )
+
+
+def _pem(keys: tuple[object, ...], passphrase: bytes) -> bytes:
+    encryption = serialization.BestAvailableEncryption(passphrase)
+    return b"".join(
+        key.private_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        for key in keys
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a private key file readable by its owner only, never replacing an existing one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise KeyStoreError(f"{path} exists; refusing to overwrite a private key") from exc
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _read_private(path: Path, passphrase: bytes) -> list[object]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyStoreError(f"cannot read key file {path}: {exc.strerror}") from exc
+    try:
+        return [
+            serialization.load_pem_private_key(block, passphrase)
+            for block in _PEM_BLOCK.findall(data)
+        ]
+    except (ValueError, TypeError) as exc:
+        # the message says which file, never anything of the key or passphrase
+        raise KeyStoreError(f"cannot decrypt {path}: wrong passphrase or not a key file") from exc
+
+
+class KeyStore:
+    """A folder of key files (see the module docstring for its layout)."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def _path(self, party: str, suffix: str) -> Path:
+        return self.folder / f"{party}.{suffix}"
+
+    def init_party(
+        self,
+        party_id: str,
+        role: PartyRole,
+        *,
+        passphrase: bytes,
+        now: datetime,
+        display_name: str | None = None,
+        kem: KeyAlgorithm = KeyAlgorithm.X25519,
+        validity: timedelta = DEFAULT_KEY_VALIDITY,
+    ) -> PartyEntry:
+        """Make a party's key pair files and its public record; returns the record."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        new = generate_party(
+            party_id, role, now=now, display_name=display_name, kem=kem, validity=validity
+        )
+        _write_private(
+            self._path(party_id, "signing.pem"), _pem((new.keys.signing_key,), passphrase)
+        )
+        _write_private(
+            self._path(party_id, "encryption.pem"), _pem(new.encryption_parts, passphrase)
+        )
+        self._path(party_id, "public.json").write_text(new.entry.model_dump_json(indent=2) + "\n")
+        return new.entry
+
+    def init_anchor(
+        self, *, passphrase: bytes, now: datetime, validity: timedelta = DEFAULT_ANCHOR_VALIDITY
+    ) -> PublicKey:
+        """Make the trust anchor's Ed25519 key pair; returns its public key (to pin)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        public = _public(KeyAlgorithm.ED25519, key.public_key().public_bytes_raw(), now, validity)
+        _write_private(self._path(ANCHOR, "signing.pem"), _pem((key,), passphrase))
+        self._path(ANCHOR, "public.json").write_text(public.model_dump_json(indent=2) + "\n")
+        return public
+
+    def public_entries(self) -> list[PartyEntry]:
+        """Every party's public record in the folder (the anchor's is not a party)."""
+        entries = []
+        for path in sorted(self.folder.glob("*.public.json")):
+            if path.name == f"{ANCHOR}.public.json":
+                continue
+            try:
+                entries.append(PartyEntry.model_validate_json(path.read_text()))
+            except (OSError, ValueError) as exc:
+                raise KeyStoreError(f"{path} is not a party's public record: {exc}") from exc
+        return entries
+
+    def anchor_public(self) -> PublicKey:
+        path = self._path(ANCHOR, "public.json")
+        try:
+            return PublicKey.model_validate_json(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(f"no usable trust anchor public key at {path}") from exc
+
+    def anchor_private(self, passphrase: bytes) -> Ed25519PrivateKey:
+        [key] = _read_private(self._path(ANCHOR, "signing.pem"), passphrase)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyStoreError("the anchor key file does not hold an Ed25519 key")
+        return key
+
+    def load_party(self, party_id: str, passphrase: bytes) -> PartyKeys:
+        """The private keys of ``party_id``, with the key ids of its public record."""
+        try:
+            entry = PartyEntry.model_validate_json(self._path(party_id, "public.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(
+                f"no public record for party {party_id!r} in {self.folder}"
+            ) from exc
+        [signing] = _read_private(self._path(party_id, "signing.pem"), passphrase)
+        if not isinstance(signing, Ed25519PrivateKey):
+            raise KeyStoreError(f"{party_id}.signing.pem does not hold an Ed25519 key")
+        parts = _read_private(self._path(party_id, "encryption.pem"), passphrase)
+        [published] = entry.encryption_keys
+        decryption = _decryption_key(published, parts)
+        signing_id = key_id(signing.public_key().public_bytes_raw())
+        if signing_id != entry.signing_keys[0].key_id:
+            raise KeyStoreError(f"{party_id}: signing key does not match its public record")
+        return PartyKeys(party_id, signing, signing_id, {decryption.key_id: decryption})
+
+
+def _public(algorithm: KeyAlgorithm, raw: bytes, now: datetime, validity: timedelta) -> PublicKey:
+    return PublicKey(
+        key_id=key_id(raw),
+        algorithm=algorithm,
+        public_key=raw,
+        valid_from=now,
+        valid_until=now + validity,
+        status=KeyStatus.ACTIVE,
+    )
+
+
+def _decryption_key(published: PublicKey, parts: list[object]) -> DecryptionKey:
+    match parts:
+        case [X25519PrivateKey() as classic] if published.algorithm is KeyAlgorithm.X25519:
+            private: EncryptionPrivateKey = classic
+            raw = classic.public_key().public_bytes_raw()
+        case [MLKEM768PrivateKey() as pq, X25519PrivateKey() as classic] if (
+            published.algorithm is KeyAlgorithm.MLKEM768_X25519
+        ):
+            private = MLKEM768X25519PrivateKey(pq, classic)
+            raw = pq.public_key().public_bytes_raw() + classic.public_key().public_bytes_raw()
+        case _:
+            raise KeyStoreError(f"encryption key file does not match {published.algorithm.value}")
+    if key_id(raw) != published.key_id:
+        raise KeyStoreError("encryption key does not match its public record")
+    return DecryptionKey(published.key_id, published.algorithm, private)

@@ -1,0 +1,76 @@
+"""Who may send which message to whom: one table, checked when sealing and when opening.
+
+Rules, from the case flow of the 2018 agreement (DESIGN §1):
+
+- the municipality runs the local LVV: it opens cases, sets scenarios, asks COA for a
+  transfer, escalates and closes; DT&V (and IND) are told of every intake;
+- IND and DT&V deliver dossiers to the local partners (municipality, NGO);
+- the NGO records the person's answer; the municipality may record it where no NGO guides;
+- any local partner or IND/DT&V may escalate to the national desk, which answers all of them;
+- AVIM reports identity and public-order findings; COA answers transfer requests;
+- every party confirms receipt of what it got (DeliveryReceipt), to whoever sent it.
+
+A message type missing from the table (the audit event, the directory, the envelope itself)
+may not travel inside an envelope at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker._errors import PolicyDenied
+from broker.models import PartyRole
+
+R = PartyRole
+_ALL = frozenset({R.MUNICIPALITY, R.NGO, R.IND, R.DTV, R.AVIM, R.COA, R.ESCALATION})
+_LOCAL = frozenset({R.MUNICIPALITY, R.NGO})
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    senders: frozenset[PartyRole]
+    recipients: frozenset[PartyRole]
+
+
+POLICY: dict[str, Rule] = {
+    "nl.lvv.v1.IntakeRegistered": Rule(
+        frozenset({R.MUNICIPALITY}), frozenset({R.DTV, R.IND, R.NGO})
+    ),
+    "nl.lvv.v1.DossierDelivered": Rule(frozenset({R.IND, R.DTV}), _LOCAL),
+    "nl.lvv.v1.ScenarioDecision": Rule(
+        frozenset({R.MUNICIPALITY}), frozenset({R.NGO, R.IND, R.DTV, R.AVIM, R.COA})
+    ),
+    "nl.lvv.v1.ScenarioResponse": Rule(_LOCAL, frozenset({R.MUNICIPALITY, R.NGO, R.DTV, R.IND})),
+    "nl.lvv.v1.EscalationRequest": Rule(
+        frozenset({R.MUNICIPALITY, R.NGO, R.IND, R.DTV}), frozenset({R.ESCALATION})
+    ),
+    "nl.lvv.v1.EscalationDecision": Rule(
+        frozenset({R.ESCALATION}), frozenset({R.MUNICIPALITY, R.NGO, R.IND, R.DTV})
+    ),
+    "nl.lvv.v1.IdentityReport": Rule(
+        frozenset({R.AVIM}), frozenset({R.MUNICIPALITY, R.DTV, R.IND})
+    ),
+    "nl.lvv.v1.TransferRequest": Rule(frozenset({R.MUNICIPALITY, R.DTV}), frozenset({R.COA})),
+    "nl.lvv.v1.TransferConfirmed": Rule(frozenset({R.COA}), frozenset({R.MUNICIPALITY, R.DTV})),
+    "nl.lvv.v1.CaseClosed": Rule(
+        frozenset({R.MUNICIPALITY}), frozenset({R.DTV, R.IND, R.NGO, R.AVIM, R.COA})
+    ),
+    "nl.lvv.v1.DeliveryReceipt": Rule(_ALL, _ALL),
+}
+
+
+def check(message_type: str, sender: PartyRole, recipients: tuple[PartyRole, ...]) -> None:
+    """Raise `PolicyDenied` unless ``sender`` may send ``message_type`` to every recipient."""
+    rule = POLICY.get(message_type)
+    if rule is None:
+        raise PolicyDenied(f"{message_type} may not be sent in an envelope")
+    if sender not in rule.senders:
+        raise PolicyDenied(f"a {sender.value} may not send {message_type}")
+    for role in recipients:
+        if role not in rule.recipients:
+            raise PolicyDenied(f"{message_type} may not be sent to a {role.value}")
+
+
+def allowed_recipients(sender: PartyRole) -> frozenset[PartyRole]:
+    """Every role ``sender`` may send some message to (for broker ACLs)."""
+    return frozenset().union(*(r.recipients for r in POLICY.values() if sender in r.senders))
