@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -175,9 +176,11 @@ def _seal_from_parts(
     payload_key: bytes,
     nonce: bytes,
     payload: bytes | None = None,
+    header_overrides: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """`seal` with its random parts given; ``payload`` overrides the message's encoding
-    (tests use it to send hostile payloads from an authenticated sender)."""
+    """`seal` with its random parts given. ``payload`` and ``header_overrides`` replace the
+    message's encoding and header fields: tests use them to play a hostile but
+    authenticated sender, the only party that can make such envelopes."""
     codec = default_codec()
     envelope_info, header_info = _schemas()
     names = tuple(dict.fromkeys(recipients))
@@ -213,6 +216,8 @@ def _seal_from_parts(
         key_wrap=KeyWrapMode.PER_MESSAGE,
         signature_scheme=SignatureScheme.ED25519,
     )
+    if header_overrides:
+        header = EnvelopeHeader.model_validate({**header.model_dump(), **header_overrides})
     header_bytes = codec.encode(header_info, header.to_avro())
     ciphertext = AESGCM(payload_key).encrypt(nonce, payload, AAD_TAG + header_bytes)
     wrapped = []

@@ -1,0 +1,102 @@
+"""A two-sided test helper: the pilot network with seeded keys, a signed directory, and
+seal/open on behalf of any party (STYLE §10: seal on one side, open on the other)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broker.casebook import NETWORK
+from broker.crypto import (
+    DEFAULT_TTL,
+    AnchorKey,
+    Directory,
+    Opened,
+    PartyKeys,
+    build_directory,
+    load_directory,
+    open_envelope,
+    seal,
+    sign_directory,
+)
+from broker.crypto._envelope import _seal_from_parts
+from broker.crypto._keys import NewParty, generate_party, key_id
+from broker.models import AvroModel, KeyAlgorithm, PartyEntry, PartyRole
+from broker.replay import MemoryReplayGuard, ReplayGuard
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+KEY_START = NOW - timedelta(days=30)
+
+ROLE_OF = {p.party_id: p.role for p in NETWORK}
+# one party of each role, for tests that need "a municipality", "an NGO", ...
+A = {
+    role: next(p.party_id for p in NETWORK if p.role is role)
+    for role in PartyRole
+    if role.value != "UNKNOWN"
+}
+
+
+@cache
+def _party(party_id: str, role: PartyRole, kem: KeyAlgorithm) -> NewParty:
+    return generate_party(party_id, role, now=KEY_START, kem=kem, seed=f"{party_id}/{kem}".encode())
+
+
+ANCHOR = Ed25519PrivateKey.from_private_bytes(b"\x42" * 32)
+PINNED = AnchorKey(key_id(ANCHOR.public_key().public_bytes_raw()), ANCHOR.public_key())
+
+
+def signed_directory(
+    entries: Iterable[PartyEntry], *, serial: int = 1, now: datetime = NOW
+) -> bytes:
+    document = build_directory(
+        list(entries), serial=serial, network="lvv-test", now=now - timedelta(days=1)
+    )
+    return sign_directory(document, ANCHOR)
+
+
+@dataclass
+class Net:
+    """The network with every party on ``kem``; ``roles`` may give parties other roles."""
+
+    kem: KeyAlgorithm = KeyAlgorithm.X25519
+    roles: dict[str, PartyRole] = field(default_factory=dict)
+    extra: dict[str, PartyEntry] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.parties = {
+            pid: _party(pid, self.roles.get(pid, role), self.kem) for pid, role in ROLE_OF.items()
+        }
+        entries = [p.entry for p in self.parties.values()] + list(self.extra.values())
+        self.directory: Directory = load_directory(
+            signed_directory(entries), anchor=PINNED, now=NOW
+        )
+
+    def keys(self, party: str) -> PartyKeys:
+        return self.parties[party].keys
+
+    def seal(self, message: AvroModel, sender: str, recipients: Iterable[str], *, now: datetime = NOW,
+             ttl: timedelta = DEFAULT_TTL) -> bytes:  # fmt: skip
+        return seal(message, sender=self.keys(sender), recipients=list(recipients),
+                    directory=self.directory, now=now, ttl=ttl)  # fmt: skip
+
+    def forge(
+        self, message: AvroModel, sender: str, recipients: Iterable[str], **parts: Any
+    ) -> bytes:
+        """Seal with chosen parts (`_seal_from_parts`): a hostile but authenticated sender."""
+        defaults: dict[str, Any] = {
+            "now": NOW, "ttl": DEFAULT_TTL, "correlation_id": None, "causation_id": None,
+            "message_id": uuid.uuid4(), "payload_key": b"\x01" * 32, "nonce": b"\x02" * 12,
+        }  # fmt: skip
+        return _seal_from_parts(message, sender=self.keys(sender), recipients=list(recipients),
+                                directory=self.directory, **{**defaults, **parts})  # fmt: skip
+
+    def open(self, data: bytes, me: str, *, guard: ReplayGuard | None = None, now: datetime = NOW,
+             directory: Directory | None = None) -> Opened:  # fmt: skip
+        return open_envelope(data, me=self.keys(me), directory=directory or self.directory,
+                             replay_guard=guard or MemoryReplayGuard(), now=now)  # fmt: skip
