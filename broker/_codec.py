@@ -95,7 +95,7 @@ def _inline(node: Any, namespace: str | None, types: Mapping[str, Schema], seen:
 
 def _info(schema: Schema) -> SchemaInfo:
     try:
-        parsed = fastavro.parse_schema(schema, _write_hint=False)
+        parsed = fastavro.parse_schema(schema)
         canonical = to_parsing_canonical_form(schema)
     except Exception as exc:  # fastavro raises several unrelated types
         raise SchemaError(f"invalid schema {schema.get('name')!r}: {exc}") from exc
