@@ -10,6 +10,7 @@ errors do. Foreign exceptions are translated at the edge with ``raise ... from e
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class LvvError(Exception):
@@ -139,6 +140,9 @@ class EnvelopeRejected(RemoteError):
     def __init__(self, reason: RejectReason) -> None:
         super().__init__(f"envelope rejected: {reason.value}", reason=reason.value)
         self.reject_reason = reason
+        self.authenticated_header: Any = None
+        """The envelope's header when the signature had verified before the check failed
+        (an `EnvelopeHeader`); None otherwise. Only then may a gateway answer the sender."""
 
 
 class ReplayDetected(RemoteError):

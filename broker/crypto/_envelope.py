@@ -141,8 +141,11 @@ def seal(
     ttl: timedelta = DEFAULT_TTL,
     correlation_id: uuid.UUID | None = None,
     causation_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
 ) -> bytes:
     """Sign ``message`` as ``sender`` and encrypt it to each of ``recipients``.
+
+    ``message_id`` is random unless the caller picked one (a gateway records it first).
 
     Raises `PolicyDenied` if the policy forbids it, `UnknownParty` for a recipient not in
     the directory, `RecordTooLarge` for a payload that cannot fit an envelope.
@@ -156,7 +159,7 @@ def seal(
         ttl=ttl,
         correlation_id=correlation_id,
         causation_id=causation_id,
-        message_id=uuid.uuid4(),
+        message_id=message_id or uuid.uuid4(),
         payload_key=os.urandom(PAYLOAD_KEY_BYTES),
         nonce=os.urandom(NONCE_BYTES),
     )
@@ -323,6 +326,23 @@ def open_envelope(
         raise _reject(RejectReason.BAD_SIGNATURE) from None
 
     # authenticated from here on: the rest are the sender's statements, checked against rules
+    try:
+        return _open_authenticated(data, envelope, header_bytes, me, directory, replay_guard, now)
+    except EnvelopeRejected as exc:
+        exc.authenticated_header = h  # the sender is known: a gateway may answer it
+        raise
+
+
+def _open_authenticated(
+    data: bytes,
+    envelope: SecureEnvelope,
+    header_bytes: bytes,
+    me: PartyKeys,
+    directory: Directory,
+    replay_guard: ReplayGuard,
+    now: datetime,
+) -> Opened:
+    h = envelope.header
     if me.party_id not in h.recipients:
         raise _reject(RejectReason.NOT_A_RECIPIENT)
     try:

@@ -27,6 +27,7 @@ __all__ = [
     "PlanStepStatus",
     "ProcedureKind",
     "PublicOrderKind",
+    "ReceiptOutcome",
     "ReturnKind",
     "ReturnOutcome",
     "Scenario",
@@ -340,3 +341,11 @@ class Kem(StrEnum):
     UNKNOWN = "UNKNOWN"
     X25519 = "X25519"
     MLKEM768_X25519 = "MLKEM768_X25519"
+
+
+class ReceiptOutcome(StrEnum):
+    """What the recipient did with the message."""
+
+    UNKNOWN = "UNKNOWN"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"

@@ -21,6 +21,7 @@ from broker.models._enums import (
     KeyStatus,
     KeyWrapMode,
     PartyRole,
+    ReceiptOutcome,
     SignatureScheme,
 )
 
@@ -51,6 +52,8 @@ class DeliveryReceipt(AvroModel):
     received_by: PartyId
     received_at: Timestamp
     envelope_sha256: Sha256
+    outcome: ReceiptOutcome = ReceiptOutcome.ACCEPTED
+    reason: str | None = None
 
 
 class AuditCheckpoint(AvroModel):

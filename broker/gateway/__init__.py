@@ -1,0 +1,17 @@
+"""The per-party gateway runtime: sending, the consume loop, receipts, dead letters."""
+
+from broker.gateway._gateway import DEFAULT_RECEIPT_TIMEOUT, PROCESSING_FAILED, Gateway, utc_now
+from broker.gateway._observer import GatewayObserver, NullObserver
+from broker.gateway._store import GatewayStore, InboxItem, SentStatus
+
+__all__ = [
+    "DEFAULT_RECEIPT_TIMEOUT",
+    "PROCESSING_FAILED",
+    "Gateway",
+    "GatewayObserver",
+    "GatewayStore",
+    "InboxItem",
+    "NullObserver",
+    "SentStatus",
+    "utc_now",
+]

@@ -1,0 +1,346 @@
+"""A gateway's own durable state, in one SQLite file: what it delivered, what it sent and
+which receipts came back, and the message ids it has seen (its replay guard).
+
+Delivery is exactly-once because three writes happen in one transaction: the message
+into the inbox the back office reads, its id into the replay guard, and the envelope's
+digest into `handled`. A record the log delivers again (after a crash before the offset
+commit) is recognised by its digest and only its receipt is completed; a different
+envelope with a seen message id is a replay.
+
+The inbox holds decrypted messages: the file is as sensitive as the back office's own
+data and belongs on the gateway's encrypted disk (docs in deploy/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from broker._errors import ReplayDetected
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (
+    message_id BLOB PRIMARY KEY, keep_until_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS handled (
+    envelope_sha256 BLOB PRIMARY KEY, message_id TEXT, outcome TEXT NOT NULL,
+    sender TEXT, receipt_pending INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
+    message_type TEXT NOT NULL, sender TEXT NOT NULL, case_id TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
+    envelope_sha256 BLOB NOT NULL, message_json TEXT NOT NULL, acked_at_ms INTEGER);
+CREATE TABLE IF NOT EXISTS sent (
+    message_id TEXT PRIMARY KEY, message_type TEXT NOT NULL, case_id TEXT NOT NULL,
+    recipients TEXT NOT NULL, sent_at_ms INTEGER NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (
+    message_id TEXT NOT NULL, recipient TEXT NOT NULL, outcome TEXT NOT NULL,
+    reason TEXT, received_at_ms INTEGER NOT NULL, PRIMARY KEY (message_id, recipient));
+CREATE INDEX IF NOT EXISTS inbox_unacked ON inbox (acked_at_ms, seq);
+CREATE INDEX IF NOT EXISTS sent_open ON sent (status, sent_at_ms);
+"""
+
+PURGE_SEEN_EVERY = 1000
+"""Forget expired message ids once per this many claims."""
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """One message delivered to the back office, as the inbox API shows it."""
+
+    message_id: uuid.UUID
+    message_type: str
+    sender: str
+    case_id: uuid.UUID
+    created_at: datetime
+    received_at: datetime
+    message: dict[str, Any]
+    acked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SentStatus:
+    message_id: uuid.UUID
+    message_type: str
+    case_id: uuid.UUID
+    recipients: tuple[str, ...]
+    sent_at: datetime
+    status: str  # SENT, RECEIPTED, REJECTED
+    receipts: dict[str, dict[str, Any]]
+
+
+def _item(r: tuple[Any, ...]) -> InboxItem:
+    return InboxItem(uuid.UUID(r[1]), r[2], r[3], uuid.UUID(r[4]), _from_ms(r[5]), _from_ms(r[6]),
+                     json.loads(r[8]), r[9] is not None)  # fmt: skip
+
+
+class StagedClaims:
+    """A replay guard for one `open_envelope` call whose claims are written only when the
+    delivery they belong to is (`GatewayStore.record_delivery`), in the same transaction."""
+
+    def __init__(self, store: GatewayStore) -> None:
+        self._store = store
+        self.claims: list[tuple[uuid.UUID, datetime]] = []
+
+    def claim(self, message_id: uuid.UUID, keep_until: datetime, now: datetime) -> None:
+        if self._store.seen(message_id, now) or any(m == message_id for m, _ in self.claims):
+            raise ReplayDetected(f"message {message_id} was seen before")
+        self.claims.append((message_id, keep_until))
+
+
+class GatewayStore:
+    """One gateway's state file. Thread-safe; every write is a durable transaction."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._db = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a delivery survives a power cut
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+        self._claims = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- replay guard and redelivery -------------------------------------------------------
+
+    def seen(self, message_id: uuid.UUID, now: datetime) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM seen WHERE message_id = ? AND keep_until_ms >= ?",
+                (message_id.bytes, _ms(now)),
+            ).fetchone()
+        return row is not None
+
+    def staged_claims(self) -> StagedClaims:
+        return StagedClaims(self)
+
+    def _write_claims(self, db: sqlite3.Connection, claims: StagedClaims, now: datetime) -> None:
+        for message_id, keep_until in claims.claims:
+            db.execute(
+                "INSERT INTO seen VALUES (?, ?) ON CONFLICT(message_id) DO UPDATE "
+                "SET keep_until_ms = excluded.keep_until_ms WHERE seen.keep_until_ms < ?",
+                (message_id.bytes, _ms(keep_until), _ms(now)),
+            )
+        self._claims += len(claims.claims)
+        if self._claims >= PURGE_SEEN_EVERY:
+            self._claims = 0
+            db.execute("DELETE FROM seen WHERE keep_until_ms < ?", (_ms(now),))
+
+    def handled(self, envelope_sha256: bytes) -> tuple[str, bool, str | None, str | None] | None:
+        """(outcome, receipt pending, message id, sender) of a record handled before."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT outcome, receipt_pending, message_id, sender FROM handled WHERE envelope_sha256 = ?",
+                (envelope_sha256,),
+            ).fetchone()
+        return None if row is None else (row[0], bool(row[1]), row[2], row[3])
+
+    # --- receiving -------------------------------------------------------------------------
+
+    def record_delivery(
+        self,
+        *,
+        claims: StagedClaims,
+        envelope_sha256: bytes,
+        message_id: uuid.UUID,
+        message_type: str,
+        sender: str,
+        case_id: uuid.UUID,
+        created_at: datetime,
+        message_json: str,
+        now: datetime,
+    ) -> None:
+        """Deliver a message to the inbox, exactly once (see the module docstring)."""
+        with self._tx() as db:
+            self._write_claims(db, claims, now)
+            db.execute(
+                "INSERT INTO inbox (message_id, message_type, sender, case_id, created_at_ms,"
+                " received_at_ms, envelope_sha256, message_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(message_id), message_type, sender, str(case_id), _ms(created_at), _ms(now),
+                 envelope_sha256, message_json),
+            )  # fmt: skip
+            db.execute(
+                "INSERT INTO handled VALUES (?, ?, 'DELIVERED', ?, 1)",
+                (envelope_sha256, str(message_id), sender),
+            )
+
+    def receipt_sent(self, envelope_sha256: bytes) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE handled SET receipt_pending = 0 WHERE envelope_sha256 = ?",
+                (envelope_sha256,),
+            )
+
+    def record_receipt(
+        self,
+        *,
+        claims: StagedClaims,
+        envelope_sha256: bytes,
+        message_id: uuid.UUID,
+        recipient: str,
+        outcome: str,
+        reason: str | None,
+        now: datetime,
+    ) -> bool:
+        """Note a recipient's receipt for a message this gateway sent; False if the message
+        is not one of ours (the receipt is kept out of the books)."""
+        with self._tx() as db:
+            self._write_claims(db, claims, now)
+            db.execute(
+                "INSERT INTO handled VALUES (?, ?, 'RECEIPT', ?, 0)",
+                (envelope_sha256, str(message_id), recipient),
+            )
+            row = db.execute(
+                "SELECT recipients FROM sent WHERE message_id = ?", (str(message_id),)
+            ).fetchone()
+            if row is None or recipient not in json.loads(row[0]):
+                return False
+            db.execute(
+                "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?, ?)",
+                (str(message_id), recipient, outcome, reason, _ms(now)),
+            )
+            count, rejected = db.execute(
+                "SELECT COUNT(*), SUM(outcome = 'REJECTED') FROM receipts WHERE message_id = ?",
+                (str(message_id),),
+            ).fetchone()
+            status = (
+                "REJECTED"
+                if rejected
+                else "RECEIPTED"
+                if count == len(json.loads(row[0]))
+                else "SENT"
+            )
+            db.execute("UPDATE sent SET status = ? WHERE message_id = ?", (status, str(message_id)))
+        return True
+
+    def record_rejection(self, envelope_sha256: bytes, reason: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO handled VALUES (?, NULL, ?, NULL, 0)",
+                (envelope_sha256, f"REJECTED:{reason}"),
+            )
+
+    # --- the back office's inbox -----------------------------------------------------------
+
+    def inbox(self, *, limit: int, include_acked: bool = False) -> list[InboxItem]:
+        sql = (
+            "SELECT * FROM inbox"
+            + ("" if include_acked else " WHERE acked_at_ms IS NULL")
+            + " ORDER BY seq LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (limit,)).fetchall()
+        return [_item(r) for r in rows]
+
+    def inbox_item(self, message_id: uuid.UUID) -> InboxItem | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM inbox WHERE message_id = ?", (str(message_id),)
+            ).fetchone()
+        return None if row is None else _item(row)
+
+    def ack(self, message_id: uuid.UUID, now: datetime) -> bool:
+        """Mark a delivered message as taken by the back office; False if unknown."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE inbox SET acked_at_ms = COALESCE(acked_at_ms, ?) WHERE message_id = ?",
+                (_ms(now), str(message_id)),
+            )
+        return cursor.rowcount == 1
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            delivered = self._db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
+            unacked = self._db.execute(
+                "SELECT COUNT(*) FROM inbox WHERE acked_at_ms IS NULL"
+            ).fetchone()[0]
+            rejected = self._db.execute(
+                "SELECT COUNT(*) FROM handled WHERE outcome LIKE 'REJECTED:%'"
+            ).fetchone()[0]
+            sent = self._db.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
+            receipted = self._db.execute(
+                "SELECT COUNT(*) FROM sent WHERE status = 'RECEIPTED'"
+            ).fetchone()[0]
+        return {
+            "delivered": delivered,
+            "unacked": unacked,
+            "rejected": rejected,
+            "sent": sent,
+            "receipted": receipted,
+        }
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def record_sent(self, message_id: uuid.UUID, message_type: str, case_id: uuid.UUID,
+                    recipients: tuple[str, ...], now: datetime) -> None:  # fmt: skip
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sent VALUES (?, ?, ?, ?, ?, 'SENT')",
+                (
+                    str(message_id),
+                    message_type,
+                    str(case_id),
+                    json.dumps(list(recipients)),
+                    _ms(now),
+                ),
+            )
+
+    def forget_sent(self, message_id: uuid.UUID) -> None:
+        """Undo `record_sent` for a message the log refused (nothing was stored)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM sent WHERE message_id = ?", (str(message_id),))
+
+    def sent_status(self, message_id: uuid.UUID) -> SentStatus | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM sent WHERE message_id = ?", (str(message_id),)
+            ).fetchone()
+            receipts = self._db.execute(
+                "SELECT recipient, outcome, reason, received_at_ms FROM receipts WHERE message_id = ?",
+                (str(message_id),),
+            ).fetchall()
+        if row is None:
+            return None
+        return SentStatus(
+            message_id=uuid.UUID(row[0]), message_type=row[1], case_id=uuid.UUID(row[2]),
+            recipients=tuple(json.loads(row[3])), sent_at=_from_ms(row[4]), status=row[5],
+            receipts={r: {"outcome": o, "reason": why, "received_at": _from_ms(t)} for r, o, why, t in receipts},
+        )  # fmt: skip
+
+    def overdue(self, now: datetime, timeout: timedelta) -> list[uuid.UUID]:
+        """Sent messages still waiting for a receipt after ``timeout``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT message_id FROM sent WHERE status = 'SENT' AND sent_at_ms < ? ORDER BY sent_at_ms",
+                (_ms(now - timeout),),
+            ).fetchall()
+        return [uuid.UUID(r[0]) for r in rows]
