@@ -9,7 +9,8 @@ depth, and refuses input that
 - claims more array items or map entries in total than the caller allows;
 - is not in canonical form (Avro spec, "Binary Encoding"): a varint with redundant bytes, a
   negative (sized) block count, an array split into several blocks, a boolean other than
-  0 or 1, an int outside 32 bits, a union or enum index out of range.
+  0 or 1, an int outside 32 bits, a union or enum index out of range, a uuid not in its
+  lowercase 36-character form.
 
 Input it accepts decodes to the same bytes it came from, so a signature over the bytes and
 a check of the decoded values speak about the same thing.
@@ -17,6 +18,7 @@ a check of the decoded values speak about the same thing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -119,7 +121,9 @@ def compile_schema(schema: Any) -> Skipper:
             return _blocks([build(node["items"], namespace)])
         if kind == "map":
             return _blocks([_primitive("string"), build(node["values"], namespace)])
-        return build(kind, namespace)  # {"type": "string", "logicalType": ...}
+        if kind == "string" and node.get("logicalType") == "uuid":
+            return _uuid
+        return build(kind, namespace)  # other logical types: their underlying type
 
     return build(schema, None)
 
@@ -149,6 +153,17 @@ def _primitive(kind: str) -> Skipper:
     if found is None:
         raise DecodeError(f"unknown Avro type {kind!r}")
     return found
+
+
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _uuid(c: _Cursor) -> None:
+    """A uuid in the one form that re-encodes to itself: 36 lowercase characters."""
+    length = c.varint((0, len(c.data)))
+    start = c.take(length)
+    if not _UUID.fullmatch(c.data, start, start + length):
+        raise DecodeError(f"uuid not in canonical lowercase form at byte {start}")
 
 
 def _union(branches: list[Skipper]) -> Skipper:

@@ -147,27 +147,38 @@ def _checked(document: PartyDirectory) -> Directory:
         if entry.role is PartyRole.UNKNOWN or not entry.signing_keys or not entry.encryption_keys:
             raise DirectoryRejected(f"party {entry.party_id!r} lacks a role or keys")
         parties[entry.party_id] = entry
-        for key in (*entry.signing_keys, *entry.encryption_keys):
-            where = f"key {key.key_id} of {entry.party_id!r}"
-            if key.key_id != key_id(key.public_key):
-                raise DirectoryRejected(f"{where}: key id does not match the key")
-            if not key.valid_from < key.valid_until:
-                raise DirectoryRejected(f"{where}: empty validity window")
-            is_signing = key in entry.signing_keys
-            try:
-                if is_signing:
-                    if key.algorithm is not KeyAlgorithm.ED25519:
-                        raise ValueError("a signing key must be Ed25519")
-                    signing[(entry.party_id, key.key_id)] = signing_public_key(key.public_key)
-                else:
-                    if key.algorithm not in _ENCRYPTION_ALGORITHMS:
-                        raise ValueError("an encryption key must be X25519 or ML-KEM-768+X25519")
-                    encryption[(entry.party_id, key.key_id)] = encryption_public_key(
-                        key.algorithm, key.public_key
-                    )
-            except ValueError as exc:
-                raise DirectoryRejected(f"{where}: {exc}") from exc
+        for key in entry.signing_keys:
+            _check_key(entry.party_id, key, signing=True)
+            signing[(entry.party_id, key.key_id)] = signing_public_key(key.public_key)
+        for key in entry.encryption_keys:
+            _check_key(entry.party_id, key, signing=False)
+            encryption[(entry.party_id, key.key_id)] = encryption_public_key(
+                key.algorithm, key.public_key
+            )
+        ids = [k.key_id for k in (*entry.signing_keys, *entry.encryption_keys)]
+        if len(set(ids)) != len(ids):
+            raise DirectoryRejected(f"party {entry.party_id!r} lists one key twice")
     return Directory(document, parties, signing, encryption)
+
+
+def _check_key(party: str, key: PublicKey, *, signing: bool) -> None:
+    """Refuse a key that must never be accepted; afterwards it can be made without error."""
+    where = f"key {key.key_id} of {party!r}"
+    if key.key_id != key_id(key.public_key):
+        raise DirectoryRejected(f"{where}: key id does not match the key")
+    if not key.valid_from < key.valid_until:
+        raise DirectoryRejected(f"{where}: empty validity window")
+    try:
+        if signing:
+            if key.algorithm is not KeyAlgorithm.ED25519:
+                raise ValueError("a signing key must be Ed25519")
+            signing_public_key(key.public_key)
+        else:
+            if key.algorithm not in _ENCRYPTION_ALGORITHMS:
+                raise ValueError("an encryption key must be X25519 or ML-KEM-768+X25519")
+            encryption_public_key(key.algorithm, key.public_key)
+    except ValueError as exc:
+        raise DirectoryRejected(f"{where}: {exc}") from exc
 
 
 def build_directory(

@@ -236,16 +236,18 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def _read_private(path: Path, passphrase: bytes) -> list[object]:
+def _read_private(path: Path, passphrase: bytes, *, blocks: tuple[int, ...] = (1,)) -> list[object]:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise KeyStoreError(f"cannot read key file {path}: {exc.strerror}") from exc
+    found = _PEM_BLOCK.findall(data)
+    if len(found) not in blocks:
+        raise KeyStoreError(
+            f"{path} holds {len(found)} PEM blocks, not {' or '.join(map(str, blocks))}"
+        )
     try:
-        return [
-            serialization.load_pem_private_key(block, passphrase)
-            for block in _PEM_BLOCK.findall(data)
-        ]
+        return [serialization.load_pem_private_key(block, passphrase) for block in found]
     except (ValueError, TypeError) as exc:
         # the message says which file, never anything of the key or passphrase
         raise KeyStoreError(f"cannot decrypt {path}: wrong passphrase or not a key file") from exc
@@ -332,9 +334,8 @@ class KeyStore:
         [signing] = _read_private(self._path(party_id, "signing.pem"), passphrase)
         if not isinstance(signing, Ed25519PrivateKey):
             raise KeyStoreError(f"{party_id}.signing.pem does not hold an Ed25519 key")
-        parts = _read_private(self._path(party_id, "encryption.pem"), passphrase)
-        [published] = entry.encryption_keys
-        decryption = _decryption_key(published, parts)
+        parts = _read_private(self._path(party_id, "encryption.pem"), passphrase, blocks=(1, 2))
+        decryption = _decryption_key(entry.encryption_keys, parts)
         signing_id = key_id(signing.public_key().public_bytes_raw())
         if signing_id != entry.signing_keys[0].key_id:
             raise KeyStoreError(f"{party_id}: signing key does not match its public record")
@@ -352,18 +353,23 @@ def _public(algorithm: KeyAlgorithm, raw: bytes, now: datetime, validity: timede
     )
 
 
-def _decryption_key(published: PublicKey, parts: list[object]) -> DecryptionKey:
+def _decryption_key(published: tuple[PublicKey, ...], parts: list[object]) -> DecryptionKey:
+    """The decryption key of the file's parts, matched to its published key by key id
+    (after a rotation the record lists more than one)."""
     match parts:
-        case [X25519PrivateKey() as classic] if published.algorithm is KeyAlgorithm.X25519:
+        case [X25519PrivateKey() as classic]:
             private: EncryptionPrivateKey = classic
             raw = classic.public_key().public_bytes_raw()
-        case [MLKEM768PrivateKey() as pq, X25519PrivateKey() as classic] if (
-            published.algorithm is KeyAlgorithm.MLKEM768_X25519
-        ):
+            algorithm = KeyAlgorithm.X25519
+        case [MLKEM768PrivateKey() as pq, X25519PrivateKey() as classic]:
             private = MLKEM768X25519PrivateKey(pq, classic)
             raw = pq.public_key().public_bytes_raw() + classic.public_key().public_bytes_raw()
+            algorithm = KeyAlgorithm.MLKEM768_X25519
         case _:
-            raise KeyStoreError(f"encryption key file does not match {published.algorithm.value}")
-    if key_id(raw) != published.key_id:
+            raise KeyStoreError("the encryption key file holds neither an X25519 nor a hybrid key")
+    match = next(
+        (k for k in published if k.key_id == key_id(raw) and k.algorithm is algorithm), None
+    )
+    if match is None:
         raise KeyStoreError("encryption key does not match its public record")
-    return DecryptionKey(published.key_id, published.algorithm, private)
+    return DecryptionKey(match.key_id, algorithm, private)

@@ -1,0 +1,80 @@
+"""The send policy: every message the case book's realistic cases send is allowed, and the
+table refuses what the 2018 agreement does not provide for."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker._errors import PolicyDenied
+from broker.casebook import NETWORK, CaseWriter
+from broker.models import MESSAGE_MODELS, PartyRole
+from broker.policy import POLICY, allowed_recipients, check
+
+ROLE = {party.party_id: party.role for party in NETWORK}
+R = PartyRole
+
+
+def test_every_step_of_sixty_case_book_cases_is_allowed() -> None:
+    cases = CaseWriter().cases(60)
+    steps = [step for case in cases for step in case.steps]
+    assert len({type(step.message) for step in steps}) == 10  # every case-flow message occurs
+    for step in steps:
+        check(
+            step.message.avro_name,
+            ROLE[step.sender],
+            tuple(ROLE[recipient] for recipient in step.recipients),
+        )
+
+
+def test_every_rule_names_a_message_of_the_contract() -> None:
+    assert set(POLICY) <= set(MESSAGE_MODELS)
+
+
+def test_an_ngo_may_not_deliver_a_dossier() -> None:
+    with pytest.raises(PolicyDenied, match="NGO may not send"):
+        check("nl.lvv.v1.DossierDelivered", R.NGO, (R.MUNICIPALITY,))
+
+
+def test_a_municipality_may_not_deliver_a_dossier() -> None:
+    with pytest.raises(PolicyDenied, match="MUNICIPALITY may not send"):
+        check("nl.lvv.v1.DossierDelivered", R.MUNICIPALITY, (R.NGO,))
+
+
+def test_an_intake_may_not_go_to_coa() -> None:
+    with pytest.raises(PolicyDenied, match="may not be sent to a COA"):
+        check("nl.lvv.v1.IntakeRegistered", R.MUNICIPALITY, (R.DTV, R.COA))
+
+
+def test_one_forbidden_recipient_denies_the_whole_message() -> None:
+    check("nl.lvv.v1.IntakeRegistered", R.MUNICIPALITY, (R.DTV, R.IND))
+    with pytest.raises(PolicyDenied):
+        check("nl.lvv.v1.IntakeRegistered", R.MUNICIPALITY, (R.DTV, R.IND, R.AVIM))
+
+
+@pytest.mark.parametrize(
+    "message_type",
+    ["nl.lvv.v1.AuditEvent", "nl.lvv.v1.PartyDirectory", "nl.lvv.v1.SecureEnvelope"],
+)
+def test_network_records_may_not_travel_inside_an_envelope(message_type: str) -> None:
+    with pytest.raises(PolicyDenied, match="may not be sent in an envelope"):
+        check(message_type, R.MUNICIPALITY, (R.DTV,))
+
+
+def test_an_unknown_role_may_send_nothing() -> None:
+    with pytest.raises(PolicyDenied):
+        check("nl.lvv.v1.DeliveryReceipt", R.UNKNOWN, (R.DTV,))
+
+
+@pytest.mark.parametrize("sender", sorted(set(PartyRole) - {R.UNKNOWN}))
+def test_delivery_receipts_go_from_any_party_to_any_party(sender: PartyRole) -> None:
+    check("nl.lvv.v1.DeliveryReceipt", sender, tuple(set(PartyRole) - {R.UNKNOWN}))
+
+
+def test_a_municipality_may_send_to_dtv_and_the_escalation_desk() -> None:
+    recipients = allowed_recipients(R.MUNICIPALITY)
+    assert {R.DTV, R.ESCALATION} <= recipients
+    assert R.UNKNOWN not in recipients
+
+
+def test_allowed_recipients_of_an_unknown_role_is_empty() -> None:
+    assert allowed_recipients(R.UNKNOWN) == frozenset()
