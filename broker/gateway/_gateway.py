@@ -247,13 +247,17 @@ class Gateway:
 
     async def handle(self, record: Record) -> None:
         """Steps 1–4 of the module docstring for one record."""
-        digest = hashlib.sha256(record.value).digest()
-        earlier = self.store.handled(digest)
-        if earlier is not None:
-            _, receipt_pending, message_id, sender = earlier
-            if receipt_pending and message_id and sender:
-                await self._resend_receipt(digest, uuid.UUID(message_id), sender)
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        earlier = self.store.handled_at(source)
+        if earlier is not None:  # the log delivered this record again after a restart
+            if earlier.receipt_pending and earlier.message_id and earlier.sender:
+                await self._resend_receipt(source, uuid.UUID(earlier.message_id), earlier.sender)
             self.observer.redelivered()
+            return
+        digest = hashlib.sha256(record.value).digest()
+        if self.store.delivered_elsewhere(digest):  # the same bytes again: a replay
+            self.observer.rejected(RejectReason.REPLAY.value)
+            await self._dead_letter(record, RejectReason.REPLAY.value, None)
             return
         claims = self.store.staged_claims()
         now = self.clock()
@@ -272,14 +276,14 @@ class Gateway:
         h, message = opened.header, opened.message
         if isinstance(message, DeliveryReceipt):
             known = self.store.record_receipt(
-                claims=claims, envelope_sha256=digest, message_id=message.message_id,
+                source=source, claims=claims, envelope_sha256=digest, message_id=message.message_id,
                 recipient=h.sender, outcome=message.outcome.value, reason=message.reason, now=now,
             )  # fmt: skip
             self.observer.receipt_received(message.outcome.value, known)
             return
         self.store.record_delivery(
-            claims=claims, envelope_sha256=digest, message_id=h.message_id, message_type=h.message_type,
-            sender=h.sender, case_id=h.case_id, created_at=h.created_at,
+            source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
+            message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
             message_json=message.model_dump_json(), now=now,
         )  # fmt: skip
         self.observer.delivered(h.message_type, h.sender, (now - h.created_at).total_seconds())
@@ -287,7 +291,7 @@ class Gateway:
             to=h.sender, message_id=h.message_id, message_type=h.message_type,
             case_id=h.case_id, digest=digest, correlation_id=h.correlation_id,
         )  # fmt: skip
-        self.store.receipt_sent(digest)
+        self.store.receipt_sent(source)
 
     async def _send_receipt(
         self,
@@ -308,15 +312,15 @@ class Gateway:
         )  # fmt: skip
         await self.send(receipt, [to], causation_id=message_id, correlation_id=correlation_id)
 
-    async def _resend_receipt(self, digest: bytes, message_id: uuid.UUID, sender: str) -> None:
+    async def _resend_receipt(self, source: str, message_id: uuid.UUID, sender: str) -> None:
         """After a crash between delivery and receipt: the receipt, made from the inbox."""
         item = self.store.inbox_item(message_id)
         if item is not None:
             await self._send_receipt(
                 to=sender, message_id=message_id, message_type=item.message_type,
-                case_id=item.case_id, digest=digest,
+                case_id=item.case_id, digest=item.envelope_sha256,
             )  # fmt: skip
-        self.store.receipt_sent(digest)
+        self.store.receipt_sent(source)
 
     async def _answer_rejection(
         self, h: EnvelopeHeader, digest: bytes, reason: RejectReason
@@ -336,15 +340,16 @@ class Gateway:
         self, record: Record, reason: str, header: EnvelopeHeader | None
     ) -> None:
         digest = hashlib.sha256(record.value).digest()
+        source = f"{record.topic}/{record.partition}/{record.offset}"
         key = header.message_id.bytes if header is not None else digest
         headers = (
             ("lvv-reason", reason.encode()),
             ("lvv-rejected-at", self.clock().isoformat().encode()),
-            ("lvv-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("lvv-source", source.encode()),
             ("lvv-gateway", self.party_id.encode()),
             ("lvv-envelope-sha256", digest.hex().encode()),
         )
         await self._live_producer().send(
             dlq(self.party_id, self.prefix), record.value, key=key, headers=headers
         )
-        self.store.record_rejection(digest, reason)
+        self.store.record_rejection(source, digest, reason)

@@ -2,10 +2,11 @@
 which receipts came back, and the message ids it has seen (its replay guard).
 
 Delivery is exactly-once because three writes happen in one transaction: the message
-into the inbox the back office reads, its id into the replay guard, and the envelope's
-digest into `handled`. A record the log delivers again (after a crash before the offset
-commit) is recognised by its digest and only its receipt is completed; a different
-envelope with a seen message id is a replay.
+into the inbox the back office reads, its id into the replay guard, and the record's
+position (topic/partition/offset) with the envelope's digest into `handled`. A record the
+log delivers again after a crash (same position) is recognised and only its receipt is
+completed; the same envelope bytes at another position, or another envelope with a seen
+message id, is a replay.
 
 The inbox holds decrypted messages: the file is as sensitive as the back office's own
 data and belongs on the gateway's encrypted disk (docs in deploy/README.md).
@@ -30,8 +31,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
     message_id BLOB PRIMARY KEY, keep_until_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS handled (
-    envelope_sha256 BLOB PRIMARY KEY, message_id TEXT, outcome TEXT NOT NULL,
-    sender TEXT, receipt_pending INTEGER NOT NULL DEFAULT 0);
+    source TEXT PRIMARY KEY, envelope_sha256 BLOB NOT NULL, message_id TEXT,
+    outcome TEXT NOT NULL, sender TEXT, receipt_pending INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS handled_digest ON handled (envelope_sha256, outcome);
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
     message_type TEXT NOT NULL, sender TEXT NOT NULL, case_id TEXT NOT NULL,
@@ -60,6 +62,14 @@ def _from_ms(ms: int) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class Handled:
+    outcome: str  # DELIVERED, RECEIPT or REJECTED:<reason>
+    receipt_pending: bool
+    message_id: str | None
+    sender: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class InboxItem:
     """One message delivered to the back office, as the inbox API shows it."""
 
@@ -71,6 +81,7 @@ class InboxItem:
     received_at: datetime
     message: dict[str, Any]
     acked: bool
+    envelope_sha256: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +97,14 @@ class SentStatus:
 
 def _item(r: tuple[Any, ...]) -> InboxItem:
     return InboxItem(uuid.UUID(r[1]), r[2], r[3], uuid.UUID(r[4]), _from_ms(r[5]), _from_ms(r[6]),
-                     json.loads(r[8]), r[9] is not None)  # fmt: skip
+                     json.loads(r[8]), r[9] is not None, bytes(r[7]))  # fmt: skip
 
 
 class StagedClaims:
     """A replay guard for one `open_envelope` call whose claims are written only when the
     delivery they belong to is (`GatewayStore.record_delivery`), in the same transaction."""
+
+    __slots__ = ("_store", "claims")
 
     def __init__(self, store: GatewayStore) -> None:
         self._store = store
@@ -155,20 +168,31 @@ class GatewayStore:
             self._claims = 0
             db.execute("DELETE FROM seen WHERE keep_until_ms < ?", (_ms(now),))
 
-    def handled(self, envelope_sha256: bytes) -> tuple[str, bool, str | None, str | None] | None:
-        """(outcome, receipt pending, message id, sender) of a record handled before."""
+    def handled_at(self, source: str) -> Handled | None:
+        """How the record at ``source`` (topic/partition/offset) was handled, if it was:
+        the log delivered it again after a restart."""
         with self._lock:
             row = self._db.execute(
-                "SELECT outcome, receipt_pending, message_id, sender FROM handled WHERE envelope_sha256 = ?",
+                "SELECT outcome, receipt_pending, message_id, sender FROM handled WHERE source = ?",
+                (source,),
+            ).fetchone()
+        return None if row is None else Handled(row[0], bool(row[1]), row[2], row[3])
+
+    def delivered_elsewhere(self, envelope_sha256: bytes) -> bool:
+        """True if the same envelope bytes were delivered from another position: a replay."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM handled WHERE envelope_sha256 = ? AND outcome IN ('DELIVERED', 'RECEIPT')",
                 (envelope_sha256,),
             ).fetchone()
-        return None if row is None else (row[0], bool(row[1]), row[2], row[3])
+        return row is not None
 
     # --- receiving -------------------------------------------------------------------------
 
     def record_delivery(
         self,
         *,
+        source: str,
         claims: StagedClaims,
         envelope_sha256: bytes,
         message_id: uuid.UUID,
@@ -189,20 +213,18 @@ class GatewayStore:
                  envelope_sha256, message_json),
             )  # fmt: skip
             db.execute(
-                "INSERT INTO handled VALUES (?, ?, 'DELIVERED', ?, 1)",
-                (envelope_sha256, str(message_id), sender),
+                "INSERT INTO handled VALUES (?, ?, ?, 'DELIVERED', ?, 1)",
+                (source, envelope_sha256, str(message_id), sender),
             )
 
-    def receipt_sent(self, envelope_sha256: bytes) -> None:
+    def receipt_sent(self, source: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE handled SET receipt_pending = 0 WHERE envelope_sha256 = ?",
-                (envelope_sha256,),
-            )
+            db.execute("UPDATE handled SET receipt_pending = 0 WHERE source = ?", (source,))
 
     def record_receipt(
         self,
         *,
+        source: str,
         claims: StagedClaims,
         envelope_sha256: bytes,
         message_id: uuid.UUID,
@@ -216,8 +238,8 @@ class GatewayStore:
         with self._tx() as db:
             self._write_claims(db, claims, now)
             db.execute(
-                "INSERT INTO handled VALUES (?, ?, 'RECEIPT', ?, 0)",
-                (envelope_sha256, str(message_id), recipient),
+                "INSERT INTO handled VALUES (?, ?, ?, 'RECEIPT', ?, 0)",
+                (source, envelope_sha256, str(message_id), recipient),
             )
             row = db.execute(
                 "SELECT recipients FROM sent WHERE message_id = ?", (str(message_id),)
@@ -242,11 +264,11 @@ class GatewayStore:
             db.execute("UPDATE sent SET status = ? WHERE message_id = ?", (status, str(message_id)))
         return True
 
-    def record_rejection(self, envelope_sha256: bytes, reason: str) -> None:
+    def record_rejection(self, source: str, envelope_sha256: bytes, reason: str) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO handled VALUES (?, NULL, ?, NULL, 0)",
-                (envelope_sha256, f"REJECTED:{reason}"),
+                "INSERT OR IGNORE INTO handled VALUES (?, ?, NULL, ?, NULL, 0)",
+                (source, envelope_sha256, f"REJECTED:{reason}"),
             )
 
     # --- the back office's inbox -----------------------------------------------------------

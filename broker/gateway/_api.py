@@ -1,0 +1,232 @@
+"""The HTTP API a back office uses to talk to its gateway (FastAPI; OpenAPI at /openapi.json).
+
+Every /v1 route needs ``Authorization: Bearer <token>``, the gateway's one back-office
+token. /healthz, /readyz and /metrics are for the platform and need none. Errors are JSON
+with a machine-readable ``reason`` and never echo message content into logs.
+
+    POST /v1/messages               send a message   → 202 {"message_id": ...}
+    GET  /v1/messages/{id}          its status: SENT, RECEIPTED or REJECTED (+ receipts)
+    GET  /v1/messages?overdue=true  sent messages still without every receipt
+    GET  /v1/inbox                  delivered messages not yet acknowledged
+    POST /v1/inbox/{id}/ack         acknowledge one → 204
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, Union
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from broker._errors import LocalError, PolicyDenied, RecordTooLarge, TransportError, UnknownParty
+from broker.crypto import MAX_RECIPIENTS
+from broker.gateway._gateway import Gateway
+from broker.models import CASE_MESSAGES, AvroModel, PartyId
+
+# --- request and response bodies -------------------------------------------------------------
+
+
+def _send_request(model: type[AvroModel]) -> type[BaseModel]:
+    name = model.avro_name.rsplit(".", 1)[1]
+    tag: Any = Literal[name]  # a Literal made at run time, one per message type
+    return create_model(
+        f"Send{name}",
+        __config__=ConfigDict(extra="forbid"),
+        type=(tag, Field(description="The message type.")),
+        recipients=(list[PartyId], Field(min_length=1, max_length=MAX_RECIPIENTS)),
+        message=(model, Field(description=model.__doc__)),
+        correlation_id=(uuid.UUID | None, None),
+        causation_id=(uuid.UUID | None, None),
+    )
+
+
+_REQUESTS = tuple(_send_request(model) for model in CASE_MESSAGES)
+SendRequest: Any = Annotated[Union[_REQUESTS], Field(discriminator="type")]  # noqa: UP007
+"""One request body per case message, told apart by ``type`` (documented in OpenAPI)."""
+
+
+class Accepted(BaseModel):
+    message_id: uuid.UUID
+    status: Literal["SENT"] = "SENT"
+
+
+class Problem(BaseModel):
+    reason: str = Field(description="Machine-readable reason code, e.g. POLICY_DENIED.")
+    detail: Any = None
+
+
+class MessageStatus(BaseModel):
+    message_id: uuid.UUID
+    type: str
+    case_id: uuid.UUID
+    recipients: list[str]
+    sent_at: datetime
+    status: Literal["SENT", "RECEIPTED", "REJECTED"]
+    overdue: bool
+    receipts: dict[str, dict[str, Any]]
+
+
+class InboxEntry(BaseModel):
+    message_id: uuid.UUID
+    type: str
+    sender: str
+    case_id: uuid.UUID
+    created_at: datetime
+    received_at: datetime
+    message: dict[str, Any]
+
+
+class Inbox(BaseModel):
+    items: list[InboxEntry]
+
+
+def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
+    return JSONResponse(Problem(reason=reason, detail=detail).model_dump(), status_code=status)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
+
+# --- the app ---------------------------------------------------------------------------------
+
+
+def create_app(
+    gateway: Gateway,
+    *,
+    token: str,
+    registry: CollectorRegistry | None = None,
+    receipt_timeout: timedelta = timedelta(minutes=5),
+    max_body_bytes: int = 1024 * 1024,
+) -> FastAPI:
+    app = FastAPI(
+        title=f"LVV Exchange gateway — {gateway.party_id}",
+        version="1",
+        description=__doc__,
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return _problem(413, "TOO_LARGE", f"bodies are limited to {max_body_bytes} bytes")
+        response: Response = await call_next(request)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        reason = {401: "UNAUTHORIZED", 404: "NOT_FOUND"}.get(exc.status_code, "ERROR")
+        response = _problem(exc.status_code, reason, exc.detail)
+        for k, v in (exc.headers or {}).items():
+            response.headers[k] = v
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
+        ]
+        unknown_type = any(
+            e["type"] in ("union_tag_invalid", "union_tag_not_found") for e in errors
+        )
+        return _problem(422, "UNKNOWN_TYPE" if unknown_type else "SCHEMA_VIOLATION", errors)
+
+    v1 = [Depends(authorised)]
+
+    @app.post("/v1/messages", status_code=202, dependencies=v1, response_model=Accepted,
+              responses={**_ERRORS, 403: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
+    async def send(request: SendRequest) -> Any:
+        """Seal the message and put it in each recipient's inbox (all or none)."""
+        body: Any = request
+        try:
+            message_id = await gateway.send(
+                body.message, body.recipients,
+                correlation_id=body.correlation_id, causation_id=body.causation_id,
+            )  # fmt: skip
+        except PolicyDenied as exc:
+            return _problem(403, exc.reason, str(exc).split("] ", 1)[-1])
+        except UnknownParty as exc:
+            return _problem(422, "UNKNOWN_RECIPIENT", str(exc).split("] ", 1)[-1])
+        except RecordTooLarge:
+            return _problem(413, "TOO_LARGE")
+        except LocalError as exc:
+            return _problem(422, exc.reason, str(exc).split("] ", 1)[-1])
+        except TransportError as exc:
+            return _problem(503, exc.reason, "the message log is not reachable; nothing was sent")
+        return Accepted(message_id=message_id)
+
+    @app.get("/v1/messages/{message_id}", dependencies=v1, response_model=MessageStatus,
+             responses={404: {"model": Problem}})  # fmt: skip
+    async def status(message_id: uuid.UUID) -> Any:
+        """Status of a message this gateway sent, with the receipts received so far."""
+        found = gateway.store.sent_status(message_id)
+        if found is None:
+            raise HTTPException(404, detail="no message with that id was sent from here")
+        overdue = found.status == "SENT" and found.sent_at < gateway.clock() - receipt_timeout
+        return MessageStatus(
+            message_id=found.message_id, type=found.message_type, case_id=found.case_id,
+            recipients=list(found.recipients), sent_at=found.sent_at, status=found.status,
+            overdue=overdue, receipts=found.receipts,
+        )  # fmt: skip
+
+    @app.get("/v1/messages", dependencies=v1)
+    async def overdue(overdue: bool = Query(True)) -> dict[str, list[uuid.UUID]]:
+        """Sent messages still waiting for a receipt after the receipt timeout."""
+        del overdue
+        return {"overdue": gateway.store.overdue(gateway.clock(), receipt_timeout)}
+
+    @app.get("/v1/inbox", dependencies=v1, response_model=Inbox)
+    async def inbox(limit: int = Query(50, ge=1, le=500)) -> Any:
+        """Delivered messages not yet acknowledged, oldest first."""
+        items = gateway.store.inbox(limit=limit)
+        return Inbox(items=[
+            InboxEntry(message_id=i.message_id, type=i.message_type, sender=i.sender, case_id=i.case_id,
+                       created_at=i.created_at, received_at=i.received_at, message=i.message)
+            for i in items
+        ])  # fmt: skip
+
+    @app.post("/v1/inbox/{message_id}/ack", status_code=204, dependencies=v1,
+              responses={404: {"model": Problem}})  # fmt: skip
+    async def ack(message_id: uuid.UUID) -> Response:
+        """The back office has taken the message; it leaves the inbox."""
+        if not gateway.store.ack(message_id, gateway.clock()):
+            raise HTTPException(404, detail="no delivered message with that id")
+        return Response(status_code=204)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "party": gateway.party_id}
+
+    @app.get("/readyz", responses={503: {"model": Problem}})
+    async def readyz() -> Any:
+        """Ready while the gateway reaches its log."""
+        if not gateway.ready:
+            return _problem(503, "NOT_READY", "the message log is not reachable")
+        try:
+            await gateway.transport.ping()
+        except TransportError:
+            return _problem(503, "NOT_READY", "the message log is not reachable")
+        return {"status": "ready"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(
+            generate_latest(registry) if registry else b"", media_type=CONTENT_TYPE_LATEST
+        )
+
+    return app
