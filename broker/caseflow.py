@@ -151,3 +151,15 @@ def _warning(state: CaseState, name: str, at: datetime) -> Warning:
     if name == "EscalationDecision":
         return Warning.DECISION_WITHOUT_ESCALATION
     return Warning.BEFORE_INTAKE  # pragma: no cover - every expected set includes INTAKE
+
+
+def event_time(message: object) -> datetime | None:
+    """When the step a message reports happened, by the message's own account (its
+    ``registered_at``, ``delivered_at``, ``decided_at``, … — the first ``*_at`` field)."""
+    fields = getattr(type(message), "model_fields", {})
+    for name in fields:
+        if name.endswith("_at"):
+            value = getattr(message, name)
+            if isinstance(value, datetime):
+                return value
+    return None

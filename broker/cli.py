@@ -94,52 +94,67 @@ def schemas_example(type_name: str) -> None:
 
 @cli.command()
 @click.option("--kafka", metavar="HOST:PORT", help="Run on Kafka instead of the embedded log.")
-@click.option("--cases", default=12, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--cases", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option(
     "--data",
     type=click.Path(file_okay=False, path_type=Path),
     default=lambda: os.environ.get("LVVX_DATA_DIR", DEFAULT_DATA_DIR),
     show_default=DEFAULT_DATA_DIR,
-    help="Folder for the embedded log and run data.",
+    help="Folder for the network's keys, directory, gateway state and the embedded log.",
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON summary line.")
-def demo(kafka: str | None, cases: int, data: Path, as_json: bool) -> None:
-    """Drive LVV cases through the whole case flow between all parties."""
+@click.option("--no-hostile", is_flag=True, help="Do not inject hostile envelopes.")
+def demo(kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: bool) -> None:
+    """Run the whole LVV network and drive cases through the case flow."""
+    import secrets
+    import shutil
+
     from broker.demo import run_demo
+    from broker.network import write_gateway_configs, write_run_info
     from broker.transport import open_transport
 
+    if data.exists():
+        shutil.rmtree(data)  # each run makes a fresh network: new keys, log and state
+    data.mkdir(parents=True)
+    # on a shared Kafka, a run's own topics keep earlier runs' records out of it
+    prefix = f"lvv.demo-{secrets.token_hex(4)}.v1" if kafka else "lvv.v1"
     transport = open_transport(kafka, data)
     where = f"Kafka at {kafka}" if kafka else f"the embedded log in {data}/"
-    console.print(f"LVV Exchange demo: {cases} cases over {where}")
+    if not as_json:
+        console.print(f"LVV Exchange demo: {cases} cases across 12 parties over {where}")
 
     async def main() -> object:
         try:
             with Progress(
-                TextColumn("delivering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 console=console, transient=True, disable=as_json,
             ) as progress:  # fmt: skip
-                task = progress.add_task("deliver", total=None)
-                return await run_demo(
-                    transport,
-                    cases,
-                    on_progress=lambda done, total: progress.update(
-                        task, completed=done, total=total
-                    ),
-                )
+                task = progress.add_task("cases", total=cases)
+                return await run_demo(transport, data, cases, prefix=prefix,
+                                      hostile=not no_hostile,
+                                      on_progress=lambda done, _: progress.update(task, completed=done))  # fmt: skip
         finally:
             await transport.close()
 
     result = asyncio.run(main())
     from broker.demo import DemoResult
+    from broker.network import open_network
 
     assert isinstance(result, DemoResult)
-    _print_demo(result)
-    if as_json:
+    write_run_info(data, transport="kafka" if kafka else "embedded", kafka=kafka, prefix=prefix,
+                   summary=result.summary())  # fmt: skip
+    from broker.gateway import utc_now
+
+    write_gateway_configs(open_network(data, now=utc_now()), kafka=kafka, prefix=prefix)
+    if not as_json:
+        _print_demo(result)
+    else:
         click.echo(json.dumps(result.summary()))
     if not result.ok:
         errors.print(
             f"[red]FAILED[/red]: lost {result.lost}, duplicates {result.duplicates}, "
-            f"out of order {result.out_of_order}, mismatched {result.mismatched}"
+            f"not receipted {result.sent - result.receipted}, stuck cases {result.stuck_cases}, "
+            f"wrong outcomes {len(result.wrong_outcomes)}, hostile refused {result.hostile_refused}"
         )
         sys.exit(1)
 
@@ -148,18 +163,30 @@ def _print_demo(result: object) -> None:
     from broker.demo import DemoResult
 
     assert isinstance(result, DemoResult)
-    routes = Table("message", "from", "to", "records", title="What went where")
-    for (name, sender, recipient), n in sorted(result.routes.items()):
-        routes.add_row(name, sender, recipient, str(n))
-    console.print(routes)
-    parties = Table("party", "sent", "delivered", title="Per party")
-    for party, count in sorted(result.parties.items()):
-        parties.add_row(party, str(count.sent), str(count.delivered))
+    parties = Table(
+        "party", "sent", "delivered", "receipted", "rejected", title="Per party (records)"
+    )
+    for party, c in sorted(result.parties.items()):
+        parties.add_row(party, str(c.sent), str(c.delivered), str(c.receipted), str(c.rejected))
     console.print(parties)
-    outcomes = ", ".join(f"{k.lower()} {v}" for k, v in sorted(result.outcomes.items()))
+    outcomes = Table("outcome", "cases", title="Case outcomes")
+    for outcome, n in sorted(result.outcomes.items()):
+        outcomes.add_row(outcome.lower().replace("_", " "), str(n))
+    console.print(outcomes)
+    hostile = Table(
+        "hostile envelope", "into", "expected", "dead-lettered as", title="Dead-letter topics"
+    )
+    letters = list(result.dead_letters)
+    for h in result.hostile:
+        got = h.expected_reason if (h.target, h.expected_reason) in letters else "MISSING"
+        hostile.add_row(h.kind, h.target, h.expected_reason, got)
+    console.print(hostile)
+    if result.flow_warnings:
+        console.print(f"case-flow warnings: {dict(result.flow_warnings)}")
     console.print(
-        f"{result.cases} cases ({outcomes}); sent {result.sent}, delivered {result.delivered}, "
-        f"lost {result.lost}, duplicates {result.duplicates} in {result.seconds:.1f} s"
+        f"{result.cases} cases; sent {result.sent}, delivered {result.delivered}, "
+        f"receipted {result.receipted}, rejected {result.rejected}, lost {result.lost}, "
+        f"duplicates {result.duplicates} in {result.seconds:.1f} s"
     )
 
 

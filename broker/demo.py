@@ -1,40 +1,51 @@
-"""`lvvx demo`: the LVV case flow driven across the network over a transport.
+"""`lvvx demo`: the whole LVV network in one process, driving cases through the case flow.
 
-For each case of the case book, every step's message is Avro-encoded and produced to the
-inbox of each of its recipients, keyed by case id; one consumer per party reads its inbox,
-decodes what arrives and commits. The run is green only if every record sent was received
-exactly once, in order per case, and decoded to the message that was sent.
+Every party gets its own keys, gateway and back office (its adapter) over one transport:
+the five pilot municipalities, two NGOs, IND, DT&V, AVIM, COA and the escalation desk. Each
+case of the case book runs as its own task: every step is sealed and sent by the sender's
+gateway, and the next step waits until the previous one reached every recipient's back
+office — the order the agreement's flow has. A few hostile envelopes are slipped into
+inboxes on the way (tampered, replayed, from a role that may not send them); they must end
+in the dead-letter topics with their reasons.
 
-(This first version moves plain Avro; sealing, gateways and receipts build on it.)
+The run is green only if every case reached its expected final state, every message was
+delivered exactly once and receipted, and every hostile envelope was refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from broker._codec import default_codec
-from broker.casebook import NETWORK, Case, CaseWriter
-from broker.models import AvroModel, model_for
-from broker.topics import inbox
-from broker.transport import Consumer, TopicSpec, Transport
+from broker import caseflow
+from broker.casebook import Case, CaseWriter
+from broker.demo_backoffice import BackOffice, make_adapter
+from broker.demo_hostile import HOSTILE_KINDS, Hostile, inject_hostile
+from broker.gateway import Gateway, GatewayStore, utc_now
+from broker.models import CaseClosed, IntakeRegistered
+from broker.network import LocalNetwork, create_network
+from broker.topics import dlq, inbox
+from broker.transport import TopicSpec, Transport
 
-# How long the receivers may take, after the last send, before what is missing counts lost.
-DELIVERY_DEADLINE_S = 60.0
+STEP_DEADLINE_S = 60.0
+"""How long one step may take to reach every recipient before the case counts as stuck."""
+
+RECEIPT_DEADLINE_S = 60.0
 
 INBOX_PARTITIONS = 3
-
-_ROLE = {p.party_id: p.role.value for p in NETWORK}
 
 
 @dataclass
 class PartyCount:
     sent: int = 0
     delivered: int = 0
+    receipted: int = 0
+    rejected: int = 0
 
 
 @dataclass
@@ -42,155 +53,195 @@ class DemoResult:
     cases: int
     sent: int = 0
     delivered: int = 0
+    receipted: int = 0
     duplicates: int = 0
-    out_of_order: int = 0
-    mismatched: int = 0
+    stuck_cases: int = 0
     seconds: float = 0.0
-    parties: dict[str, PartyCount] = field(default_factory=lambda: defaultdict(PartyCount))
-    routes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    parties: dict[str, PartyCount] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
+    wrong_outcomes: list[str] = field(default_factory=list)
+    flow_warnings: Counter[str] = field(default_factory=Counter)
+    hostile: list[Hostile] = field(default_factory=list)
+    dead_letters: list[tuple[str, str]] = field(default_factory=list)  # (party, reason)
 
     @property
     def lost(self) -> int:
         return self.sent - self.delivered
 
     @property
+    def rejected(self) -> int:
+        return len(self.dead_letters)
+
+    @property
+    def hostile_refused(self) -> bool:
+        expected = Counter((h.target, h.expected_reason) for h in self.hostile)
+        return not expected - Counter(self.dead_letters)
+
+    @property
     def ok(self) -> bool:
         return (
-            self.lost == 0
-            and self.duplicates == 0
-            and self.out_of_order == 0
-            and not self.mismatched
-        )
+            self.lost == 0 and self.duplicates == 0 and self.receipted == self.sent
+            and self.stuck_cases == 0 and not self.wrong_outcomes and self.hostile_refused
+        )  # fmt: skip
 
     def summary(self) -> dict[str, object]:
         return {
-            "cases": self.cases,
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "duplicates": self.duplicates,
-            "out_of_order": self.out_of_order,
-            "outcomes": dict(sorted(self.outcomes.items())),
-            "seconds": round(self.seconds, 2),
+            "cases": self.cases, "sent": self.sent, "delivered": self.delivered,
+            "receipted": self.receipted, "rejected": self.rejected, "lost": self.lost,
+            "duplicates": self.duplicates, "outcomes": dict(sorted(self.outcomes.items())),
+            "hostile_refused": self.hostile_refused, "seconds": round(self.seconds, 2),
+        }  # fmt: skip
+
+
+class Demo:
+    def __init__(self, net: LocalNetwork, transport: Transport, *, prefix: str,
+                 clock: Callable[[], datetime] = utc_now) -> None:  # fmt: skip
+        self.net = net
+        self.transport = transport
+        self.prefix = prefix
+        self.gateways = {
+            party: Gateway(
+                keys=keys,
+                directory=net.directory,
+                transport=transport,
+                store=GatewayStore(_mkdir(net.state_dir(party)) / "gateway.db"),
+                prefix=prefix,
+                clock=clock,
+            )
+            for party, keys in net.keys.items()
+        }
+        self.back_offices = {
+            p.party_id: BackOffice(
+                self.gateways[p.party_id], make_adapter(p, self.gateways[p.party_id])
+            )
+            for p in net.parties
         }
 
+    async def run(self, cases: list[Case], *, hostile: bool = True,
+                  on_progress: Callable[[int, int], None] | None = None) -> DemoResult:  # fmt: skip
+        started = time.monotonic()
+        result = DemoResult(cases=len(cases), parties={p: PartyCount() for p in self.gateways})
+        topics = [
+            TopicSpec(t(p, self.prefix), partitions=INBOX_PARTITIONS)
+            for p in self.gateways
+            for t in (inbox, dlq)
+        ]
+        await self.transport.ensure_topics(topics)
+        for gateway in self.gateways.values():
+            await gateway.start()
+        tasks = [asyncio.create_task(g.run()) for g in self.gateways.values()]
+        tasks += [asyncio.create_task(b.run()) for b in self.back_offices.values()]
+        done = 0
 
-@dataclass(frozen=True, slots=True)
-class _Expected:
-    message: AvroModel
-    case_id: uuid.UUID
-    seq: int  # position of the step within its case
+        async def drive(case: Case) -> None:
+            nonlocal done
+            for step in case.steps:
+                message_id = await self.gateways[step.sender].send(step.message, step.recipients)
+                self.back_offices[step.sender].note_sent(step.message)
+                result.sent += len(step.recipients)
+                result.parties[step.sender].sent += len(step.recipients)
+                waits = [self.back_offices[r].wait_for(message_id) for r in step.recipients]
+                try:
+                    await asyncio.wait_for(asyncio.gather(*waits), STEP_DEADLINE_S)
+                except TimeoutError:
+                    result.stuck_cases += 1
+                    return
+            done += 1
+            if on_progress:
+                on_progress(done, len(cases))
+
+        try:
+            await asyncio.gather(*(drive(c) for c in cases))
+            if hostile:
+                result.hostile = await inject_hostile(self, cases)
+            await self._settle(result)
+        finally:
+            for gateway in self.gateways.values():
+                gateway.stop()
+            for back_office in self.back_offices.values():
+                back_office.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for gateway in self.gateways.values():
+                await gateway.close()
+        self._tally(result, cases)
+        for gateway in self.gateways.values():
+            gateway.store.close()
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def _settle(self, result: DemoResult) -> None:
+        """Wait until every sent message is receipted and every hostile envelope dead-lettered."""
+        deadline = time.monotonic() + RECEIPT_DEADLINE_S
+        while time.monotonic() < deadline:
+            counts = [g.store.counts() for g in self.gateways.values()]
+            receipted = all(c["awaiting_receipt"] == 0 for c in counts)
+            rejected = sum(c["rejected"] for c in counts)
+            if receipted and rejected >= len(result.hostile):
+                return
+            await asyncio.sleep(0.05)
+
+    def _tally(self, result: DemoResult, cases: list[Case]) -> None:
+        for party, gateway in self.gateways.items():
+            counts = gateway.store.counts()
+            count = result.parties[party]
+            count.delivered = counts["delivered"]
+            count.rejected = counts["rejected"]
+            count.receipted = gateway.store.receipted_records()
+            result.delivered += count.delivered
+            result.receipted += count.receipted
+            result.dead_letters += [(party, reason) for reason in gateway.store.rejection_reasons()]
+            result.duplicates += self.back_offices[party].duplicates
+        for case in cases:
+            result.outcomes[case.outcome.value] += 1
+            self._check_case(case, result)
+
+    def _check_case(self, case: Case, result: DemoResult) -> None:
+        """The case as its municipality saw it (what it sent and received) must have run
+        the flow to CLOSED with the expected outcome; DT&V must know the person."""
+        municipality = self.back_offices[case.municipality.party_id]
+        state = caseflow.CaseState()
+        for message_type, at in sorted(
+            municipality.case_messages(case.case_id), key=lambda s: s[1]
+        ):
+            state, warning = caseflow.advance(state, message_type, at)
+            if warning:
+                result.flow_warnings[warning.value] += 1
+        closed = [m for m in municipality.messages(case.case_id) if isinstance(m, CaseClosed)]
+        supervisor = self.back_offices[_dtv(self.net)].messages(case.case_id)
+        if (
+            state.step is not caseflow.Step.CLOSED
+            or [c.outcome for c in closed] != [case.outcome]
+            or not any(isinstance(m, IntakeRegistered) for m in supervisor)
+        ):
+            result.wrong_outcomes.append(str(case.case_id))
 
 
-def _headers(
-    message_id: uuid.UUID, message: AvroModel, sender: str
-) -> tuple[tuple[str, bytes], ...]:
-    """Metadata a receiver needs before decoding; ids and names only, no personal data."""
-    info = default_codec().info(message.avro_name)
-    return (
-        ("lvv-message-id", str(message_id).encode()),
-        ("lvv-type", info.name.encode()),
-        ("lvv-schema", info.fingerprint.hex().encode()),
-        ("lvv-sender", sender.encode()),
-    )
+def _dtv(net: LocalNetwork) -> str:
+    from broker.models import PartyRole
+
+    return next(p.party_id for p in net.parties if p.role is PartyRole.DTV)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 async def run_demo(
     transport: Transport,
+    folder: Path,
     cases: int,
     *,
+    prefix: str = "lvv.v1",
+    hostile: bool = True,
     seed: int = 2018,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> DemoResult:
-    """Send every step of ``cases`` cases and receive them at every recipient."""
-    started = time.monotonic()
-    book: list[Case] = CaseWriter(seed=seed).cases(cases)
-    result = DemoResult(cases=cases)
-    await transport.ensure_topics(
-        [TopicSpec(inbox(p.party_id), partitions=INBOX_PARTITIONS) for p in NETWORK]
-    )
-    expected: dict[str, dict[uuid.UUID, _Expected]] = defaultdict(dict)
-    received: dict[str, Counter[uuid.UUID]] = defaultdict(Counter)
-    last_seq: dict[tuple[str, uuid.UUID], int] = {}
-    total = sum(len(s.recipients) for c in book for s in c.steps)
-
-    def on_record(party: str, message_id: uuid.UUID, payload: bytes, type_name: str) -> None:
-        want = expected[party].get(message_id)
-        if want is None:
-            return  # a record of an earlier run on the same log
-        received[party][message_id] += 1
-        if received[party][message_id] > 1:
-            result.duplicates += 1
-            return
-        result.delivered += 1
-        result.parties[party].delivered += 1
-        codec = default_codec()
-        decoded = model_for(type_name).from_avro(codec.decode(type_name, payload))
-        if decoded != want.message:
-            result.mismatched += 1
-        if last_seq.get((party, want.case_id), -1) > want.seq:
-            result.out_of_order += 1
-        last_seq[(party, want.case_id)] = want.seq
-        if on_progress:
-            on_progress(result.delivered, total)
-
-    consumers = {
-        p.party_id: transport.consumer(f"lvvx-demo.{p.party_id}", [inbox(p.party_id)])
-        for p in NETWORK
-    }
-    for consumer in consumers.values():
-        await consumer.start()
-    stop = asyncio.Event()
-    receivers = [
-        asyncio.create_task(_receive(party, consumer, on_record, stop))
-        for party, consumer in consumers.items()
-    ]
-    try:
-        async with transport.producer() as producer:
-            for case in book:
-                for seq, step in enumerate(case.steps):
-                    message_id = uuid.uuid4()
-                    info = default_codec().info(step.message.avro_name)
-                    payload = default_codec().encode(info.name, step.message.to_avro())
-                    headers = _headers(message_id, step.message, step.sender)
-                    for recipient in step.recipients:
-                        expected[recipient][message_id] = _Expected(step.message, case.case_id, seq)
-                        await producer.send(
-                            inbox(recipient), payload, key=case.case_id.bytes, headers=headers
-                        )
-                        result.sent += 1
-                        result.parties[step.sender].sent += 1
-                        result.routes[(info.short_name, _ROLE[step.sender], _ROLE[recipient])] += 1
-                result.outcomes[case.outcome.value] += 1
-        deadline = time.monotonic() + DELIVERY_DEADLINE_S
-        while result.delivered < result.sent and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # a moment for duplicates to show, if any
-    finally:
-        stop.set()
-        await asyncio.gather(*receivers, return_exceptions=True)
-        for consumer in consumers.values():
-            await consumer.close()
-    result.seconds = time.monotonic() - started
-    return result
+    """Make a fresh network in ``folder`` and drive ``cases`` cases through it."""
+    net = create_network(folder, now=utc_now() - timedelta(minutes=1))
+    demo = Demo(net, transport, prefix=prefix)
+    return await demo.run(CaseWriter(seed=seed, start=utc_now()).cases(cases), hostile=hostile,
+                          on_progress=on_progress)  # fmt: skip
 
 
-async def _receive(
-    party: str,
-    consumer: Consumer,
-    on_record: Callable[[str, uuid.UUID, bytes, str], None],
-    stop: asyncio.Event,
-) -> None:
-    while not stop.is_set():
-        records = await consumer.poll(timeout_ms=100)
-        for record in records:
-            headers = dict(record.headers)
-            on_record(
-                party,
-                uuid.UUID(headers["lvv-message-id"].decode()),
-                record.value,
-                headers["lvv-type"].decode(),
-            )
-        if records:
-            await consumer.commit()
+__all__ = ["HOSTILE_KINDS", "Demo", "DemoResult", "PartyCount", "run_demo"]

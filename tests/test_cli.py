@@ -41,15 +41,20 @@ def test_unknown_type_is_a_clear_error() -> None:
     assert "UNKNOWN_SCHEMA" in result.output
 
 
-def test_demo_on_the_embedded_log_reports_every_message_delivered(tmp_path: Path) -> None:
-    output = run("demo", "--cases", "6", "--data", str(tmp_path), "--json")
+def test_demo_on_the_embedded_log_runs_the_network_green(tmp_path: Path) -> None:
+    output = run("demo", "--cases", "6", "--data", str(tmp_path / "run"), "--json")
     summary = json.loads(output.strip().splitlines()[-1])
     assert summary["cases"] == 6
-    assert summary["sent"] == summary["delivered"] > 0
+    assert summary["sent"] == summary["delivered"] == summary["receipted"] > 0
     assert summary["lost"] == 0 and summary["duplicates"] == 0
+    assert summary["rejected"] == 4 and summary["hostile_refused"] is True
     assert sum(summary["outcomes"].values()) == 6
-    # a second run on the same log sees only its own messages
-    again = json.loads(
-        run("demo", "--cases", "3", "--data", str(tmp_path), "--json").splitlines()[-1]
-    )
-    assert again["sent"] == again["delivered"] and again["lost"] == 0
+    # the run leaves what later commands need
+    for made in (
+        "directory.bin",
+        "keys/anchor.public.json",
+        "log.db",
+        "run.json",
+        "gateways/dtv.toml",
+    ):
+        assert (tmp_path / "run" / made).exists(), made

@@ -1,22 +1,27 @@
-"""The demo's case flow on a real Kafka broker."""
+"""The demo — the whole network, every case through the flow — on a real Kafka broker."""
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
+
 import pytest
 
-from broker.casebook import CaseWriter
 from broker.demo import run_demo
 from broker.transport._kafka import KafkaTransport
 
 pytestmark = pytest.mark.kafka
 
 
-async def test_demo_flow_on_kafka_delivers_every_message_once_in_order(
-    kafka_transport: KafkaTransport,
+async def test_demo_on_kafka_delivers_and_receipts_everything_once(
+    kafka_transport: KafkaTransport, tmp_path: Path
 ) -> None:
-    records = sum(len(s.recipients) for c in CaseWriter().cases(6) for s in c.steps)
-    result = await run_demo(kafka_transport, cases=6)
-    assert result.sent == result.delivered == records
-    assert (result.lost, result.duplicates, result.out_of_order, result.mismatched) == (0, 0, 0, 0)
-    assert sum(result.outcomes.values()) == 6
-    assert result.parties["dtv"].delivered > 0
+    prefix = f"lvv.test-{secrets.token_hex(4)}.v1"
+    result = await run_demo(kafka_transport, tmp_path, cases=8, prefix=prefix)
+    assert result.sent > 0
+    assert result.delivered == result.receipted == result.sent
+    assert (result.lost, result.duplicates, result.stuck_cases) == (0, 0, 0)
+    assert result.wrong_outcomes == []
+    assert sum(result.outcomes.values()) == 8
+    assert result.hostile_refused and len(result.hostile) == 4
+    assert result.ok

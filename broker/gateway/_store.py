@@ -300,25 +300,35 @@ class GatewayStore:
         return cursor.rowcount == 1
 
     def counts(self) -> dict[str, int]:
+        """Totals for dashboards and the demo: no ids, no content."""
         with self._lock:
-            delivered = self._db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
-            unacked = self._db.execute(
-                "SELECT COUNT(*) FROM inbox WHERE acked_at_ms IS NULL"
-            ).fetchone()[0]
-            rejected = self._db.execute(
-                "SELECT COUNT(*) FROM handled WHERE outcome LIKE 'REJECTED:%'"
-            ).fetchone()[0]
-            sent = self._db.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
-            receipted = self._db.execute(
-                "SELECT COUNT(*) FROM sent WHERE status = 'RECEIPTED'"
-            ).fetchone()[0]
-        return {
-            "delivered": delivered,
-            "unacked": unacked,
-            "rejected": rejected,
-            "sent": sent,
-            "receipted": receipted,
-        }
+            row = self._db.execute(
+                """SELECT
+                    (SELECT COUNT(*) FROM inbox),
+                    (SELECT COUNT(*) FROM inbox WHERE acked_at_ms IS NULL),
+                    (SELECT COUNT(*) FROM handled WHERE outcome LIKE 'REJECTED:%'),
+                    (SELECT COUNT(*) FROM sent),
+                    (SELECT COUNT(*) FROM sent WHERE status = 'RECEIPTED'),
+                    (SELECT COUNT(*) FROM sent WHERE status = 'SENT')"""
+            ).fetchone()
+        names = ("delivered", "unacked", "rejected", "sent", "receipted", "awaiting_receipt")
+        return dict(zip(names, (int(v) for v in row), strict=True))
+
+    def rejection_reasons(self) -> list[str]:
+        """The reason of every record this gateway refused, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT outcome FROM handled WHERE outcome LIKE 'REJECTED:%' ORDER BY rowid"
+            ).fetchall()
+        return [r[0].split(":", 1)[1] for r in rows]
+
+    def receipted_records(self) -> int:
+        """(message, recipient) pairs of sent messages with an ACCEPTED receipt."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM receipts WHERE outcome = 'ACCEPTED'"
+            ).fetchone()
+        return int(row[0])
 
     # --- sending ---------------------------------------------------------------------------
 

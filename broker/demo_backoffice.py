@@ -1,0 +1,81 @@
+"""The demo's back offices: each pulls its gateway's inbox, hands every message to its
+party's adapter, acknowledges it, and keeps what it saw so the demo can check the run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+from broker.casebook import Party
+from broker.caseflow import event_time
+from broker.gateway import Gateway
+from broker.models import AvroModel, model_for
+
+log = logging.getLogger("lvvx.demo")
+
+IDLE_S = 0.01
+
+
+def make_adapter(party: Party, gateway: Gateway) -> Any:
+    """The adapter of ``party``'s kind, talking to ``gateway``."""
+    import adapters
+
+    factory = getattr(adapters, "adapter_for", None)
+    return factory(party.role, party.party_id, gateway) if factory else None
+
+
+class BackOffice:
+    def __init__(self, gateway: Gateway, adapter: Any) -> None:
+        self.gateway = gateway
+        self.adapter = adapter
+        self.duplicates = 0
+        self.adapter_errors = 0
+        self._seen: Counter[uuid.UUID] = Counter()
+        self._arrived: dict[uuid.UUID, asyncio.Event] = defaultdict(asyncio.Event)
+        self._by_case: dict[uuid.UUID, list[AvroModel]] = defaultdict(list)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_for(self, message_id: uuid.UUID) -> None:
+        await self._arrived[message_id].wait()
+
+    def note_sent(self, message: AvroModel) -> None:
+        """The party's own messages belong to its view of a case too."""
+        self._by_case[message.case_id].append(message)  # type: ignore[attr-defined]
+
+    def messages(self, case_id: uuid.UUID) -> list[AvroModel]:
+        return list(self._by_case[case_id])
+
+    def case_messages(self, case_id: uuid.UUID) -> list[tuple[str, datetime]]:
+        return [
+            (m.avro_name, t) for m in self._by_case[case_id] if (t := event_time(m)) is not None
+        ]
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            items = self.gateway.store.inbox(limit=200)
+            for item in items:
+                self._seen[item.message_id] += 1
+                if self._seen[item.message_id] > 1:
+                    self.duplicates += 1
+                message = model_for(item.message_type).model_validate(item.message)
+                self._by_case[item.case_id].append(message)
+                if self.adapter is not None:
+                    try:
+                        await self.adapter.receive(message, sender=item.sender, message_id=item.message_id,
+                                                   received_at=item.received_at)  # fmt: skip
+                    except Exception:
+                        self.adapter_errors += 1
+                        log.exception(
+                            "adapter of %s failed on %s", self.gateway.party_id, item.message_type
+                        )
+                self.gateway.store.ack(item.message_id, item.received_at)
+                self._arrived[item.message_id].set()
+            if not items:
+                await asyncio.sleep(IDLE_S)
