@@ -114,7 +114,7 @@ class TransportClosed(LocalError):
 class RejectReason(StrEnum):
     """Why an envelope was refused: a closed set, used in errors, metrics and the DLQ.
 
-    The order is the order of the checks in `open_envelope` (docs/ENVELOPE.md §6).
+    Listed roughly in the order of the checks; the exact order is docs/ENVELOPE.md §6.1.
     """
 
     TOO_LARGE = "TOO_LARGE"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker._errors import PolicyDenied
-from broker.models import PartyRole
+from broker.models import AvroModel, PartyRole
 
 R = PartyRole
 _ALL = frozenset({R.MUNICIPALITY, R.NGO, R.IND, R.DTV, R.AVIM, R.COA, R.ESCALATION})
@@ -69,6 +69,33 @@ def check(message_type: str, sender: PartyRole, recipients: tuple[PartyRole, ...
     for role in recipients:
         if role not in rule.recipients:
             raise PolicyDenied(f"{message_type} may not be sent to a {role.value}")
+
+
+SENDER_FIELDS: dict[str, str] = {
+    "nl.lvv.v1.IntakeRegistered": "municipality",
+    "nl.lvv.v1.ScenarioDecision": "decided_by",
+    "nl.lvv.v1.ScenarioResponse": "recorded_by",
+    "nl.lvv.v1.EscalationRequest": "requested_by",
+    "nl.lvv.v1.TransferRequest": "requested_by",
+    "nl.lvv.v1.CaseClosed": "closed_by",
+    "nl.lvv.v1.DeliveryReceipt": "received_by",
+}
+"""Payload fields that name the party that sends the message: they must be the sender."""
+
+SENDER_ROLE_FIELDS: dict[str, str] = {"nl.lvv.v1.DossierDelivered": "delivered_by"}
+"""Payload fields that name the sending party's role."""
+
+
+def check_sender_fields(message: AvroModel, sender: str, role: PartyRole) -> None:
+    """Raise `PolicyDenied` if the payload claims another sender than the one who signed it:
+    a municipality cannot send an intake in another municipality's name."""
+    name = message.avro_name
+    if name in SENDER_FIELDS and getattr(message, SENDER_FIELDS[name]) != sender:
+        raise PolicyDenied(f"{name}.{SENDER_FIELDS[name]} must be the sender, {sender}")
+    if name in SENDER_ROLE_FIELDS and getattr(message, SENDER_ROLE_FIELDS[name]) != role:
+        raise PolicyDenied(
+            f"{name}.{SENDER_ROLE_FIELDS[name]} must be the sender's role, {role.value}"
+        )
 
 
 def allowed_recipients(sender: PartyRole) -> frozenset[PartyRole]:

@@ -70,7 +70,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             ok("directory", "build", "--keys", keys, "--anchor", anchor, "--out", directory)
         )
         intake = root / "intake.json"
-        intake.write_text(ok("schemas", "example", "IntakeRegistered"))
+        # the example's municipality is another one: the payload must name the sender
+        example_json = json.loads(ok("schemas", "example", "IntakeRegistered"))
+        intake.write_text(json.dumps({**example_json, "municipality": MUNICIPALITY}))
         envelope = root / "intake.env"
         net = Network(root, anchor, keys, directory, intake, envelope, made, built)
         ok(
@@ -194,7 +196,8 @@ def test_open_as_a_recipient_prints_the_header_and_the_message(
     assert header["sender"] == MUNICIPALITY
     assert header["recipients"] == ["dtv", "ind"]
     assert header["message_type"] == IntakeRegistered.avro_name
-    assert IntakeRegistered.model_validate(opened["message"]) == example("IntakeRegistered")
+    expected = example("IntakeRegistered").model_copy(update={"municipality": MUNICIPALITY})
+    assert IntakeRegistered.model_validate(opened["message"]) == expected
 
 
 def test_open_as_the_sender_is_rejected_as_not_a_recipient(network: Network) -> None:

@@ -47,6 +47,33 @@ def rejected(reason: RejectReason, data: bytes, me: str, net: Net = X, **kw: obj
     assert str(caught.value) == f"[{reason.value}] envelope rejected: {reason.value}"
 
 
+def as_sent_by(message: m.AvroModel, sender: str) -> m.AvroModel:
+    """The message with the fields that name its sender set to ``sender`` (policy rule)."""
+    from broker.policy import SENDER_FIELDS, SENDER_ROLE_FIELDS
+
+    name = message.avro_name
+    if name in SENDER_FIELDS:
+        return message.model_copy(update={SENDER_FIELDS[name]: sender})
+    if name in SENDER_ROLE_FIELDS:
+        from tests.crypto_net import ROLE_OF
+
+        return message.model_copy(update={SENDER_ROLE_FIELDS[name]: ROLE_OF[sender]})
+    return message
+
+
+def test_a_payload_naming_another_sender_is_refused() -> None:
+    """A municipality cannot register an intake in another municipality's name: refused
+    when sealing, and as PAYLOAD_INVALID when a forged one arrives."""
+    intake = example("IntakeRegistered").model_copy(update={"municipality": OTHER_MUNI})
+    with pytest.raises(PolicyDenied):
+        X.seal(intake, MUNI, [DTV])
+    honest = intake.model_copy(update={"municipality": MUNI})
+    forged = X.forge(
+        honest, MUNI, [DTV], payload=default_codec().encode(intake.avro_name, intake.to_avro())
+    )
+    rejected(RejectReason.PAYLOAD_INVALID, forged, DTV)
+
+
 def route(name: str) -> tuple[str, list[str]]:
     """A sender and recipients the policy allows for message type ``name``."""
     rule = POLICY[name]
@@ -65,8 +92,9 @@ def test_open_of_seal_is_the_message(name: str, kem: KeyAlgorithm) -> None:
     sender, recipients = route(name)
 
     @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(message=for_model(m.MESSAGE_MODELS[name]))
-    def round_trip(message: m.AvroModel) -> None:
+    @given(generated=for_model(m.MESSAGE_MODELS[name]))
+    def round_trip(generated: m.AvroModel) -> None:
+        message = as_sent_by(generated, sender)
         envelope = net.seal(message, sender, recipients)
         for recipient in recipients:
             opened = net.open(envelope, recipient)

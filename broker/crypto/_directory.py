@@ -51,6 +51,9 @@ even if a newer directory were withheld from it."""
 MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
 """Far above a network of thousands of parties with hybrid keys; bounds what we parse."""
 
+MAX_DIRECTORY_ITEMS = 100_000
+"""Parties and keys a directory may list in all: a national network has a few hundred."""
+
 _ENCRYPTION_ALGORITHMS = frozenset({KeyAlgorithm.X25519, KeyAlgorithm.MLKEM768_X25519})
 
 
@@ -65,6 +68,8 @@ class AnchorKey:
     def from_record(cls, record: PublicKey) -> AnchorKey:
         if record.algorithm is not KeyAlgorithm.ED25519:
             raise LocalError("the trust anchor key must be Ed25519", reason="BAD_KEY")
+        if record.key_id != key_id(record.public_key):
+            raise LocalError("the trust anchor's key id does not match its key", reason="BAD_KEY")
         try:
             return cls(record.key_id, signing_public_key(record.public_key))
         except ValueError as exc:
@@ -240,7 +245,9 @@ def load_directory(
     except InvalidSignature:
         raise DirectoryRejected("bad signature: not signed by the pinned anchor") from None
     try:
-        record = codec.decode(PartyDirectory.avro_name, signed.directory)
+        record = codec.decode(
+            PartyDirectory.avro_name, signed.directory, max_items=MAX_DIRECTORY_ITEMS
+        )
         document = PartyDirectory.from_avro(record)
     except (DecodeError, SchemaError, ValidationError) as exc:
         raise DirectoryRejected("signed directory does not decode") from exc

@@ -196,6 +196,12 @@ def _seal_from_parts(
         directory.role(sender.party_id),
         tuple(directory.role(r) for r in names),
     )
+    if directory.signing_key(sender.party_id, sender.signing_key_id, now) is None:
+        raise LocalError(
+            f"{sender.party_id}'s signing key {sender.signing_key_id} is not valid now in the directory",
+            reason="SENDER_KEY_INVALID",
+        )
+    policy.check_sender_fields(message, sender.party_id, directory.role(sender.party_id))
     if payload is None:
         payload = codec.encode(message.avro_name, message.to_avro())
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -321,6 +327,8 @@ def open_envelope(
     if verification_key is None:
         raise _reject(RejectReason.SENDER_KEY_INVALID)
     try:
+        if len(envelope.signature) != SIGNATURE_BYTES:
+            raise InvalidSignature
         verification_key.verify(envelope.signature, SIGNATURE_TAG + signed_part)
     except InvalidSignature:
         raise _reject(RejectReason.BAD_SIGNATURE) from None
@@ -352,9 +360,10 @@ def _open_authenticated(
         raise _reject(RejectReason.POLICY_DENIED) from None
     if h.created_at > now + MAX_CLOCK_SKEW:
         raise _reject(RejectReason.FROM_FUTURE)
-    if now >= h.expires_at + MAX_CLOCK_SKEW or not (
-        timedelta(0) < h.expires_at - h.created_at <= MAX_TTL
-    ):
+    # the lifetime bound first: afterwards expires_at is near now, so adding the skew is safe
+    if not timedelta(0) < h.expires_at - h.created_at <= MAX_TTL:
+        raise _reject(RejectReason.EXPIRED)
+    if now - MAX_CLOCK_SKEW >= h.expires_at:
         raise _reject(RejectReason.EXPIRED)
     try:
         replay_guard.claim(h.message_id, h.expires_at + MAX_CLOCK_SKEW, now)
@@ -362,7 +371,7 @@ def _open_authenticated(
         raise _reject(RejectReason.REPLAY) from None
 
     payload = _decrypt(envelope, me, header_bytes)
-    message = _payload(h, payload)
+    message = _payload(h, payload, directory)
     return Opened(h, message, hashlib.sha256(data).digest())
 
 
@@ -385,7 +394,7 @@ def _decrypt(envelope: SecureEnvelope, me: PartyKeys, header_bytes: bytes) -> by
         raise _reject(RejectReason.DECRYPT_FAILED) from None
 
 
-def _payload(h: EnvelopeHeader, payload: bytes) -> AvroModel:
+def _payload(h: EnvelopeHeader, payload: bytes, directory: Directory) -> AvroModel:
     codec = default_codec()
     try:
         writer = codec.by_fingerprint(h.payload_fingerprint)
@@ -403,4 +412,8 @@ def _payload(h: EnvelopeHeader, payload: bytes) -> AvroModel:
         raise _reject(RejectReason.PAYLOAD_INVALID) from None
     if getattr(message, "case_id", None) != h.case_id:
         raise _reject(RejectReason.PAYLOAD_INVALID)  # the payload must be about the header's case
+    try:
+        policy.check_sender_fields(message, h.sender, directory.role(h.sender))
+    except PolicyDenied:
+        raise _reject(RejectReason.PAYLOAD_INVALID) from None  # it names another sender
     return message

@@ -91,6 +91,8 @@ def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
     return JSONResponse(Problem(reason=reason, detail=detail).model_dump(), status_code=status)
 
 
+_BEARER = HTTPBearer(auto_error=False)  # module level: route annotations resolve here
+
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
 
 # --- the app ---------------------------------------------------------------------------------
@@ -109,10 +111,9 @@ def create_app(
         version="1",
         description=__doc__,
     )
-    bearer = HTTPBearer(auto_error=False)
 
     def authorised(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
         given = credentials.credentials if credentials is not None else ""
         if not hmac.compare_digest(given.encode(), token.encode()):

@@ -1,0 +1,151 @@
+"""Crash safety on real Kafka: a recipient gateway PROCESS is killed with SIGKILL in the
+middle of a stream and started again; every message reaches its back office exactly once
+and every one is receipted to the sender."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from broker.examples import example
+from broker.gateway import Gateway, GatewayStore, utc_now
+from broker.network import create_network, write_gateway_configs
+from broker.topics import dlq, inbox
+from broker.transport import TopicSpec
+from broker.transport._kafka import KafkaOptions, KafkaTransport
+from tests.conftest import KAFKA_BOOTSTRAP
+
+pytestmark = pytest.mark.kafka
+
+MESSAGES = 240
+SENDER, RECIPIENT = "ind", "gemeente-utrecht"
+START_TIMEOUT_S = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayProcess:
+    """`lvvx gateway run` for one party, as its operators would start it."""
+
+    def __init__(self, folder: Path, party: str, port: int) -> None:
+        self.folder, self.party, self.port = folder, party, port
+        self.token = (folder / "secrets" / f"{party}.token").read_text().strip()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = folder / f"{party}.log"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "LVVX_KEY_PASSPHRASE_FILE": str(self.folder / "secrets" / "passphrase"),
+        }
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "broker.cli", "gateway", "run",
+                 "--config", str(self.folder / "gateways" / f"{self.party}.toml")],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+    async def inbox_ids(self, client: httpx.AsyncClient) -> list[str]:
+        response = await client.get(
+            f"http://127.0.0.1:{self.port}/v1/inbox", params={"limit": 500},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )  # fmt: skip
+        response.raise_for_status()
+        return [item["message_id"] for item in response.json()["items"]]
+
+    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if (await client.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"gateway not ready:\n{self.log.read_text()[-3000:]}")
+
+
+async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: Path) -> None:
+    net = create_network(tmp_path, now=utc_now())
+    prefix = f"lvv.crash-{secrets.token_hex(4)}.v1"
+    port = write_gateway_configs(
+        net, kafka=KAFKA_BOOTSTRAP, prefix=prefix, first_port=_free_port()
+    )[RECIPIENT]
+
+    transport = KafkaTransport(KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP))
+    await transport.ensure_topics(
+        [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
+    )
+    sender = Gateway(keys=net.keys[SENDER], directory=net.directory, transport=transport,
+                     store=GatewayStore(tmp_path / "sender.db"), prefix=prefix)  # fmt: skip
+    await sender.start()
+    sender_loop = asyncio.create_task(sender.run())  # takes the receipts in
+    recipient = GatewayProcess(tmp_path, RECIPIENT, port)
+    recipient.start()
+    sent: list[uuid.UUID] = []
+    kills = 0
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            await recipient.wait_ready(client)
+            dossier = example("DossierDelivered")
+            for n in range(MESSAGES):
+                message = dossier.model_copy(update={"case_id": uuid.uuid4()})
+                sent.append(await sender.send(message, [RECIPIENT]))
+                if n in (MESSAGES // 3, 2 * MESSAGES // 3):  # kill mid-stream, twice
+                    await asyncio.sleep(0.3)  # let it be in the middle of handling records
+                    recipient.kill()
+                    kills += 1
+                    recipient.start()
+                    await recipient.wait_ready(client)
+            deadline = time.monotonic() + 120
+            while True:
+                delivered = await recipient.inbox_ids(client)
+                done = len(delivered) >= MESSAGES and sender.store.counts()["awaiting_receipt"] == 0
+                if done or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+        assert kills == 2
+        assert len(delivered) == len(set(delivered)) == MESSAGES, (
+            "lost or duplicated at the back office"
+        )
+        assert set(delivered) == {str(i) for i in sent}
+        assert sender.store.counts()["receipted"] == MESSAGES
+        assert sender.store.receipted_records() == MESSAGES  # one receipt per message, no more
+    finally:
+        assert recipient.stop() == 0, recipient.log.read_text()[-3000:]  # SIGTERM: a clean stop
+        sender.stop()
+        await sender_loop
+        await sender.close()
+        await transport.close()
+        sender.store.close()
+    store = GatewayStore(tmp_path / "state" / RECIPIENT / "gateway.db")
+    assert store.rejection_reasons() == []  # nothing dead-lettered, no PROCESSING_FAILED
+    store.close()
