@@ -183,6 +183,12 @@ def _print_demo(result: object) -> None:
     console.print(hostile)
     if result.flow_warnings:
         console.print(f"case-flow warnings: {dict(result.flow_warnings)}")
+    s = result.supervision
+    if s:
+        console.print(
+            f"DT&V supervision: {s['made_known']} persons made known, {s['departures']} departed, "
+            f"{s['open_cases']} cases open"
+        )
     console.print(
         f"{result.cases} cases; sent {result.sent}, delivered {result.delivered}, "
         f"receipted {result.receipted}, rejected {result.rejected}, lost {result.lost}, "

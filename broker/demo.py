@@ -27,7 +27,7 @@ from broker.casebook import Case, CaseWriter
 from broker.demo_backoffice import BackOffice, make_adapter
 from broker.demo_hostile import HOSTILE_KINDS, Hostile, inject_hostile
 from broker.gateway import Gateway, GatewayStore, utc_now
-from broker.models import CaseClosed, IntakeRegistered
+from broker.models import CaseClosed, IntakeRegistered, TransferConfirmed
 from broker.network import LocalNetwork, create_network
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec, Transport
@@ -56,6 +56,7 @@ class DemoResult:
     receipted: int = 0
     duplicates: int = 0
     stuck_cases: int = 0
+    adapter_errors: int = 0
     seconds: float = 0.0
     parties: dict[str, PartyCount] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -63,6 +64,7 @@ class DemoResult:
     flow_warnings: Counter[str] = field(default_factory=Counter)
     hostile: list[Hostile] = field(default_factory=list)
     dead_letters: list[tuple[str, str]] = field(default_factory=list)  # (party, reason)
+    supervision: dict[str, object] = field(default_factory=dict)  # DT&V's report
 
     @property
     def lost(self) -> int:
@@ -82,6 +84,7 @@ class DemoResult:
         return (
             self.lost == 0 and self.duplicates == 0 and self.receipted == self.sent
             and self.stuck_cases == 0 and not self.wrong_outcomes and self.hostile_refused
+            and self.adapter_errors == 0
         )  # fmt: skip
 
     def summary(self) -> dict[str, object]:
@@ -136,11 +139,16 @@ class Demo:
         async def drive(case: Case) -> None:
             nonlocal done
             for step in case.steps:
-                message_id = await self.gateways[step.sender].send(step.message, step.recipients)
-                self.back_offices[step.sender].note_sent(step.message)
-                result.sent += len(step.recipients)
-                result.parties[step.sender].sent += len(step.recipients)
-                waits = [self.back_offices[r].wait_for(message_id) for r in step.recipients]
+                if isinstance(step.message, TransferConfirmed):
+                    # COA's back office answers the request itself (its adapter): wait for it
+                    waits = [self.back_offices[case.municipality.party_id].wait_for_type(
+                        case.case_id, TransferConfirmed)]  # fmt: skip
+                else:
+                    message_id = await self.gateways[step.sender].send(
+                        step.message, step.recipients
+                    )
+                    self.back_offices[step.sender].note_sent(step.message)
+                    waits = [self.back_offices[r].wait_for(message_id) for r in step.recipients]
                 try:
                     await asyncio.wait_for(asyncio.gather(*waits), STEP_DEADLINE_S)
                 except TimeoutError:
@@ -184,6 +192,8 @@ class Demo:
         for party, gateway in self.gateways.items():
             counts = gateway.store.counts()
             count = result.parties[party]
+            count.sent = gateway.store.sent_records()
+            result.sent += count.sent
             count.delivered = counts["delivered"]
             count.rejected = counts["rejected"]
             count.receipted = gateway.store.receipted_records()
@@ -191,18 +201,25 @@ class Demo:
             result.receipted += count.receipted
             result.dead_letters += [(party, reason) for reason in gateway.store.rejection_reasons()]
             result.duplicates += self.back_offices[party].duplicates
+            result.adapter_errors += self.back_offices[party].adapter_errors
         for case in cases:
             result.outcomes[case.outcome.value] += 1
             self._check_case(case, result)
+        dtv = self.back_offices[_dtv(self.net)].adapter
+        report = dtv.supervision_report()  # type: ignore[attr-defined]
+        result.supervision = {
+            "made_known": report.made_known, "departures": report.departures,
+            "open_cases": report.open_cases, "per_municipality": report.per_municipality,
+        }  # fmt: skip
+        if report.made_known != len(cases) or report.open_cases:
+            result.wrong_outcomes.append("DT&V's supervision does not account for every case")
 
     def _check_case(self, case: Case, result: DemoResult) -> None:
         """The case as its municipality saw it (what it sent and received) must have run
         the flow to CLOSED with the expected outcome; DT&V must know the person."""
         municipality = self.back_offices[case.municipality.party_id]
         state = caseflow.CaseState()
-        for message_type, at in sorted(
-            municipality.case_messages(case.case_id), key=lambda s: s[1]
-        ):
+        for message_type, at in municipality.case_messages(case.case_id):  # in the order seen
             state, warning = caseflow.advance(state, message_type, at)
             if warning:
                 result.flow_warnings[warning.value] += 1

@@ -10,26 +10,51 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
+from adapters import (
+    Adapter,
+    AvimAdapter,
+    CoaAdapter,
+    DtvAdapter,
+    EscalationAdapter,
+    IndAdapter,
+    MunicipalityAdapter,
+    NgoAdapter,
+)
+from adapters.coa import Facility
 from broker.casebook import Party
 from broker.caseflow import event_time
 from broker.gateway import Gateway
-from broker.models import AvroModel, model_for
+from broker.models import AvroModel, FacilityKind, PartyRole, model_for
 
 log = logging.getLogger("lvvx.demo")
 
 IDLE_S = 0.01
 
 
-def make_adapter(party: Party, gateway: Gateway) -> Any:
-    """The adapter of ``party``'s kind, talking to ``gateway``."""
-    import adapters
+# COA's back office answers transfer requests itself, from its capacity (adapters/coa.py)
+DEMO_FACILITIES = (
+    Facility(name="VBL Ter Apel", municipality="Westerwolde",
+             kind=FacilityKind.FREEDOM_RESTRICTING_LOCATION, places=10_000),
+    Facility(name="AZC Budel-Cranendonck", municipality="Cranendonck",
+             kind=FacilityKind.ASYLUM_SEEKERS_CENTRE, places=10_000),
+)  # fmt: skip
 
-    factory = getattr(adapters, "adapter_for", None)
-    return factory(party.role, party.party_id, gateway) if factory else None
+_ADAPTERS: dict[PartyRole, type[Adapter[Any]]] = {
+    PartyRole.MUNICIPALITY: MunicipalityAdapter, PartyRole.NGO: NgoAdapter, PartyRole.IND: IndAdapter,
+    PartyRole.DTV: DtvAdapter, PartyRole.AVIM: AvimAdapter, PartyRole.COA: CoaAdapter,
+    PartyRole.ESCALATION: EscalationAdapter,
+}  # fmt: skip
+
+
+def make_adapter(party: Party, gateway: Gateway) -> Adapter[Any]:
+    """The adapter of ``party``'s kind, its back office talking to ``gateway``."""
+    if party.role is PartyRole.COA:
+        return CoaAdapter(party.party_id, gateway, facilities=DEMO_FACILITIES)
+    return _ADAPTERS[party.role](party.party_id, gateway)
 
 
 class BackOffice:
-    def __init__(self, gateway: Gateway, adapter: Any) -> None:
+    def __init__(self, gateway: Gateway, adapter: Adapter[Any]) -> None:
         self.gateway = gateway
         self.adapter = adapter
         self.duplicates = 0
@@ -48,6 +73,11 @@ class BackOffice:
     def note_sent(self, message: AvroModel) -> None:
         """The party's own messages belong to its view of a case too."""
         self._by_case[message.case_id].append(message)  # type: ignore[attr-defined]
+
+    async def wait_for_type(self, case_id: uuid.UUID, message_type: type[AvroModel]) -> None:
+        """Until a message of ``message_type`` about the case reached this back office."""
+        while not any(isinstance(m, message_type) for m in self._by_case[case_id]):
+            await asyncio.sleep(IDLE_S)
 
     def messages(self, case_id: uuid.UUID) -> list[AvroModel]:
         return list(self._by_case[case_id])

@@ -95,6 +95,58 @@ _BEARER = HTTPBearer(auto_error=False)  # module level: route annotations resolv
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
 
+
+class _Gatekeeper:
+    """Before any body is read: a /v1 request without the right token gets 401, and a body
+    over the limit 413 — whether it declares its length or streams it in chunks."""
+
+    def __init__(self, app: Any, *, token: str, max_body_bytes: int) -> None:
+        self.app, self.token, self.limit = app, token.encode(), max_body_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if scope["path"].startswith("/v1/"):
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, b"Bearer " + self.token):
+                problem = _problem(401, "UNAUTHORIZED", "missing or wrong bearer token")
+                problem.headers["WWW-Authenticate"] = "Bearer"
+                await problem(scope, receive, send)
+                return
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            too_large = _problem(413, "TOO_LARGE", f"bodies are limited to {self.limit} bytes")
+            await too_large(scope, receive, send)
+            return
+        # read the whole body first (it is at most the limit), then hand it on
+        chunks, seen, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # a disconnect: let the app see it
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            more = message.get("more_body", False)
+            if seen > self.limit:
+                too_large = _problem(413, "TOO_LARGE", f"bodies are limited to {self.limit} bytes")
+                await too_large(scope, receive, send)
+                return
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Any:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
 # --- the app ---------------------------------------------------------------------------------
 
 
@@ -121,13 +173,7 @@ def create_app(
                 401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
-            return _problem(413, "TOO_LARGE", f"bodies are limited to {max_body_bytes} bytes")
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(_Gatekeeper, token=token, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -32,6 +32,7 @@ from broker.crypto import Directory, PartyKeys, open_envelope, seal
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._store import GatewayStore
 from broker.models import AvroModel, DeliveryReceipt, EnvelopeHeader, ReceiptOutcome
+from broker.replay import MemoryReplayGuard
 from broker.topics import DEFAULT_PREFIX, dlq, inbox
 from broker.transport import (
     Consumer,
@@ -226,22 +227,22 @@ class Gateway:
 
     async def _handle_with_retries(self, record: Record) -> bool:
         """Handle one record; False if the gateway stopped before it was done."""
-        attempt = 0
+        attempt, failures = 0, 0
         while not self._stopping.is_set():
             try:
-                await self.handle(record)
+                if failures >= MAX_ATTEMPTS:  # give up on the record, not on the partition
+                    await self._dead_letter(record, PROCESSING_FAILED, None)
+                else:
+                    await self.handle(record)
                 return True
             except TransportError as exc:  # the broker is away: wait for it, keep order
                 self._not_ready(exc)
-                await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
             except Exception:
+                failures += 1
                 log.exception(
                     "record %s/%s/%s failed", record.topic, record.partition, record.offset
                 )
-                if attempt + 1 >= MAX_ATTEMPTS:
-                    await self._dead_letter(record, PROCESSING_FAILED, None)
-                    return True
-                await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+            await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
             attempt += 1
         return False
 
@@ -250,8 +251,15 @@ class Gateway:
         source = f"{record.topic}/{record.partition}/{record.offset}"
         earlier = self.store.handled_at(source)
         if earlier is not None:  # the log delivered this record again after a restart
-            if earlier.receipt_pending and earlier.message_id and earlier.sender:
+            if (
+                earlier.receipt_pending
+                and earlier.outcome == "DELIVERED"
+                and earlier.message_id
+                and earlier.sender
+            ):
                 await self._resend_receipt(source, uuid.UUID(earlier.message_id), earlier.sender)
+            elif earlier.receipt_pending:  # refused, but the sender was not yet told
+                await self._answer_again(record, source)
             self.observer.redelivered()
             return
         digest = hashlib.sha256(record.value).digest()
@@ -268,9 +276,13 @@ class Gateway:
             )
         except EnvelopeRejected as exc:
             self.observer.rejected(exc.reject_reason.value)
-            await self._dead_letter(record, exc.reject_reason.value, exc.authenticated_header)
-            if exc.reject_reason in _ANSWERABLE and exc.authenticated_header is not None:
+            answer = exc.reject_reason in _ANSWERABLE and exc.authenticated_header is not None
+            await self._dead_letter(
+                record, exc.reject_reason.value, exc.authenticated_header, answer
+            )
+            if answer:
                 await self._answer_rejection(exc.authenticated_header, digest, exc.reject_reason)
+                self.store.receipt_sent(source)
             return
         self.observer.opened(time.perf_counter() - started)
         h, message = opened.header, opened.message
@@ -322,6 +334,18 @@ class Gateway:
             )  # fmt: skip
         self.store.receipt_sent(source)
 
+    async def _answer_again(self, record: Record, source: str) -> None:
+        """After a crash between dead-lettering and answering: open again (nothing is
+        claimed: the guard is thrown away) to learn the header, and answer."""
+        try:
+            open_envelope(record.value, me=self.keys, directory=self.directory,
+                          replay_guard=MemoryReplayGuard(), now=self.clock())  # fmt: skip
+        except EnvelopeRejected as exc:
+            if exc.authenticated_header is not None and exc.reject_reason in _ANSWERABLE:
+                digest = hashlib.sha256(record.value).digest()
+                await self._answer_rejection(exc.authenticated_header, digest, exc.reject_reason)
+        self.store.receipt_sent(source)
+
     async def _answer_rejection(
         self, h: EnvelopeHeader, digest: bytes, reason: RejectReason
     ) -> None:
@@ -337,8 +361,10 @@ class Gateway:
             log.info("cannot answer rejected message %s: %s", h.message_id, exc)
 
     async def _dead_letter(
-        self, record: Record, reason: str, header: EnvelopeHeader | None
+        self, record: Record, reason: str, header: EnvelopeHeader | None, answer: bool = False
     ) -> None:
+        """Put the record in this party's DLQ, then note it handled (with ``answer``: a
+        REJECTED receipt still to send, so a crash before it does not lose it)."""
         digest = hashlib.sha256(record.value).digest()
         source = f"{record.topic}/{record.partition}/{record.offset}"
         key = header.message_id.bytes if header is not None else digest
@@ -352,4 +378,4 @@ class Gateway:
         await self._live_producer().send(
             dlq(self.party_id, self.prefix), record.value, key=key, headers=headers
         )
-        self.store.record_rejection(source, digest, reason)
+        self.store.record_rejection(source, digest, reason, receipt_pending=answer)

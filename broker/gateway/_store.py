@@ -264,11 +264,13 @@ class GatewayStore:
             db.execute("UPDATE sent SET status = ? WHERE message_id = ?", (status, str(message_id)))
         return True
 
-    def record_rejection(self, source: str, envelope_sha256: bytes, reason: str) -> None:
+    def record_rejection(
+        self, source: str, envelope_sha256: bytes, reason: str, *, receipt_pending: bool = False
+    ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO handled VALUES (?, ?, NULL, ?, NULL, 0)",
-                (source, envelope_sha256, f"REJECTED:{reason}"),
+                "INSERT OR IGNORE INTO handled VALUES (?, ?, NULL, ?, NULL, ?)",
+                (source, envelope_sha256, f"REJECTED:{reason}", int(receipt_pending)),
             )
 
     # --- the back office's inbox -----------------------------------------------------------
@@ -321,6 +323,13 @@ class GatewayStore:
                 "SELECT outcome FROM handled WHERE outcome LIKE 'REJECTED:%' ORDER BY rowid"
             ).fetchall()
         return [r[0].split(":", 1)[1] for r in rows]
+
+    def sent_records(self) -> int:
+        """Records this gateway put into inboxes: one per recipient of each message it sent
+        for its back office (receipts not counted)."""
+        with self._lock:
+            rows = self._db.execute("SELECT recipients FROM sent").fetchall()
+        return sum(len(json.loads(r[0])) for r in rows)
 
     def receipted_records(self) -> int:
         """(message, recipient) pairs of sent messages with an ACCEPTED receipt."""
