@@ -110,7 +110,9 @@ class _Gatekeeper:
         headers = dict(scope["headers"])
         if scope["path"].startswith("/v1/"):
             given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, b"Bearer " + self.token):
+            scheme, _, credential = given.partition(b" ")
+            # the scheme is case-insensitive (RFC 7235 §2.1); the token is compared in constant time
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credential, self.token):
                 problem = _problem(401, "UNAUTHORIZED", "missing or wrong bearer token")
                 problem.headers["WWW-Authenticate"] = "Bearer"
                 await problem(scope, receive, send)

@@ -26,13 +26,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from broker._errors import EnvelopeRejected, RejectReason, TransportError
 from broker.crypto import Directory, PartyKeys, open_envelope, seal
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._store import GatewayStore
 from broker.models import AvroModel, DeliveryReceipt, EnvelopeHeader, ReceiptOutcome
-from broker.replay import MemoryReplayGuard
 from broker.topics import DEFAULT_PREFIX, dlq, inbox
 from broker.transport import (
     Consumer,
@@ -69,6 +69,21 @@ _ANSWERABLE = frozenset(RejectReason) - {
     RejectReason.UNKNOWN_SENDER, RejectReason.SENDER_KEY_INVALID, RejectReason.BAD_SIGNATURE,
     RejectReason.NOT_A_RECIPIENT, RejectReason.REPLAY,
 }  # fmt: skip
+
+
+def _answer_for(rejection: EnvelopeRejected, digest: bytes) -> dict[str, Any] | None:
+    """The REJECTED receipt owed to the sender, if one is: only to an authenticated sender
+    that addressed us, and never for a receipt (that could loop between two gateways)."""
+    h = rejection.authenticated_header
+    if rejection.reject_reason not in _ANSWERABLE or h is None:
+        return None
+    if h.message_type == DeliveryReceipt.avro_name:
+        return None
+    return {
+        "to": h.sender, "message_id": str(h.message_id), "message_type": h.message_type,
+        "case_id": str(h.case_id), "digest": digest.hex(), "reason": rejection.reject_reason.value,
+        "correlation_id": str(h.correlation_id) if h.correlation_id else None,
+    }  # fmt: skip
 
 
 def utc_now() -> datetime:
@@ -258,8 +273,8 @@ class Gateway:
                 and earlier.sender
             ):
                 await self._resend_receipt(source, uuid.UUID(earlier.message_id), earlier.sender)
-            elif earlier.receipt_pending:  # refused, but the sender was not yet told
-                await self._answer_again(record, source)
+            elif earlier.receipt_pending and earlier.answer:  # refused; the sender not yet told
+                await self._answer(source, earlier.answer)
             self.observer.redelivered()
             return
         digest = hashlib.sha256(record.value).digest()
@@ -276,13 +291,12 @@ class Gateway:
             )
         except EnvelopeRejected as exc:
             self.observer.rejected(exc.reject_reason.value)
-            answer = exc.reject_reason in _ANSWERABLE and exc.authenticated_header is not None
+            answer = _answer_for(exc, digest)
             await self._dead_letter(
                 record, exc.reject_reason.value, exc.authenticated_header, answer
             )
             if answer:
-                await self._answer_rejection(exc.authenticated_header, digest, exc.reject_reason)
-                self.store.receipt_sent(source)
+                await self._answer(source, answer)
             return
         self.observer.opened(time.perf_counter() - started)
         h, message = opened.header, opened.message
@@ -334,37 +348,30 @@ class Gateway:
             )  # fmt: skip
         self.store.receipt_sent(source)
 
-    async def _answer_again(self, record: Record, source: str) -> None:
-        """After a crash between dead-lettering and answering: open again (nothing is
-        claimed: the guard is thrown away) to learn the header, and answer."""
-        try:
-            open_envelope(record.value, me=self.keys, directory=self.directory,
-                          replay_guard=MemoryReplayGuard(), now=self.clock())  # fmt: skip
-        except EnvelopeRejected as exc:
-            if exc.authenticated_header is not None and exc.reject_reason in _ANSWERABLE:
-                digest = hashlib.sha256(record.value).digest()
-                await self._answer_rejection(exc.authenticated_header, digest, exc.reject_reason)
-        self.store.receipt_sent(source)
-
-    async def _answer_rejection(
-        self, h: EnvelopeHeader, digest: bytes, reason: RejectReason
-    ) -> None:
-        if h.message_type == DeliveryReceipt.avro_name:
-            return  # never answer a receipt: that could loop between two gateways
+    async def _answer(self, source: str, answer: dict[str, Any]) -> None:
+        """Tell an authenticated sender its message was refused, and why (the reason code
+        only), with the details noted when the record was dead-lettered."""
+        correlation = answer["correlation_id"]
         try:
             await self._send_receipt(
-                to=h.sender, message_id=h.message_id, message_type=h.message_type,
-                case_id=h.case_id, digest=digest, outcome=ReceiptOutcome.REJECTED,
-                reason=reason.value, correlation_id=h.correlation_id,
+                to=answer["to"], message_id=uuid.UUID(answer["message_id"]),
+                message_type=answer["message_type"], case_id=uuid.UUID(answer["case_id"]),
+                digest=bytes.fromhex(answer["digest"]), outcome=ReceiptOutcome.REJECTED,
+                reason=answer["reason"], correlation_id=uuid.UUID(correlation) if correlation else None,
             )  # fmt: skip
         except (ValueError, LookupError) as exc:  # e.g. the sender left the directory
-            log.info("cannot answer rejected message %s: %s", h.message_id, exc)
+            log.info("cannot answer refused message %s: %s", answer["message_id"], exc)
+        self.store.receipt_sent(source)
 
     async def _dead_letter(
-        self, record: Record, reason: str, header: EnvelopeHeader | None, answer: bool = False
+        self,
+        record: Record,
+        reason: str,
+        header: EnvelopeHeader | None,
+        answer: dict[str, Any] | None = None,
     ) -> None:
-        """Put the record in this party's DLQ, then note it handled (with ``answer``: a
-        REJECTED receipt still to send, so a crash before it does not lose it)."""
+        """Put the record in this party's DLQ, then note it handled (with ``answer``: the
+        REJECTED receipt still to send, so a crash before it goes out does not lose it)."""
         digest = hashlib.sha256(record.value).digest()
         source = f"{record.topic}/{record.partition}/{record.offset}"
         key = header.message_id.bytes if header is not None else digest
@@ -378,4 +385,4 @@ class Gateway:
         await self._live_producer().send(
             dlq(self.party_id, self.prefix), record.value, key=key, headers=headers
         )
-        self.store.record_rejection(source, digest, reason, receipt_pending=answer)
+        self.store.record_rejection(source, digest, reason, answer=answer)

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS seen (
     message_id BLOB PRIMARY KEY, keep_until_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS handled (
     source TEXT PRIMARY KEY, envelope_sha256 BLOB NOT NULL, message_id TEXT,
-    outcome TEXT NOT NULL, sender TEXT, receipt_pending INTEGER NOT NULL DEFAULT 0);
+    outcome TEXT NOT NULL, sender TEXT, receipt_pending INTEGER NOT NULL DEFAULT 0,
+    answer TEXT);
 CREATE INDEX IF NOT EXISTS handled_digest ON handled (envelope_sha256, outcome);
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
@@ -67,6 +68,7 @@ class Handled:
     receipt_pending: bool
     message_id: str | None
     sender: str | None
+    answer: dict[str, Any] | None = None  # for a refusal still to be answered: what to say
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +175,12 @@ class GatewayStore:
         the log delivered it again after a restart."""
         with self._lock:
             row = self._db.execute(
-                "SELECT outcome, receipt_pending, message_id, sender FROM handled WHERE source = ?",
+                "SELECT outcome, receipt_pending, message_id, sender, answer FROM handled WHERE source = ?",
                 (source,),
             ).fetchone()
-        return None if row is None else Handled(row[0], bool(row[1]), row[2], row[3])
+        if row is None:
+            return None
+        return Handled(row[0], bool(row[1]), row[2], row[3], json.loads(row[4]) if row[4] else None)
 
     def delivered_elsewhere(self, envelope_sha256: bytes) -> bool:
         """True if the same envelope bytes were delivered from another position: a replay."""
@@ -213,7 +217,8 @@ class GatewayStore:
                  envelope_sha256, message_json),
             )  # fmt: skip
             db.execute(
-                "INSERT INTO handled VALUES (?, ?, ?, 'DELIVERED', ?, 1)",
+                "INSERT INTO handled (source, envelope_sha256, message_id, outcome, sender, receipt_pending)"
+                " VALUES (?, ?, ?, 'DELIVERED', ?, 1)",
                 (source, envelope_sha256, str(message_id), sender),
             )
 
@@ -238,7 +243,8 @@ class GatewayStore:
         with self._tx() as db:
             self._write_claims(db, claims, now)
             db.execute(
-                "INSERT INTO handled VALUES (?, ?, ?, 'RECEIPT', ?, 0)",
+                "INSERT INTO handled (source, envelope_sha256, message_id, outcome, sender, receipt_pending)"
+                " VALUES (?, ?, ?, 'RECEIPT', ?, 0)",
                 (source, envelope_sha256, str(message_id), recipient),
             )
             row = db.execute(
@@ -265,13 +271,22 @@ class GatewayStore:
         return True
 
     def record_rejection(
-        self, source: str, envelope_sha256: bytes, reason: str, *, receipt_pending: bool = False
+        self,
+        source: str,
+        envelope_sha256: bytes,
+        reason: str,
+        *,
+        answer: dict[str, Any] | None = None,
     ) -> None:
+        """Note a refused record; ``answer`` holds the REJECTED receipt still to send (its
+        fields as JSON), so a crash before it goes out does not lose it."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO handled VALUES (?, ?, NULL, ?, NULL, ?)",
-                (source, envelope_sha256, f"REJECTED:{reason}", int(receipt_pending)),
-            )
+                "INSERT OR IGNORE INTO handled (source, envelope_sha256, outcome, receipt_pending, answer)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (source, envelope_sha256, f"REJECTED:{reason}", int(answer is not None),
+                 json.dumps(answer) if answer else None),
+            )  # fmt: skip
 
     # --- the back office's inbox -----------------------------------------------------------
 

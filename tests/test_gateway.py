@@ -1,0 +1,668 @@
+"""The gateway runtime on the embedded log: delivery to every recipient with signed receipts,
+all-or-nothing sends, exactly-once delivery across a crash, replays and hostile records
+dead-lettered with their reason while the loop goes on, REJECTED receipts (never answering
+a receipt), retries then PROCESSING_FAILED, a clean stop, overdue receipts and metrics.
+
+Each test drives real gateways (`Gateway.run` as a task, or `Gateway.handle` on records read
+with a consumer) over one embedded SQLite log in the test's own folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from broker._errors import RejectReason, TransportUnavailable, UnknownTopic
+from broker.examples import example
+from broker.gateway import PROCESSING_FAILED, Gateway, GatewayStore
+from broker.gateway import _gateway as gateway_module
+from broker.gateway._metrics import PrometheusObserver
+from broker.models import AvroModel, DeliveryReceipt, PartyRole, ReceiptOutcome
+from broker.topics import dlq, inbox
+from broker.transport import Producer, Record, RecordMetadata, TopicSpec
+from broker.transport._embedded import EmbeddedProducer, EmbeddedTransport
+from tests.crypto_net import NOW, ROLE_OF, A, Net
+
+NET = Net()
+IND = A[PartyRole.IND]
+MUNI = A[PartyRole.MUNICIPALITY]
+NGO = A[PartyRole.NGO]
+OTHER_MUNI = next(p for p, r in ROLE_OF.items() if r is PartyRole.MUNICIPALITY and p != MUNI)
+KEY = b"one-partition"  # records injected with one key stay in order (one partition)
+WAIT_S = 10.0  # generous upper bound for a condition; tests normally pass in milliseconds
+
+
+def dossier() -> AvroModel:
+    return example("DossierDelivered")
+
+
+class Lvv:
+    """Gateways of the test network on one embedded log, closed at the end of the test."""
+
+    def __init__(self, log: EmbeddedTransport, folder: Path) -> None:
+        self.log, self.folder = log, folder
+        self.gateways: list[Gateway] = []
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.stores: list[GatewayStore] = []
+        self._producer: Producer | None = None
+
+    def store(self, party: str) -> GatewayStore:
+        # one file per party: a restarted gateway reopens the state of the one before
+        store = GatewayStore(self.folder / f"{party}.db")
+        self.stores.append(store)
+        return store
+
+    async def gateway(
+        self,
+        party: str,
+        *,
+        net: Net = NET,
+        store: GatewayStore | None = None,
+        observer: PrometheusObserver | None = None,
+        clock: Callable[[], datetime] = lambda: NOW,
+        run: bool = False,
+    ) -> Gateway:
+        """A started gateway of ``party`` (its inbox and DLQ topics exist from here on)."""
+        gw = Gateway(
+            keys=net.keys(party), directory=net.directory, transport=self.log,
+            store=store or self.store(party), clock=clock, observer=observer,
+        )  # fmt: skip
+        self.gateways.append(gw)
+        await gw.start()
+        if run:
+            self.run(gw)
+        return gw
+
+    def run(self, gw: Gateway) -> asyncio.Task[None]:
+        task = asyncio.create_task(gw.run(), name=f"run {gw.party_id}")
+        self.tasks[id(gw)] = task
+        return task
+
+    async def halt(self, gw: Gateway) -> None:
+        """stop() and wait for run() to return (it must, within a poll or two)."""
+        gw.stop()
+        await asyncio.wait_for(self.tasks.pop(id(gw)), WAIT_S)
+
+    async def inject(self, topic: str, value: bytes, key: bytes = KEY) -> RecordMetadata:
+        """Put raw bytes in a topic, as a hostile or broken party with write access could."""
+        if self._producer is None:
+            self._producer = self.log.producer()
+            await self._producer.start()
+        return await self._producer.send(topic, value, key=key)
+
+    async def records(self, topic: str) -> list[Record]:
+        """Every record of ``topic``, read by a consumer of a fresh group."""
+        consumer = self.log.consumer(f"test-reader-{uuid.uuid4().hex}", [topic])
+        await consumer.start()
+        found: list[Record] = []
+        try:
+            while batch := await consumer.poll(timeout_ms=50):
+                found += batch
+        finally:
+            await consumer.close()
+        return sorted(found, key=lambda r: (r.partition, r.offset))
+
+    async def aclose(self) -> None:
+        for gw in self.gateways:
+            gw.stop()
+        results = await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        for gw in self.gateways:
+            await gw.close()
+        if self._producer is not None:
+            await self._producer.close()
+        for store in self.stores:
+            store.close()
+        await self.log.close()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+@pytest.fixture
+async def lvv(tmp_path: Path) -> AsyncIterator[Lvv]:
+    network = Lvv(EmbeddedTransport(tmp_path / "log.db"), tmp_path)
+    try:
+        yield network
+    finally:
+        await network.aclose()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway_module, "RETRY_BACKOFF_S", (0.001, 0.001, 0.001, 0.001))
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def until_records(lvv: Lvv, topic: str, count: int) -> list[Record]:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while len(found := await lvv.records(topic)) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {count} records in {topic}, have {len(found)}")
+        await asyncio.sleep(0.01)
+    return found
+
+
+def source(meta: RecordMetadata | Record) -> str:
+    return f"{meta.topic}/{meta.partition}/{meta.offset}"
+
+
+def headers(record: Record) -> dict[str, str]:
+    return {name: value.decode() for name, value in record.headers}
+
+
+def opened_receipt(record: Record, me: str, now: datetime = NOW) -> DeliveryReceipt:
+    message = NET.open(record.value, me, now=now).message
+    assert isinstance(message, DeliveryReceipt)
+    return message
+
+
+# --- delivery and receipts -------------------------------------------------------------------
+
+
+async def test_message_to_two_recipients_is_delivered_to_both_and_receipted_by_each(
+    lvv: Lvv,
+) -> None:
+    ind = await lvv.gateway(IND, run=True)
+    muni = await lvv.gateway(MUNI, run=True)
+    ngo = await lvv.gateway(NGO, run=True)
+    message = dossier()
+
+    message_id = await ind.send(message, [MUNI, NGO])
+    assert ind.store.sent_status(message_id).status == "SENT"  # type: ignore[union-attr]
+
+    await until(lambda: len(muni.store.inbox(limit=10)) == 1, "delivery to the municipality")
+    await until(lambda: len(ngo.store.inbox(limit=10)) == 1, "delivery to the NGO")
+    for gw in (muni, ngo):
+        (item,) = gw.store.inbox(limit=10)
+        assert (item.message_id, item.sender, item.case_id) == (message_id, IND, message.case_id)  # type: ignore[attr-defined]
+        assert item.message == json.loads(message.model_dump_json())
+    await until(
+        lambda: ind.store.sent_status(message_id).status == "RECEIPTED",  # type: ignore[union-attr]
+        "both receipts",
+    )
+    status = ind.store.sent_status(message_id)
+    assert status is not None
+    assert {p: r["outcome"] for p, r in status.receipts.items()} == {
+        MUNI: "ACCEPTED",
+        NGO: "ACCEPTED",
+    }
+    # one envelope per recipient inbox, one receipt back from each, and no receipt of a receipt
+    for gw in (ind, muni, ngo):
+        await lvv.halt(gw)
+    assert len(await lvv.records(inbox(MUNI))) == 1
+    assert len(await lvv.records(inbox(NGO))) == 1
+    receipts = [opened_receipt(r, IND) for r in await lvv.records(inbox(IND))]
+    assert sorted(r.received_by for r in receipts) == sorted([MUNI, NGO])
+    assert {(r.message_id, r.outcome) for r in receipts} == {(message_id, ReceiptOutcome.ACCEPTED)}
+    assert ind.store.counts()["receipted"] == 1
+
+
+async def test_multi_recipient_send_is_all_or_nothing(lvv: Lvv) -> None:
+    ind = await lvv.gateway(IND)
+    await lvv.gateway(MUNI)  # its inbox exists; the second recipient's never was created
+    absent = "ngo-perspectief"
+    assert absent in NET.directory.parties and absent != NGO
+
+    with pytest.raises(UnknownTopic):
+        await ind.send(dossier(), [MUNI, absent])
+
+    assert await lvv.records(inbox(MUNI)) == []
+    assert ind.store.counts()["sent"] == 0
+    assert ind.store.overdue(NOW + timedelta(days=365), timedelta(0)) == []
+
+
+# --- exactly once across a crash -------------------------------------------------------------
+
+
+async def test_redelivery_at_the_same_position_is_neither_delivered_nor_receipted_twice(
+    lvv: Lvv,
+) -> None:
+    ind = await lvv.gateway(IND)
+    first = await lvv.gateway(MUNI)
+    message_id = await ind.send(dossier(), [MUNI])
+    (record,) = await lvv.records(inbox(MUNI))
+    await first.handle(record)
+    assert len(await lvv.records(inbox(IND))) == 1
+    # crash before the offset commit: a new gateway on the same state file gets the record again
+    await first.close()
+    observer = PrometheusObserver(MUNI)
+    restarted = await lvv.gateway(MUNI, store=lvv.store(MUNI), observer=observer)
+    await restarted.handle(record)
+    await restarted.handle(record)
+
+    (item,) = restarted.store.inbox(limit=10)
+    assert item.message_id == message_id
+    assert len(await lvv.records(inbox(IND))) == 1  # no second receipt
+    assert observer.registry.get_sample_value("lvv_redeliveries_total", {"party": MUNI}) == 2
+
+
+async def test_redelivery_after_a_crash_before_the_receipt_sends_the_missing_receipt_once(
+    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ind = await lvv.gateway(IND)
+    first = await lvv.gateway(MUNI)
+    message_id = await ind.send(dossier(), [MUNI])
+    (record,) = await lvv.records(inbox(MUNI))
+
+    async def broker_gone(*args: Any, **kwargs: Any) -> uuid.UUID:
+        raise TransportUnavailable("the log went away before the receipt was stored")
+
+    monkeypatch.setattr(first, "send", broker_gone)
+    with pytest.raises(TransportUnavailable):
+        await first.handle(record)
+    assert len(first.store.inbox(limit=10)) == 1  # delivered ...
+    assert await lvv.records(inbox(IND)) == []  # ... but not receipted
+
+    await first.close()
+    restarted = await lvv.gateway(MUNI, store=lvv.store(MUNI))
+    await restarted.handle(record)
+    await restarted.handle(record)  # and again after a second restart: still one receipt
+
+    assert len(restarted.store.inbox(limit=10)) == 1
+    (receipt_record,) = await lvv.records(inbox(IND))
+    receipt = opened_receipt(receipt_record, IND)
+    assert (receipt.message_id, receipt.received_by, receipt.outcome) == (
+        message_id,
+        MUNI,
+        ReceiptOutcome.ACCEPTED,
+    )
+    assert receipt.envelope_sha256 == hashlib.sha256(record.value).digest()
+    await ind.handle(receipt_record)
+    assert ind.store.sent_status(message_id).status == "RECEIPTED"  # type: ignore[union-attr]
+
+
+async def test_same_envelope_at_a_new_position_is_a_replay_and_not_delivered(lvv: Lvv) -> None:
+    ind = await lvv.gateway(IND)
+    muni = await lvv.gateway(MUNI)
+    await ind.send(dossier(), [MUNI])
+    (original,) = await lvv.records(inbox(MUNI))
+    await muni.handle(original)
+
+    replayed = await lvv.inject(inbox(MUNI), original.value)
+    (again,) = [r for r in await lvv.records(inbox(MUNI)) if source(r) == source(replayed)]
+    await muni.handle(again)
+
+    assert len(muni.store.inbox(limit=10)) == 1
+    assert len(await lvv.records(inbox(IND))) == 1  # the one receipt of the original
+    (dead,) = await lvv.records(dlq(MUNI))
+    assert headers(dead)["lvv-reason"] == RejectReason.REPLAY.value
+    assert headers(dead)["lvv-source"] == source(replayed)
+    assert dead.value == original.value
+
+
+async def test_other_envelope_with_a_seen_message_id_is_a_replay(lvv: Lvv) -> None:
+    await lvv.gateway(IND)
+    muni = await lvv.gateway(MUNI)
+    message_id = uuid.uuid4()
+    first = await lvv.inject(inbox(MUNI), NET.forge(dossier(), IND, [MUNI], message_id=message_id))
+    second = await lvv.inject(
+        inbox(MUNI), NET.forge(dossier(), IND, [MUNI], message_id=message_id, nonce=b"\x03" * 12)
+    )
+    for record in await lvv.records(inbox(MUNI)):
+        await muni.handle(record)
+
+    (item,) = muni.store.inbox(limit=10)
+    assert item.message_id == message_id
+    (dead,) = await lvv.records(dlq(MUNI))
+    assert headers(dead)["lvv-reason"] == RejectReason.REPLAY.value
+    assert headers(dead)["lvv-source"] == source(second) != source(first)
+    assert len(await lvv.records(inbox(IND))) == 1  # a replay is not answered
+
+
+# --- refused records -------------------------------------------------------------------------
+
+
+async def test_refused_records_are_dead_lettered_with_their_reason_and_the_loop_goes_on(
+    lvv: Lvv,
+) -> None:
+    await lvv.gateway(IND)
+    await lvv.gateway(OTHER_MUNI)
+    muni = await lvv.gateway(MUNI, run=True)
+    valid = NET.seal(dossier(), IND, [MUNI])
+    tampered = bytearray(valid)
+    tampered[-100] ^= 0x01  # one bit of the ciphertext
+    refused = {
+        RejectReason.MALFORMED: b"\x02" + b"\xff" * 40,  # version 1, then junk
+        RejectReason.UNSUPPORTED_VERSION: b"not an envelope at all",
+        RejectReason.BAD_SIGNATURE: bytes(tampered),
+        RejectReason.NOT_A_RECIPIENT: NET.seal(dossier(), IND, [OTHER_MUNI]),
+    }
+    where = {reason: await lvv.inject(inbox(MUNI), data) for reason, data in refused.items()}
+    await lvv.inject(inbox(MUNI), valid)
+
+    await until(lambda: len(muni.store.inbox(limit=10)) == 1, "the valid message after them")
+    dead = {headers(r)["lvv-source"]: r for r in await until_records(lvv, dlq(MUNI), len(refused))}
+    assert len(dead) == len(refused)
+    for reason, data in refused.items():
+        record = dead[source(where[reason])]
+        assert record.value == data
+        assert headers(record) == {
+            "lvv-reason": reason.value,
+            "lvv-source": source(where[reason]),
+            "lvv-envelope-sha256": hashlib.sha256(data).hexdigest(),
+            "lvv-gateway": MUNI,
+            "lvv-rejected-at": NOW.isoformat(),
+        }
+    assert sorted(muni.store.rejection_reasons()) == sorted(r.value for r in refused)
+    # none of these senders is authenticated and addressed us, so none is answered
+    await lvv.halt(muni)
+    assert len(await lvv.records(inbox(IND))) == 1  # only the valid message's receipt
+    assert await lvv.records(inbox(OTHER_MUNI)) == []
+
+
+async def test_authenticated_sender_refused_by_policy_gets_a_rejected_receipt(lvv: Lvv) -> None:
+    hostile = Net(roles={NGO: PartyRole.IND})  # the NGO's own directory says it is the IND
+    ngo = await lvv.gateway(NGO, net=hostile, run=True)
+    muni = await lvv.gateway(MUNI, run=True)
+
+    message_id = await ngo.send(dossier(), [MUNI])  # its own policy check passes
+
+    await until(
+        lambda: ngo.store.sent_status(message_id).status == "REJECTED",  # type: ignore[union-attr]
+        "the REJECTED receipt",
+    )
+    status = ngo.store.sent_status(message_id)
+    assert status is not None
+    assert status.receipts[MUNI]["outcome"] == "REJECTED"
+    assert status.receipts[MUNI]["reason"] == RejectReason.POLICY_DENIED.value
+    assert muni.store.inbox(limit=10) == []
+    (dead,) = await until_records(lvv, dlq(MUNI), 1)
+    assert headers(dead)["lvv-reason"] == RejectReason.POLICY_DENIED.value
+    assert dead.key == message_id.bytes  # authenticated: keyed by its message id
+    await lvv.halt(ngo)
+    assert len(await lvv.records(inbox(NGO))) == 1  # one receipt, not answered in turn
+
+
+async def test_a_refused_receipt_is_never_answered_but_a_refused_message_is(lvv: Lvv) -> None:
+    ind = await lvv.gateway(IND)
+    muni = await lvv.gateway(MUNI)
+    stale = {"now": NOW - timedelta(days=2), "ttl": timedelta(hours=1)}  # authenticated, EXPIRED
+    receipt = example("DeliveryReceipt").model_copy(update={"received_by": IND})
+    await lvv.inject(inbox(MUNI), NET.forge(receipt, IND, [MUNI], **stale))
+    (receipt_record,) = await lvv.records(inbox(MUNI))
+    await muni.handle(receipt_record)
+
+    assert await lvv.records(inbox(IND)) == []  # a receipt is not answered: no loop
+    (dead,) = await lvv.records(dlq(MUNI))
+    assert headers(dead)["lvv-reason"] == RejectReason.EXPIRED.value
+
+    # the same refusal of a case message is answered, so the silence above is the rule
+    message_id = uuid.uuid4()
+    await lvv.inject(inbox(MUNI), NET.forge(dossier(), IND, [MUNI], message_id=message_id, **stale))
+    (message_record,) = [r for r in await lvv.records(inbox(MUNI)) if r != receipt_record]
+    await muni.handle(message_record)
+    (answer,) = await lvv.records(inbox(IND))
+    receipt = opened_receipt(answer, IND)
+    assert (receipt.message_id, receipt.outcome, receipt.reason) == (
+        message_id,
+        ReceiptOutcome.REJECTED,
+        RejectReason.EXPIRED.value,
+    )
+    # and IND's gateway, receiving that REJECTED receipt, answers nothing either
+    await ind.handle(answer)
+    assert len(await lvv.records(inbox(MUNI))) == 2
+
+
+def fail_first_send(monkeypatch: pytest.MonkeyPatch, gw: Gateway) -> None:
+    """The log is away for the first `Gateway.send` (a receipt) and back afterwards."""
+    real_send = gw.send
+    calls = 0
+
+    async def send(*args: Any, **kwargs: Any) -> uuid.UUID:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TransportUnavailable("the log is away for a moment")
+        return await real_send(*args, **kwargs)
+
+    monkeypatch.setattr(gw, "send", send)
+
+
+async def test_rejected_receipt_is_sent_once_after_a_crash_before_it(
+    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hostile = Net(roles={NGO: PartyRole.IND})
+    await lvv.gateway(NGO, net=hostile)
+    first = await lvv.gateway(MUNI)
+    message_id = uuid.uuid4()
+    await lvv.inject(inbox(MUNI), hostile.forge(dossier(), NGO, [MUNI], message_id=message_id))
+    (record,) = await lvv.records(inbox(MUNI))
+    fail_first_send(monkeypatch, first)
+
+    with pytest.raises(TransportUnavailable):  # dead-lettered, but the answer did not go out
+        await first.handle(record)
+    assert await lvv.records(inbox(NGO)) == []
+    await first.handle(record)  # what run()'s retry does
+    await first.close()
+    restarted = await lvv.gateway(MUNI, store=lvv.store(MUNI))
+    await restarted.handle(record)  # and a redelivery after a restart
+
+    (answer,) = await lvv.records(inbox(NGO))
+    receipt = opened_receipt(answer, NGO)
+    assert (receipt.message_id, receipt.outcome, receipt.reason) == (
+        message_id,
+        ReceiptOutcome.REJECTED,
+        RejectReason.POLICY_DENIED.value,
+    )
+    (dead,) = await lvv.records(dlq(MUNI))  # dead-lettered once
+    assert headers(dead)["lvv-reason"] == RejectReason.POLICY_DENIED.value
+    assert restarted.store.inbox(limit=10) == []
+
+
+async def test_rejected_receipt_after_a_crash_keeps_the_reason_of_the_dead_letter(
+    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [NOW]
+    await lvv.gateway(IND)
+    first = await lvv.gateway(MUNI, clock=lambda: now[0])
+    message_id = uuid.uuid4()
+    early = NOW + timedelta(hours=1)  # the sender's clock is an hour ahead
+    envelope = NET.forge(dossier(), IND, [MUNI], message_id=message_id, now=early)
+    await lvv.inject(inbox(MUNI), envelope)
+    (record,) = await lvv.records(inbox(MUNI))
+    fail_first_send(monkeypatch, first)
+    with pytest.raises(TransportUnavailable):
+        await first.handle(record)
+    (dead,) = await lvv.records(dlq(MUNI))
+    assert headers(dead)["lvv-reason"] == RejectReason.FROM_FUTURE.value
+
+    await first.close()
+    now[0] = NOW + timedelta(hours=2)  # the gateway is back two hours later
+    restarted = await lvv.gateway(MUNI, store=lvv.store(MUNI), clock=lambda: now[0])
+    await restarted.handle(record)
+
+    answers = [opened_receipt(r, IND, now[0]) for r in await lvv.records(inbox(IND))]
+    assert [(r.message_id, r.outcome, r.reason) for r in answers] == [
+        (message_id, ReceiptOutcome.REJECTED, RejectReason.FROM_FUTURE.value)
+    ]
+
+
+# --- failures of our own ---------------------------------------------------------------------
+
+
+async def test_failing_record_is_retried_then_dead_lettered_and_the_next_is_delivered(
+    lvv: Lvv, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+) -> None:
+    ind = await lvv.gateway(IND)
+    muni = await lvv.gateway(MUNI)
+    poisoned = await ind.send(dossier(), [MUNI])
+    healthy = await ind.send(dossier(), [MUNI])  # same case id: same partition, after it
+    real = muni.store.record_delivery
+    attempts = 0
+
+    def record_delivery(**kwargs: Any) -> None:
+        nonlocal attempts
+        if kwargs["message_id"] == poisoned:
+            attempts += 1
+            raise RuntimeError("disk says no")
+        real(**kwargs)
+
+    monkeypatch.setattr(muni.store, "record_delivery", record_delivery)
+    lvv.run(muni)
+
+    await until(lambda: len(muni.store.inbox(limit=10)) == 1, "the next record")
+    assert [i.message_id for i in muni.store.inbox(limit=10)] == [healthy]
+    assert attempts == gateway_module.MAX_ATTEMPTS
+    (poisoned_record,) = [
+        r for r in await lvv.records(inbox(MUNI)) if headers(r)["lvv-message-id"] == str(poisoned)
+    ]
+    (dead,) = await lvv.records(dlq(MUNI))
+    assert headers(dead)["lvv-reason"] == PROCESSING_FAILED
+    assert headers(dead)["lvv-source"] == source(poisoned_record)
+    assert dead.value == poisoned_record.value
+    assert muni.store.rejection_reasons() == [PROCESSING_FAILED]
+    await lvv.halt(muni)
+
+
+async def test_loop_survives_the_log_being_away_when_dead_lettering_a_failed_record(
+    lvv: Lvv, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+) -> None:
+    ind = await lvv.gateway(IND)
+    muni = await lvv.gateway(MUNI)
+    poisoned = await ind.send(dossier(), [MUNI])
+    healthy = await ind.send(dossier(), [MUNI])
+    real_delivery = muni.store.record_delivery
+    real_send = EmbeddedProducer.send  # a gateway's producer uses send() only for dead letters
+    outages = 0
+
+    def record_delivery(**kwargs: Any) -> None:
+        if kwargs["message_id"] == poisoned:
+            raise RuntimeError("disk says no")
+        real_delivery(**kwargs)
+
+    async def send(self: EmbeddedProducer, *args: Any, **kwargs: Any) -> RecordMetadata:
+        nonlocal outages
+        if outages == 0:  # the log goes away just as the dead letter is written
+            outages += 1
+            raise TransportUnavailable("the log is away for a moment")
+        return await real_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(muni.store, "record_delivery", record_delivery)
+    monkeypatch.setattr(EmbeddedProducer, "send", send)
+    task = lvv.run(muni)
+
+    await until(lambda: len(muni.store.inbox(limit=10)) == 1 or task.done(), "the next record")
+    if task.done():
+        lvv.tasks.pop(id(muni))
+        pytest.fail(f"run() ended: {task.exception()!r}")
+    assert [i.message_id for i in muni.store.inbox(limit=10)] == [healthy]
+    (dead,) = await until_records(lvv, dlq(MUNI), 1)
+    assert headers(dead)["lvv-reason"] == PROCESSING_FAILED
+
+
+# --- stopping --------------------------------------------------------------------------------
+
+
+async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
+    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ind = await lvv.gateway(IND)
+    muni = await lvv.gateway(MUNI)
+    first = await ind.send(dossier(), [MUNI])
+    second = await ind.send(dossier(), [MUNI])
+    real_handle = muni.handle
+
+    async def stop_while_handling(record: Record) -> None:
+        muni.stop()  # e.g. SIGTERM arrives while this record is being handled
+        await asyncio.sleep(0.05)
+        await real_handle(record)
+
+    monkeypatch.setattr(muni, "handle", stop_while_handling)
+    lvv.run(muni)
+    await asyncio.wait_for(lvv.tasks.pop(id(muni)), WAIT_S)  # run() returns by itself
+
+    assert [i.message_id for i in muni.store.inbox(limit=10)] == [first]
+    assert len(await lvv.records(inbox(IND))) == 1  # its receipt went out before returning
+    await muni.close()
+    # a new member of the gateway's group resumes after the handled record
+    member = lvv.log.consumer(f"lvvx-gateway.{MUNI}", [inbox(MUNI)])
+    await member.start()
+    try:
+        pending = await member.poll(timeout_ms=200)
+    finally:
+        await member.close()
+    assert [headers(r)["lvv-message-id"] for r in pending] == [str(second)]
+    # and a restarted gateway delivers only the rest: nothing is seen twice
+    observer = PrometheusObserver(MUNI)
+    restarted = await lvv.gateway(MUNI, store=lvv.store(MUNI), observer=observer, run=True)
+    await until(lambda: len(restarted.store.inbox(limit=10)) == 2, "the second message")
+    await lvv.halt(restarted)
+    assert [i.message_id for i in restarted.store.inbox(limit=10)] == [first, second]
+    assert observer.registry.get_sample_value("lvv_redeliveries_total", {"party": MUNI}) is None
+
+
+# --- overdue receipts ------------------------------------------------------------------------
+
+
+async def test_message_to_a_party_whose_gateway_is_down_becomes_overdue(lvv: Lvv) -> None:
+    ind = await lvv.gateway(IND, run=True)
+    await lvv.log.ensure_topics([TopicSpec(inbox(MUNI))])  # provisioned, gateway not running
+    timeout = ind.receipt_timeout
+
+    message_id = await ind.send(dossier(), [MUNI])
+
+    assert ind.store.overdue(NOW, timeout) == []
+    assert ind.store.overdue(NOW + timeout, timeout) == []  # not after exactly the timeout
+    assert ind.store.overdue(NOW + timeout + timedelta(seconds=1), timeout) == [message_id]
+    await asyncio.sleep(0.3)  # a poll or so of IND's own loop: nothing changes it
+    assert ind.store.sent_status(message_id).status == "SENT"  # type: ignore[union-attr]
+    assert ind.store.counts()["awaiting_receipt"] == 1
+    assert len(await lvv.records(inbox(MUNI))) == 1
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+async def test_prometheus_observer_counts_without_ids(lvv: Lvv) -> None:
+    ind_metrics, muni_metrics = PrometheusObserver(IND), PrometheusObserver(MUNI)
+    ind = await lvv.gateway(IND, observer=ind_metrics, run=True)
+    muni = await lvv.gateway(MUNI, observer=muni_metrics, run=True)
+    case_id = dossier().case_id  # type: ignore[attr-defined]
+
+    message_id = await ind.send(dossier(), [MUNI])
+    await lvv.inject(inbox(MUNI), b"not an envelope at all")
+    await until(
+        lambda: ind.store.sent_status(message_id).status == "RECEIPTED",  # type: ignore[union-attr]
+        "the receipt",
+    )
+    await until(lambda: muni.store.counts()["rejected"] == 1, "the rejection")
+
+    def value(observer: PrometheusObserver, name: str, **labels: str) -> float | None:
+        return observer.registry.get_sample_value(name, labels)
+
+    assert value(ind_metrics, "lvv_messages_sent_total", party=IND, type="DossierDelivered") == 1
+    assert value(ind_metrics, "lvv_receipts_received_total", party=IND, outcome="ACCEPTED") == 1
+    assert value(muni_metrics, "lvv_messages_sent_total", party=MUNI, type="DeliveryReceipt") == 1
+    delivered = {"party": MUNI, "type": "DossierDelivered", "sender": IND}
+    assert value(muni_metrics, "lvv_messages_delivered_total", **delivered) == 1
+    assert (
+        value(muni_metrics, "lvv_messages_rejected_total", party=MUNI, reason="UNSUPPORTED_VERSION")
+        == 1
+    )
+    # labels are bounded: parties, types, outcomes and reasons, never a message or case id
+    for observer in (ind_metrics, muni_metrics):
+        text = generate_latest(observer.registry).decode()
+        assert str(message_id) not in text and str(case_id) not in text
+        names = {
+            label
+            for family in observer.registry.collect()
+            for sample in family.samples
+            for label in sample.labels
+        }
+        assert names <= {"party", "type", "sender", "reason", "outcome", "le"}
