@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -113,6 +114,8 @@ def demo(kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: b
     from broker.network import write_gateway_configs, write_run_info
     from broker.transport import open_transport
 
+    # aiokafka logs retriable start-up conditions of fresh topics as errors; they pass
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     if data.exists():
         shutil.rmtree(data)  # each run makes a fresh network: new keys, log and state
     data.mkdir(parents=True)
