@@ -197,3 +197,34 @@ async def test_commit_of_a_partition_not_owned_fails(transport: Transport, topic
         await drain(consumer, 1)
         with pytest.raises(CommitFailed):
             await consumer.commit({TopicPartition(topic + ".other", 0): 1})
+
+
+async def test_end_offsets_committed_offsets_and_lag(transport: Transport, topic: str) -> None:
+    await transport.ensure_topics([TopicSpec(topic, partitions=2)])
+    async with transport.producer() as producer:
+        for n in range(10):
+            await producer.send(topic, b"v", key=str(n).encode())
+    ends = await transport.end_offsets([topic])
+    assert set(ends) == {TopicPartition(topic, 0), TopicPartition(topic, 1)}
+    assert sum(ends.values()) == 10
+    g = group()
+    assert await transport.committed(g, [topic]) == {}
+    assert await transport.lag(g, [topic]) == 10
+    async with transport.consumer(g, [topic]) as consumer:
+        await drain(consumer, 10)
+        await consumer.commit()
+    assert await transport.committed(g, [topic]) == ends
+    assert await transport.lag(g, [topic]) == 0
+
+
+async def test_a_whole_topic_can_be_read_without_a_group(transport: Transport, topic: str) -> None:
+    await transport.ensure_topics([TopicSpec(topic, partitions=3)])
+    async with transport.producer() as producer:
+        for n in range(30):
+            await producer.send(topic, str(n).encode(), key=str(n % 5).encode())
+    records = await transport.read_topic(topic)
+    assert sorted(int(r.value) for r in records) == list(range(30))
+    for p in range(3):
+        offsets = [r.offset for r in records if r.partition == p]
+        assert offsets == sorted(offsets)
+    assert await transport.read_topic(topic) == records  # reading does not consume

@@ -188,5 +188,26 @@ class Transport(ABC):
         """Raise `TransportUnavailable` unless the log answers now."""
 
     @abstractmethod
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """The offset the next record of each partition will get (for read-committed readers:
+        after the last committed transaction)."""
+
+    @abstractmethod
+    async def committed(self, group_id: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """The next offset ``group_id`` will read per partition; partitions it never
+        committed are missing."""
+
+    @abstractmethod
+    async def read_topic(self, topic: str) -> list[Record]:
+        """Every record of ``topic`` up to its end now, in offset order within a partition,
+        read without any consumer group (for audit verification and tools)."""
+
+    async def lag(self, group_id: str, topics: Sequence[str]) -> int:
+        """Records in ``topics`` that ``group_id`` has not committed yet."""
+        ends = await self.end_offsets(topics)
+        done = await self.committed(group_id, topics)
+        return sum(max(end - done.get(tp, 0), 0) for tp, end in ends.items())
+
+    @abstractmethod
     async def close(self) -> None:
         """Release shared resources (admin clients, database handles)."""

@@ -519,6 +519,38 @@ class EmbeddedTransport(Transport):
         except TransportError as exc:
             raise TransportUnavailable(f"embedded log {self._path!r} does not answer") from exc
 
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        self._require_open()
+
+        def query(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            marks = ",".join("?" * len(topics))
+            sql = f"SELECT topic, part, next FROM ends WHERE topic IN ({marks})"
+            return list(conn.execute(sql, list(topics)))
+
+        return {TopicPartition(t, p): n for t, p, n in await self._admin.call(query)}
+
+    async def committed(self, group_id: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        self._require_open()
+
+        def query(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            marks = ",".join("?" * len(topics))
+            sql = f"SELECT topic, part, next FROM offsets WHERE grp = ? AND topic IN ({marks})"
+            return list(conn.execute(sql, [group_id, *topics]))
+
+        return {TopicPartition(t, p): n for t, p, n in await self._admin.call(query)}
+
+    async def read_topic(self, topic: str) -> list[Record]:
+        self._require_open()
+
+        def query(conn: sqlite3.Connection) -> list[Record]:
+            sql = "SELECT part, ofs, key, value, headers, ts_ms FROM records WHERE topic = ? ORDER BY part, ofs"
+            return [
+                Record(topic, p, o, k, v, _unpack_headers(h), ts)
+                for p, o, k, v, h, ts in conn.execute(sql, (topic,))
+            ]
+
+        return await self._admin.call(query)
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -98,6 +98,18 @@ def _translated(action: str) -> Iterator[None]:
         raise TransportError(f"{action}: {type(exc).__name__}: {exc}") from exc
 
 
+def _record(r: Any) -> Record:
+    return Record(
+        topic=r.topic,
+        partition=r.partition,
+        offset=r.offset,
+        key=r.key,
+        value=r.value if r.value is not None else b"",
+        headers=tuple((k, bytes(v)) for k, v in r.headers),
+        timestamp_ms=r.timestamp,
+    )
+
+
 def _check_size(key: bytes | None, value: bytes, headers: Headers) -> None:
     size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
     if size > MAX_RECORD_BYTES:
@@ -254,18 +266,7 @@ class KafkaConsumer(Consumer):
             batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         records: list[Record] = []
         for tp, batch in batches.items():
-            for r in batch:
-                records.append(
-                    Record(
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                        key=r.key,
-                        value=r.value if r.value is not None else b"",
-                        headers=tuple((k, bytes(v)) for k, v in r.headers),
-                        timestamp_ms=r.timestamp,
-                    )
-                )
+            records += [_record(r) for r in batch]
             if batch:
                 self._positions[TopicPartition(tp.topic, tp.partition)] = batch[-1].offset + 1
         return records
@@ -368,6 +369,71 @@ class KafkaTransport(Transport):
         except TransportError as exc:
             await self.close()
             raise TransportUnavailable(f"Kafka at {self.options.bootstrap_servers}: {exc}") from exc
+
+    def _reader(self) -> AIOKafkaConsumer:
+        """A consumer outside any group, for offsets and whole-topic reads."""
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.options.bootstrap_servers,
+            client_id=f"{self.options.client_id}-reader",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            request_timeout_ms=self.options.request_timeout_ms,
+            max_partition_fetch_bytes=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
+        )
+
+    async def _partitions(self, topics: Sequence[str]) -> list[KafkaTopicPartition]:
+        admin = await self._admin_client()
+        with _translated("describe topics"):
+            described = await admin.describe_topics(list(topics))
+        return [
+            KafkaTopicPartition(t["topic"], p["partition"])
+            for t in described
+            if t["error_code"] == 0
+            for p in sorted(t["partitions"], key=lambda p: p["partition"])
+        ]
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        reader = self._reader()
+        with _translated("end offsets"):
+            await asyncio.wait_for(reader.start(), self.options.request_timeout_ms / 1000)
+            try:
+                partitions = await self._partitions(topics)
+                ends = await reader.end_offsets(partitions) if partitions else {}
+            finally:
+                await reader.stop()
+        return {TopicPartition(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
+
+    async def committed(self, group_id: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        admin = await self._admin_client()
+        with _translated("committed offsets"):
+            found = await admin.list_consumer_group_offsets(group_id)
+        return {
+            TopicPartition(tp.topic, tp.partition): int(meta.offset)
+            for tp, meta in found.items()
+            if tp.topic in topics and meta.offset >= 0
+        }
+
+    async def read_topic(self, topic: str) -> list[Record]:
+        reader = self._reader()
+        records: list[Record] = []
+        with _translated(f"read {topic}"):
+            await asyncio.wait_for(reader.start(), self.options.request_timeout_ms / 1000)
+            try:
+                partitions = await self._partitions([topic])
+                if not partitions:
+                    return []
+                reader.assign(partitions)
+                await reader.seek_to_beginning(*partitions)
+                ends = await reader.end_offsets(partitions)
+                deadline = time.monotonic() + self.options.request_timeout_ms / 1000
+                while [tp for tp in partitions if await reader.position(tp) < ends[tp]]:
+                    if time.monotonic() > deadline:
+                        raise TransportTimeout(f"reading {topic} did not reach its end")
+                    for batch in (await reader.getmany(timeout_ms=200)).values():
+                        records += [_record(r) for r in batch]
+            finally:
+                await reader.stop()
+        return sorted(records, key=lambda r: (r.partition, r.offset))
 
     async def close(self) -> None:
         admin, self._admin = self._admin, None
