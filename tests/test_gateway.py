@@ -260,14 +260,15 @@ async def test_redelivery_after_a_crash_before_the_receipt_sends_the_missing_rec
     message_id = await ind.send(dossier(), [MUNI])
     (record,) = await lvv.records(inbox(MUNI))
 
-    async def broker_gone(*args: Any, **kwargs: Any) -> uuid.UUID:
+    async def broker_gone(*args: Any, **kwargs: Any) -> None:
         raise TransportUnavailable("the log went away before the receipt was stored")
 
-    monkeypatch.setattr(first, "send", broker_gone)
+    monkeypatch.setattr(first, "_publish", broker_gone)
     with pytest.raises(TransportUnavailable):
         await first.handle(record)
-    assert len(first.store.inbox(limit=10)) == 1  # delivered ...
-    assert await lvv.records(inbox(IND)) == []  # ... but not receipted
+    # taken in, but not shown to the back office before its audit record and receipt are out
+    assert first.store.inbox(limit=10) == []
+    assert await lvv.records(inbox(IND)) == []
 
     await first.close()
     restarted = await lvv.gateway(MUNI, store=lvv.store(MUNI))
@@ -420,18 +421,19 @@ async def test_a_refused_receipt_is_never_answered_but_a_refused_message_is(lvv:
 
 
 def fail_first_send(monkeypatch: pytest.MonkeyPatch, gw: Gateway) -> None:
-    """The log is away for the first `Gateway.send` (a receipt) and back afterwards."""
-    real_send = gw.send
+    """The log is away for the first publication (dead letter, receipt and audit events,
+    written together) and back afterwards."""
+    real_publish = gw._publish
     calls = 0
 
-    async def send(*args: Any, **kwargs: Any) -> uuid.UUID:
+    async def publish(*args: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise TransportUnavailable("the log is away for a moment")
-        return await real_send(*args, **kwargs)
+        await real_publish(*args, **kwargs)
 
-    monkeypatch.setattr(gw, "send", send)
+    monkeypatch.setattr(gw, "_publish", publish)
 
 
 async def test_rejected_receipt_is_sent_once_after_a_crash_before_it(
@@ -479,8 +481,8 @@ async def test_rejected_receipt_after_a_crash_keeps_the_reason_of_the_dead_lette
     fail_first_send(monkeypatch, first)
     with pytest.raises(TransportUnavailable):
         await first.handle(record)
-    (dead,) = await lvv.records(dlq(MUNI))
-    assert headers(dead)["lvv-reason"] == RejectReason.FROM_FUTURE.value
+    # dead letter, answer and audit events go out together or not at all
+    assert await lvv.records(dlq(MUNI)) == []
 
     await first.close()
     now[0] = NOW + timedelta(hours=2)  # the gateway is back two hours later
@@ -491,6 +493,8 @@ async def test_rejected_receipt_after_a_crash_keeps_the_reason_of_the_dead_lette
     assert [(r.message_id, r.outcome, r.reason) for r in answers] == [
         (message_id, ReceiptOutcome.REJECTED, RejectReason.FROM_FUTURE.value)
     ]
+    (dead,) = await lvv.records(dlq(MUNI))  # the reason decided before the crash
+    assert headers(dead)["lvv-reason"] == RejectReason.FROM_FUTURE.value
 
 
 # --- failures of our own ---------------------------------------------------------------------

@@ -1,15 +1,22 @@
 """The per-party gateway: seals and sends for its back office, opens and delivers what
-arrives, answers with signed receipts, and puts what it refuses in its dead-letter topic.
+arrives, answers with signed receipts, dead-letters what it refuses, and records every one
+of these acts in its signed audit chain.
 
 Receiving a record, step by step (each step survives a crash before the next):
 
-1. a record handled before (same envelope digest) was redelivered after a crash: only a
-   receipt that may not have gone out is sent again;
-2. open the envelope; if refused, write the original bytes with the reason to
-   ``lvv.v1.dlq.<party>``, and answer an authenticated sender with a REJECTED receipt;
-3. deliver: inbox, replay guard and digest in one store transaction (exactly once);
-4. send the signed ACCEPTED receipt to the sender;
+1. a record handled before (same position) came again after a crash: its follow-up is
+   published if it was not yet, and nothing else happens;
+2. the same envelope bytes at another position are a replay: refused;
+3. open the envelope, and store the decision — delivered (inbox, replay guard and position
+   in one transaction: exactly once), a receipt for a message we sent, or refused — with
+   what must follow it;
+4. publish the follow-up in one atomic write: the receipt to the sender, the dead letter,
+   and the audit events; only then does a delivered message become visible to the back
+   office, so nothing is delivered without its audit record (fail closed);
 5. commit the offset (after the batch).
+
+Sending is one atomic write too: the envelope into every recipient's inbox and the SENT
+event — if the audit stream cannot be written, nothing is sent and the caller is told.
 
 An error in one record never stops the loop: a broker that is down is waited out (the
 record stays uncommitted and is retried); any other failure is retried a few times and then
@@ -29,11 +36,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from broker._errors import EnvelopeRejected, RejectReason, TransportError
+from broker.audit import AuditChain, EventSpec
 from broker.crypto import Directory, PartyKeys, open_envelope, seal
+from broker.gateway import _followup as follow
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._store import GatewayStore
-from broker.models import AvroModel, DeliveryReceipt, EnvelopeHeader, ReceiptOutcome
-from broker.topics import DEFAULT_PREFIX, dlq, inbox
+from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptOutcome
+from broker.topics import DEFAULT_PREFIX, audit, dlq, inbox
 from broker.transport import (
     Consumer,
     OutgoingRecord,
@@ -63,27 +72,7 @@ DEFAULT_RECEIPT_TIMEOUT = timedelta(minutes=5)
 PROCESSING_FAILED = "PROCESSING_FAILED"
 """DLQ reason for a record this gateway could not handle (a fault of ours, not the sender's)."""
 
-# Rejections after which the sender is authenticated and addressed us, so it may be told.
-_ANSWERABLE = frozenset(RejectReason) - {
-    RejectReason.TOO_LARGE, RejectReason.MALFORMED, RejectReason.UNSUPPORTED_VERSION,
-    RejectReason.UNKNOWN_SENDER, RejectReason.SENDER_KEY_INVALID, RejectReason.BAD_SIGNATURE,
-    RejectReason.NOT_A_RECIPIENT, RejectReason.REPLAY,
-}  # fmt: skip
-
-
-def _answer_for(rejection: EnvelopeRejected, digest: bytes) -> dict[str, Any] | None:
-    """The REJECTED receipt owed to the sender, if one is: only to an authenticated sender
-    that addressed us, and never for a receipt (that could loop between two gateways)."""
-    h = rejection.authenticated_header
-    if rejection.reject_reason not in _ANSWERABLE or h is None:
-        return None
-    if h.message_type == DeliveryReceipt.avro_name:
-        return None
-    return {
-        "to": h.sender, "message_id": str(h.message_id), "message_type": h.message_type,
-        "case_id": str(h.case_id), "digest": digest.hex(), "reason": rejection.reject_reason.value,
-        "correlation_id": str(h.correlation_id) if h.correlation_id else None,
-    }  # fmt: skip
+AUDIT_PARTITIONS = 3
 
 
 def utc_now() -> datetime:
@@ -114,10 +103,13 @@ class Gateway:
         self.clock = clock
         self.observer = observer or NullObserver()
         self.receipt_timeout = receipt_timeout
+        self.audit = AuditChain(keys.party_id, keys.signing_key, audit(prefix), clock)
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._stopping = asyncio.Event()
+        self._publishing = asyncio.Lock()  # one audit append at a time: the chain is a line
         self.ready = False
+        self.audit_writable = True
 
     @property
     def party_id(self) -> str:
@@ -126,11 +118,13 @@ class Gateway:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create this party's topics if missing, then connect producer and consumer."""
+        """Create this party's topics if missing, take up its audit chain, connect."""
         me = self.party_id
-        await self.transport.ensure_topics(
-            [TopicSpec(inbox(me, self.prefix)), TopicSpec(dlq(me, self.prefix))]
-        )
+        await self.transport.ensure_topics([
+            TopicSpec(inbox(me, self.prefix)), TopicSpec(dlq(me, self.prefix)),
+            TopicSpec(audit(self.prefix), partitions=AUDIT_PARTITIONS),
+        ])  # fmt: skip
+        await self.audit.recover(self.transport)
         self._producer = self.transport.producer(transactional_id=f"lvvx-gateway.{me}")
         await self._producer.start()
         self._consumer = self.transport.consumer(f"lvvx-gateway.{me}", [inbox(me, self.prefix)])
@@ -154,6 +148,32 @@ class Gateway:
             raise ValueError(f"directory serial {directory.serial} < {self.directory.serial}")
         self.directory = directory
 
+    # --- publishing: records and their audit events, all or none -------------------------
+
+    async def _publish(self, records: Sequence[OutgoingRecord], events: Sequence[EventSpec],
+                       *, checkpoint: bool = False) -> None:  # fmt: skip
+        producer = self._live_producer()
+        async with self._publishing:
+            pending = self.audit.prepare(events, checkpoint=checkpoint)
+            try:
+                await producer.send_atomic([*records, *pending.records])
+            except TransportError:
+                self.audit_writable = False
+                self.observer.audit_failed()
+                raise
+            self.audit_writable = True
+            self.audit.commit(pending)
+
+    async def checkpoint_if_due(self) -> None:
+        """A tree head over the chain when events have waited long enough for one."""
+        if self.audit.checkpoint_due():
+            await self._publish([], [], checkpoint=True)
+
+    def _live_producer(self) -> Producer:
+        if self._producer is None:
+            raise TransportError("gateway is not started")
+        return self._producer
+
     # --- sending ---------------------------------------------------------------------------
 
     async def send(
@@ -164,11 +184,11 @@ class Gateway:
         correlation_id: uuid.UUID | None = None,
         causation_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
-        """Seal ``message`` and put it in every recipient's inbox, all or none.
+        """Seal ``message`` and put it in every recipient's inbox with its SENT event, all
+        or none.
 
         Raises `PolicyDenied`, `UnknownParty` or `RecordTooLarge` before anything is sent,
-        and a `TransportError` if the log refused it (then nothing was stored)."""
-        producer = self._live_producer()
+        and a `TransportError` if the log or the audit stream refused it (nothing stored)."""
         message_id = uuid.uuid4()
         names = tuple(dict.fromkeys(recipients))
         started = time.perf_counter()
@@ -185,20 +205,54 @@ class Gateway:
         records = [
             OutgoingRecord(inbox(r, self.prefix), envelope, case_id.bytes, headers) for r in names
         ]
-        if not isinstance(message, DeliveryReceipt):
-            self.store.record_sent(message_id, message.avro_name, case_id, names, self.clock())
+        event = EventSpec(
+            AuditAction.SENT, message_id=message_id, message_type=message.avro_name, sender=self.party_id,
+            recipients=names, case_id=case_id, envelope_sha256=hashlib.sha256(envelope).digest(),
+        )  # fmt: skip
+        self.store.record_sent(message_id, message.avro_name, case_id, names, self.clock())
         try:
-            await producer.send_atomic(records)
+            await self._publish(records, [event])
         except BaseException:
             self.store.forget_sent(message_id)
             raise
         self.observer.sent(message.avro_name, names)
         return message_id
 
-    def _live_producer(self) -> Producer:
-        if self._producer is None:
-            raise TransportError("gateway is not started")
-        return self._producer
+    def _seal_receipt(
+        self, f: dict[str, Any], outcome: ReceiptOutcome, reason: str | None
+    ) -> OutgoingRecord | None:
+        """The receipt for the message a follow-up describes, to its sender's inbox; None
+        if the sender can no longer be written to (it left the directory)."""
+        message_id, case_id = uuid.UUID(f["message_id"]), uuid.UUID(f["case_id"])
+        correlation = uuid.UUID(f["correlation_id"]) if f.get("correlation_id") else None
+        receipt = DeliveryReceipt(
+            receipt_id=uuid.uuid4(), message_id=message_id, message_type=f["message_type"],
+            case_id=case_id, received_by=self.party_id, received_at=self.clock(),
+            envelope_sha256=bytes.fromhex(f["digest"]), outcome=outcome, reason=reason,
+        )  # fmt: skip
+        try:
+            envelope = seal(receipt, sender=self.keys, recipients=[f["sender"]], directory=self.directory,
+                            now=self.clock(), causation_id=message_id, correlation_id=correlation)  # fmt: skip
+        except (ValueError, LookupError) as exc:
+            log.info("cannot answer %s: %s", message_id, exc)
+            return None
+        return OutgoingRecord(inbox(f["sender"], self.prefix), envelope, case_id.bytes,
+                              (("lvv-sender", self.party_id.encode()),))  # fmt: skip
+
+    def _dead_letter(self, record: Record, f: dict[str, Any]) -> OutgoingRecord:
+        """The refused record, as it came, with the reason and where it came from."""
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        key = (
+            uuid.UUID(f["message_id"]).bytes if f.get("message_id") else bytes.fromhex(f["digest"])
+        )
+        headers = (
+            ("lvv-reason", f["reason"].encode()),
+            ("lvv-rejected-at", self.clock().isoformat().encode()),
+            ("lvv-source", source.encode()),
+            ("lvv-gateway", self.party_id.encode()),
+            ("lvv-envelope-sha256", f["digest"].encode()),
+        )
+        return OutgoingRecord(dlq(self.party_id, self.prefix), record.value, key, headers)
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -212,6 +266,7 @@ class Gateway:
                 records = await consumer.poll(
                     timeout_ms=POLL_TIMEOUT_MS, max_records=POLL_MAX_RECORDS
                 )
+                await self.checkpoint_if_due()
             except TransportError as exc:
                 self._not_ready(exc)
                 await self._pause(RETRY_BACKOFF_S[-1])
@@ -246,7 +301,7 @@ class Gateway:
         while not self._stopping.is_set():
             try:
                 if failures >= MAX_ATTEMPTS:  # give up on the record, not on the partition
-                    await self._dead_letter(record, PROCESSING_FAILED, None)
+                    await self._refuse(record, PROCESSING_FAILED, None)
                 else:
                     await self.handle(record)
                 return True
@@ -266,21 +321,13 @@ class Gateway:
         source = f"{record.topic}/{record.partition}/{record.offset}"
         earlier = self.store.handled_at(source)
         if earlier is not None:  # the log delivered this record again after a restart
-            if (
-                earlier.receipt_pending
-                and earlier.outcome == "DELIVERED"
-                and earlier.message_id
-                and earlier.sender
-            ):
-                await self._resend_receipt(source, uuid.UUID(earlier.message_id), earlier.sender)
-            elif earlier.receipt_pending and earlier.answer:  # refused; the sender not yet told
-                await self._answer(source, earlier.answer)
+            if earlier.pending:
+                await self._follow_up(record, source, earlier.followup)
             self.observer.redelivered()
             return
         digest = hashlib.sha256(record.value).digest()
         if self.store.delivered_elsewhere(digest):  # the same bytes again: a replay
-            self.observer.rejected(RejectReason.REPLAY.value)
-            await self._dead_letter(record, RejectReason.REPLAY.value, None)
+            await self._refuse(record, RejectReason.REPLAY.value, None)
             return
         claims = self.store.staged_claims()
         now = self.clock()
@@ -290,99 +337,47 @@ class Gateway:
                 record.value, me=self.keys, directory=self.directory, replay_guard=claims, now=now
             )
         except EnvelopeRejected as exc:
-            self.observer.rejected(exc.reject_reason.value)
-            answer = _answer_for(exc, digest)
-            await self._dead_letter(
-                record, exc.reject_reason.value, exc.authenticated_header, answer
-            )
-            if answer:
-                await self._answer(source, answer)
+            await self._refuse(record, exc.reject_reason.value, exc)
             return
         self.observer.opened(time.perf_counter() - started)
         h, message = opened.header, opened.message
         if isinstance(message, DeliveryReceipt):
+            f = follow.receipt_received(h, message, digest)
             known = self.store.record_receipt(
                 source=source, claims=claims, envelope_sha256=digest, message_id=message.message_id,
-                recipient=h.sender, outcome=message.outcome.value, reason=message.reason, now=now,
+                recipient=h.sender, outcome=message.outcome.value, reason=message.reason, followup=f, now=now,
             )  # fmt: skip
             self.observer.receipt_received(message.outcome.value, known)
-            return
-        self.store.record_delivery(
-            source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
-            message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
-            message_json=message.model_dump_json(), now=now,
-        )  # fmt: skip
-        self.observer.delivered(h.message_type, h.sender, (now - h.created_at).total_seconds())
-        await self._send_receipt(
-            to=h.sender, message_id=h.message_id, message_type=h.message_type,
-            case_id=h.case_id, digest=digest, correlation_id=h.correlation_id,
-        )  # fmt: skip
-        self.store.receipt_sent(source)
-
-    async def _send_receipt(
-        self,
-        *,
-        to: str,
-        message_id: uuid.UUID,
-        message_type: str,
-        case_id: uuid.UUID,
-        digest: bytes,
-        outcome: ReceiptOutcome = ReceiptOutcome.ACCEPTED,
-        reason: str | None = None,
-        correlation_id: uuid.UUID | None = None,
-    ) -> None:
-        receipt = DeliveryReceipt(
-            receipt_id=uuid.uuid4(), message_id=message_id, message_type=message_type,
-            case_id=case_id, received_by=self.party_id, received_at=self.clock(),
-            envelope_sha256=digest, outcome=outcome, reason=reason,
-        )  # fmt: skip
-        await self.send(receipt, [to], causation_id=message_id, correlation_id=correlation_id)
-
-    async def _resend_receipt(self, source: str, message_id: uuid.UUID, sender: str) -> None:
-        """After a crash between delivery and receipt: the receipt, made from the inbox."""
-        item = self.store.inbox_item(message_id)
-        if item is not None:
-            await self._send_receipt(
-                to=sender, message_id=message_id, message_type=item.message_type,
-                case_id=item.case_id, digest=item.envelope_sha256,
+        else:
+            f = follow.delivered(h, digest)
+            self.store.record_delivery(
+                source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
+                message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
+                message_json=message.model_dump_json(), followup=f, now=now,
             )  # fmt: skip
-        self.store.receipt_sent(source)
+            self.observer.delivered(h.message_type, h.sender, (now - h.created_at).total_seconds())
+        await self._follow_up(record, source, f)
 
-    async def _answer(self, source: str, answer: dict[str, Any]) -> None:
-        """Tell an authenticated sender its message was refused, and why (the reason code
-        only), with the details noted when the record was dead-lettered."""
-        correlation = answer["correlation_id"]
-        try:
-            await self._send_receipt(
-                to=answer["to"], message_id=uuid.UUID(answer["message_id"]),
-                message_type=answer["message_type"], case_id=uuid.UUID(answer["case_id"]),
-                digest=bytes.fromhex(answer["digest"]), outcome=ReceiptOutcome.REJECTED,
-                reason=answer["reason"], correlation_id=uuid.UUID(correlation) if correlation else None,
-            )  # fmt: skip
-        except (ValueError, LookupError) as exc:  # e.g. the sender left the directory
-            log.info("cannot answer refused message %s: %s", answer["message_id"], exc)
-        self.store.receipt_sent(source)
-
-    async def _dead_letter(
-        self,
-        record: Record,
-        reason: str,
-        header: EnvelopeHeader | None,
-        answer: dict[str, Any] | None = None,
+    async def _refuse(
+        self, record: Record, reason: str, rejection: EnvelopeRejected | None
     ) -> None:
-        """Put the record in this party's DLQ, then note it handled (with ``answer``: the
-        REJECTED receipt still to send, so a crash before it goes out does not lose it)."""
-        digest = hashlib.sha256(record.value).digest()
+        self.observer.rejected(reason)
         source = f"{record.topic}/{record.partition}/{record.offset}"
-        key = header.message_id.bytes if header is not None else digest
-        headers = (
-            ("lvv-reason", reason.encode()),
-            ("lvv-rejected-at", self.clock().isoformat().encode()),
-            ("lvv-source", source.encode()),
-            ("lvv-gateway", self.party_id.encode()),
-            ("lvv-envelope-sha256", digest.hex().encode()),
+        digest = hashlib.sha256(record.value).digest()
+        f = follow.rejected(reason, rejection, digest)
+        message_id = uuid.UUID(f["message_id"]) if f.get("message_id") else None
+        self.store.record_rejection(source, digest, reason, message_id, f)
+        await self._follow_up(record, source, f)
+
+    async def _follow_up(self, record: Record, source: str, f: dict[str, Any]) -> None:
+        records, events = follow.publication(
+            f,
+            record,
+            me=self.party_id,
+            dead_letter=self._dead_letter,
+            seal_receipt=self._seal_receipt,
         )
-        await self._live_producer().send(
-            dlq(self.party_id, self.prefix), record.value, key=key, headers=headers
-        )
-        self.store.record_rejection(source, digest, reason, answer=answer)
+        await self._publish(records, events)
+        self.store.followup_done(source)
+        if any(e.action is AuditAction.RECEIPT_SENT for e in events):
+            self.observer.sent(DeliveryReceipt.avro_name, [f["sender"]])

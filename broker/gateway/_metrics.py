@@ -45,6 +45,8 @@ class PrometheusObserver:
                                buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
         self._end_to_end = Histogram("lvv_end_to_end_seconds", "From sealing at the sender to delivery here.",
                                      ["party"], buckets=_END_TO_END_BUCKETS, registry=r)  # fmt: skip
+        self._audit_failures = Counter("lvv_audit_write_failures", "Atomic writes refused while the audit stream could not be written (nothing was sent or delivered).",
+                                       ["party"], registry=r)  # fmt: skip
         self.ready = Gauge(
             "lvv_gateway_ready", "1 while the gateway can reach its log.", ["party"], registry=r
         )
@@ -71,6 +73,9 @@ class PrometheusObserver:
 
     def redelivered(self) -> None:
         self._redelivered.labels(self.party).inc()
+
+    def audit_failed(self) -> None:
+        self._audit_failures.labels(self.party).inc()
 
     def watch_store(self, store: GatewayStore, overdue: Callable[[], int]) -> None:
         """Gauges read from the store when Prometheus scrapes."""

@@ -15,6 +15,7 @@ class GatewayObserver(Protocol):
     def rejected(self, reason: str) -> None: ...
     def receipt_received(self, outcome: str, known: bool) -> None: ...
     def redelivered(self) -> None: ...
+    def audit_failed(self) -> None: ...
 
 
 class NullObserver:
@@ -39,4 +40,7 @@ class NullObserver:
         pass
 
     def redelivered(self) -> None:
+        pass
+
+    def audit_failed(self) -> None:
         pass

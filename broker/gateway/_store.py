@@ -32,21 +32,21 @@ CREATE TABLE IF NOT EXISTS seen (
     message_id BLOB PRIMARY KEY, keep_until_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS handled (
     source TEXT PRIMARY KEY, envelope_sha256 BLOB NOT NULL, message_id TEXT,
-    outcome TEXT NOT NULL, sender TEXT, receipt_pending INTEGER NOT NULL DEFAULT 0,
-    answer TEXT);
+    outcome TEXT NOT NULL, followup TEXT, pending INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS handled_digest ON handled (envelope_sha256, outcome);
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
     message_type TEXT NOT NULL, sender TEXT NOT NULL, case_id TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
-    envelope_sha256 BLOB NOT NULL, message_json TEXT NOT NULL, acked_at_ms INTEGER);
+    envelope_sha256 BLOB NOT NULL, message_json TEXT NOT NULL, acked_at_ms INTEGER,
+    visible INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sent (
     message_id TEXT PRIMARY KEY, message_type TEXT NOT NULL, case_id TEXT NOT NULL,
     recipients TEXT NOT NULL, sent_at_ms INTEGER NOT NULL, status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS receipts (
     message_id TEXT NOT NULL, recipient TEXT NOT NULL, outcome TEXT NOT NULL,
     reason TEXT, received_at_ms INTEGER NOT NULL, PRIMARY KEY (message_id, recipient));
-CREATE INDEX IF NOT EXISTS inbox_unacked ON inbox (acked_at_ms, seq);
+CREATE INDEX IF NOT EXISTS inbox_unacked ON inbox (visible, acked_at_ms, seq);
 CREATE INDEX IF NOT EXISTS sent_open ON sent (status, sent_at_ms);
 """
 
@@ -64,11 +64,12 @@ def _from_ms(ms: int) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Handled:
+    """How a record was handled, and what must follow it (receipts, dead letter, audit
+    events) if that was not yet published."""
+
     outcome: str  # DELIVERED, RECEIPT or REJECTED:<reason>
-    receipt_pending: bool
-    message_id: str | None
-    sender: str | None
-    answer: dict[str, Any] | None = None  # for a refusal still to be answered: what to say
+    followup: dict[str, Any]
+    pending: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +176,9 @@ class GatewayStore:
         the log delivered it again after a restart."""
         with self._lock:
             row = self._db.execute(
-                "SELECT outcome, receipt_pending, message_id, sender, answer FROM handled WHERE source = ?",
-                (source,),
+                "SELECT outcome, followup, pending FROM handled WHERE source = ?", (source,)
             ).fetchone()
-        if row is None:
-            return None
-        return Handled(row[0], bool(row[1]), row[2], row[3], json.loads(row[4]) if row[4] else None)
+        return None if row is None else Handled(row[0], json.loads(row[1] or "{}"), bool(row[2]))
 
     def delivered_elsewhere(self, envelope_sha256: bytes) -> bool:
         """True if the same envelope bytes were delivered from another position: a replay."""
@@ -190,6 +188,30 @@ class GatewayStore:
                 (envelope_sha256,),
             ).fetchone()
         return row is not None
+
+    def _handled(self, db: sqlite3.Connection, source: str, digest: bytes, message_id: uuid.UUID | None,
+                 outcome: str, followup: dict[str, Any]) -> None:  # fmt: skip
+        db.execute(
+            "INSERT INTO handled VALUES (?, ?, ?, ?, ?, 1)",
+            (
+                source,
+                digest,
+                str(message_id) if message_id else None,
+                outcome,
+                json.dumps(followup),
+            ),
+        )
+
+    def followup_done(self, source: str) -> None:
+        """What follows the record at ``source`` is published; a delivered message becomes
+        visible to the back office only now (after its audit event: fail closed)."""
+        with self._tx() as db:
+            db.execute("UPDATE handled SET pending = 0 WHERE source = ?", (source,))
+            db.execute(
+                "UPDATE inbox SET visible = 1 WHERE message_id = "
+                "(SELECT message_id FROM handled WHERE source = ? AND outcome = 'DELIVERED')",
+                (source,),
+            )
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -205,9 +227,11 @@ class GatewayStore:
         case_id: uuid.UUID,
         created_at: datetime,
         message_json: str,
+        followup: dict[str, Any],
         now: datetime,
     ) -> None:
-        """Deliver a message to the inbox, exactly once (see the module docstring)."""
+        """Take a message into the inbox, exactly once (see the module docstring); it stays
+        hidden until its follow-up is published (`followup_done`)."""
         with self._tx() as db:
             self._write_claims(db, claims, now)
             db.execute(
@@ -216,15 +240,7 @@ class GatewayStore:
                 (str(message_id), message_type, sender, str(case_id), _ms(created_at), _ms(now),
                  envelope_sha256, message_json),
             )  # fmt: skip
-            db.execute(
-                "INSERT INTO handled (source, envelope_sha256, message_id, outcome, sender, receipt_pending)"
-                " VALUES (?, ?, ?, 'DELIVERED', ?, 1)",
-                (source, envelope_sha256, str(message_id), sender),
-            )
-
-    def receipt_sent(self, source: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE handled SET receipt_pending = 0 WHERE source = ?", (source,))
+            self._handled(db, source, envelope_sha256, message_id, "DELIVERED", followup)
 
     def record_receipt(
         self,
@@ -236,17 +252,14 @@ class GatewayStore:
         recipient: str,
         outcome: str,
         reason: str | None,
+        followup: dict[str, Any],
         now: datetime,
     ) -> bool:
         """Note a recipient's receipt for a message this gateway sent; False if the message
         is not one of ours (the receipt is kept out of the books)."""
         with self._tx() as db:
             self._write_claims(db, claims, now)
-            db.execute(
-                "INSERT INTO handled (source, envelope_sha256, message_id, outcome, sender, receipt_pending)"
-                " VALUES (?, ?, ?, 'RECEIPT', ?, 0)",
-                (source, envelope_sha256, str(message_id), recipient),
-            )
+            self._handled(db, source, envelope_sha256, message_id, "RECEIPT", followup)
             row = db.execute(
                 "SELECT recipients FROM sent WHERE message_id = ?", (str(message_id),)
             ).fetchone()
@@ -260,58 +273,36 @@ class GatewayStore:
                 "SELECT COUNT(*), SUM(outcome = 'REJECTED') FROM receipts WHERE message_id = ?",
                 (str(message_id),),
             ).fetchone()
-            status = (
-                "REJECTED"
-                if rejected
-                else "RECEIPTED"
-                if count == len(json.loads(row[0]))
-                else "SENT"
-            )
+            everyone = count == len(json.loads(row[0]))
+            status = "REJECTED" if rejected else "RECEIPTED" if everyone else "SENT"
             db.execute("UPDATE sent SET status = ? WHERE message_id = ?", (status, str(message_id)))
         return True
 
-    def record_rejection(
-        self,
-        source: str,
-        envelope_sha256: bytes,
-        reason: str,
-        *,
-        answer: dict[str, Any] | None = None,
-    ) -> None:
-        """Note a refused record; ``answer`` holds the REJECTED receipt still to send (its
-        fields as JSON), so a crash before it goes out does not lose it."""
+    def record_rejection(self, source: str, envelope_sha256: bytes, reason: str,
+                         message_id: uuid.UUID | None, followup: dict[str, Any]) -> None:  # fmt: skip
+        """Note a refused record; ``followup`` says what to publish (dead letter, audit
+        event, a REJECTED receipt), so a crash before it goes out does not lose it."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO handled (source, envelope_sha256, outcome, receipt_pending, answer)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (source, envelope_sha256, f"REJECTED:{reason}", int(answer is not None),
-                 json.dumps(answer) if answer else None),
-            )  # fmt: skip
+            self._handled(db, source, envelope_sha256, message_id, f"REJECTED:{reason}", followup)
 
     # --- the back office's inbox -----------------------------------------------------------
 
     def inbox(self, *, limit: int, include_acked: bool = False) -> list[InboxItem]:
         sql = (
             "SELECT * FROM inbox"
-            + ("" if include_acked else " WHERE acked_at_ms IS NULL")
+            + " WHERE visible = 1"
+            + ("" if include_acked else " AND acked_at_ms IS NULL")
             + " ORDER BY seq LIMIT ?"
         )
         with self._lock:
             rows = self._db.execute(sql, (limit,)).fetchall()
         return [_item(r) for r in rows]
 
-    def inbox_item(self, message_id: uuid.UUID) -> InboxItem | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM inbox WHERE message_id = ?", (str(message_id),)
-            ).fetchone()
-        return None if row is None else _item(row)
-
     def ack(self, message_id: uuid.UUID, now: datetime) -> bool:
         """Mark a delivered message as taken by the back office; False if unknown."""
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE inbox SET acked_at_ms = COALESCE(acked_at_ms, ?) WHERE message_id = ?",
+                "UPDATE inbox SET acked_at_ms = COALESCE(acked_at_ms, ?) WHERE message_id = ? AND visible = 1",
                 (_ms(now), str(message_id)),
             )
         return cursor.rowcount == 1
@@ -321,8 +312,8 @@ class GatewayStore:
         with self._lock:
             row = self._db.execute(
                 """SELECT
-                    (SELECT COUNT(*) FROM inbox),
-                    (SELECT COUNT(*) FROM inbox WHERE acked_at_ms IS NULL),
+                    (SELECT COUNT(*) FROM inbox WHERE visible = 1),
+                    (SELECT COUNT(*) FROM inbox WHERE visible = 1 AND acked_at_ms IS NULL),
                     (SELECT COUNT(*) FROM handled WHERE outcome LIKE 'REJECTED:%'),
                     (SELECT COUNT(*) FROM sent),
                     (SELECT COUNT(*) FROM sent WHERE status = 'RECEIPTED'),
