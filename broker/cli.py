@@ -200,10 +200,11 @@ def _print_demo(result: object) -> None:
 
 
 def _register_security_commands() -> None:
+    from broker._cli_audit import audit, cases
     from broker._cli_gateway import gateway
     from broker._cli_security import directory, envelope, keys, open_command, seal_command
 
-    for command in (keys, directory, seal_command, open_command, envelope, gateway):
+    for command in (keys, directory, seal_command, open_command, envelope, gateway, audit, cases):
         cli.add_command(command)
 
 

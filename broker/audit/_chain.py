@@ -129,6 +129,11 @@ class AuditChain:
             self._last_checkpoint = time.monotonic()
         self._head.since_checkpoint = pending.since_checkpoint
 
+    @property
+    def uncovered(self) -> int:
+        """Events since the last checkpoint."""
+        return self._head.since_checkpoint
+
     def checkpoint_due(self) -> bool:
         """New events have waited `CHECKPOINT_EVERY_S` for a tree head."""
         return (

@@ -164,9 +164,10 @@ class Gateway:
             self.audit_writable = True
             self.audit.commit(pending)
 
-    async def checkpoint_if_due(self) -> None:
-        """A tree head over the chain when events have waited long enough for one."""
-        if self.audit.checkpoint_due():
+    async def checkpoint_if_due(self, *, now: bool = False) -> None:
+        """A tree head over the chain when events have waited long enough for one (or,
+        with ``now``, whenever some have none yet: on a graceful stop)."""
+        if self.audit.checkpoint_due() or (now and self.audit.uncovered):
             await self._publish([], [], checkpoint=True)
 
     def _live_producer(self) -> Producer:
@@ -279,6 +280,8 @@ class Gateway:
                 done[record.topic_partition] = record.offset + 1
             if done:
                 await self._commit(consumer, done)
+        with contextlib.suppress(TransportError):  # stopping: cover the last events too
+            await self.checkpoint_if_due(now=True)
 
     async def _commit(self, consumer: Consumer, offsets: dict[TopicPartition, int]) -> None:
         try:
