@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -105,7 +106,14 @@ def schemas_example(type_name: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON summary line.")
 @click.option("--no-hostile", is_flag=True, help="Do not inject hostile envelopes.")
-def demo(kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: bool) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Afterwards keep the network up (APIs, metrics, new cases) until Ctrl-C.",
+)
+def demo(
+    kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: bool, serve: bool
+) -> None:
     """Run the whole LVV network and drive cases through the case flow."""
     import secrets
     import shutil
@@ -133,9 +141,12 @@ def demo(kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: b
                 console=console, transient=True, disable=as_json,
             ) as progress:  # fmt: skip
                 task = progress.add_task("cases", total=cases)
-                return await run_demo(transport, data, cases, prefix=prefix,
-                                      hostile=not no_hostile,
-                                      on_progress=lambda done, _: progress.update(task, completed=done))  # fmt: skip
+                then = (
+                    _serving(data, kafka, prefix, as_json, before=progress.stop) if serve else None
+                )
+                return await run_demo(transport, data, cases, prefix=prefix, hostile=not no_hostile,
+                                      on_progress=lambda done, _: progress.update(task, completed=done),
+                                      then=then)  # fmt: skip
         finally:
             await transport.close()
 
@@ -149,7 +160,9 @@ def demo(kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: b
     from broker.gateway import utc_now
 
     write_gateway_configs(open_network(data, now=utc_now()), kafka=kafka, prefix=prefix)
-    if not as_json:
+    if serve:
+        pass  # reported before serving began
+    elif not as_json:
         _print_demo(result)
     else:
         click.echo(json.dumps(result.summary()))
@@ -160,6 +173,24 @@ def demo(kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: b
             f"wrong outcomes {len(result.wrong_outcomes)}, hostile refused {result.hostile_refused}"
         )
         sys.exit(1)
+
+
+def _serving(data: Path, kafka: str | None, prefix: str, as_json: bool, before: Any) -> Any:
+    """What `--serve` does once the cases ran: report, then keep the network up."""
+
+    async def then(demo: Any, result: Any) -> None:
+        from broker.demo_serve import serve
+        from broker.network import write_gateway_configs
+
+        before()
+        ports = write_gateway_configs(demo.net, kafka=kafka, prefix=prefix)
+        if as_json:
+            click.echo(json.dumps(result.summary()))
+        else:
+            _print_demo(result)
+        await serve(demo, ports, say=console.print)
+
+    return then
 
 
 def _print_demo(result: object) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from broker.casebook import Case, CaseWriter
 from broker.demo_backoffice import BackOffice, make_adapter
 from broker.demo_hostile import HOSTILE_KINDS, Hostile, inject_hostile
 from broker.gateway import Gateway, GatewayStore, utc_now
+from broker.gateway._metrics import PrometheusObserver
 from broker.models import CaseClosed, IntakeRegistered, TransferConfirmed
 from broker.network import LocalNetwork, create_network
 from broker.topics import dlq, inbox
@@ -98,10 +99,11 @@ class DemoResult:
 
 class Demo:
     def __init__(self, net: LocalNetwork, transport: Transport, *, prefix: str,
-                 clock: Callable[[], datetime] = utc_now) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] = utc_now, observed: bool = False) -> None:  # fmt: skip
         self.net = net
         self.transport = transport
         self.prefix = prefix
+        self.observers = {p: PrometheusObserver(p) for p in net.keys} if observed else {}
         self.gateways = {
             party: Gateway(
                 keys=keys,
@@ -110,6 +112,7 @@ class Demo:
                 store=GatewayStore(_mkdir(net.state_dir(party)) / "gateway.db"),
                 prefix=prefix,
                 clock=clock,
+                observer=self.observers.get(party),
             )
             for party, keys in net.keys.items()
         }
@@ -119,11 +122,10 @@ class Demo:
             )
             for p in net.parties
         }
+        self._tasks: list[asyncio.Task[None]] = []
 
-    async def run(self, cases: list[Case], *, hostile: bool = True,
-                  on_progress: Callable[[int, int], None] | None = None) -> DemoResult:  # fmt: skip
-        started = time.monotonic()
-        result = DemoResult(cases=len(cases), parties={p: PartyCount() for p in self.gateways})
+    async def start(self) -> None:
+        """Every party's topics, gateway and back office, running."""
         topics = [
             TopicSpec(t(p, self.prefix), partitions=INBOX_PARTITIONS)
             for p in self.gateways
@@ -132,28 +134,54 @@ class Demo:
         await self.transport.ensure_topics(topics)
         for gateway in self.gateways.values():
             await gateway.start()
-        tasks = [asyncio.create_task(g.run()) for g in self.gateways.values()]
-        tasks += [asyncio.create_task(b.run()) for b in self.back_offices.values()]
+        self._tasks = [asyncio.create_task(g.run()) for g in self.gateways.values()]
+        self._tasks += [asyncio.create_task(b.run()) for b in self.back_offices.values()]
+
+    async def stop(self) -> None:
+        """Gateways finish what they hold, commit, checkpoint their audit chains, close."""
+        for gateway in self.gateways.values():
+            gateway.stop()
+        for back_office in self.back_offices.values():
+            back_office.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for gateway in self.gateways.values():
+            await gateway.close()
+
+    async def drive(self, case: Case) -> bool:
+        """Every step of ``case``, each after the one before reached all its recipients;
+        False if a step did not arrive in time."""
+        for step in case.steps:
+            if isinstance(step.message, TransferConfirmed):
+                # COA's back office answers the request itself (its adapter): wait for it
+                waits = [
+                    self.back_offices[case.municipality.party_id].wait_for_type(
+                        case.case_id, TransferConfirmed
+                    )
+                ]
+            else:
+                message_id = await self.gateways[step.sender].send(step.message, step.recipients)
+                self.back_offices[step.sender].note_sent(step.message)
+                waits = [self.back_offices[r].wait_for(message_id) for r in step.recipients]
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), STEP_DEADLINE_S)
+            except TimeoutError:
+                return False
+        return True
+
+    async def run(self, cases: list[Case], *, hostile: bool = True,
+                  on_progress: Callable[[int, int], None] | None = None, keep_running: bool = False) -> DemoResult:  # fmt: skip
+        """Drive ``cases`` and check the result; with ``keep_running`` the network stays up
+        (call `stop` later)."""
+        started = time.monotonic()
+        result = DemoResult(cases=len(cases), parties={p: PartyCount() for p in self.gateways})
+        await self.start()
         done = 0
 
         async def drive(case: Case) -> None:
             nonlocal done
-            for step in case.steps:
-                if isinstance(step.message, TransferConfirmed):
-                    # COA's back office answers the request itself (its adapter): wait for it
-                    waits = [self.back_offices[case.municipality.party_id].wait_for_type(
-                        case.case_id, TransferConfirmed)]  # fmt: skip
-                else:
-                    message_id = await self.gateways[step.sender].send(
-                        step.message, step.recipients
-                    )
-                    self.back_offices[step.sender].note_sent(step.message)
-                    waits = [self.back_offices[r].wait_for(message_id) for r in step.recipients]
-                try:
-                    await asyncio.wait_for(asyncio.gather(*waits), STEP_DEADLINE_S)
-                except TimeoutError:
-                    result.stuck_cases += 1
-                    return
+            if not await self.drive(case):
+                result.stuck_cases += 1
+                return
             done += 1
             if on_progress:
                 on_progress(done, len(cases))
@@ -164,18 +192,17 @@ class Demo:
                 result.hostile = await inject_hostile(self, cases)
             await self._settle(result)
         finally:
-            for gateway in self.gateways.values():
-                gateway.stop()
-            for back_office in self.back_offices.values():
-                back_office.stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for gateway in self.gateways.values():
-                await gateway.close()
+            if not keep_running:
+                await self.stop()
         self._tally(result, cases)
-        for gateway in self.gateways.values():
-            gateway.store.close()
+        if not keep_running:
+            self.close_stores()
         result.seconds = time.monotonic() - started
         return result
+
+    def close_stores(self) -> None:
+        for gateway in self.gateways.values():
+            gateway.store.close()
 
     async def _settle(self, result: DemoResult) -> None:
         """Wait until every sent message is receipted and every hostile envelope dead-lettered."""
@@ -253,12 +280,23 @@ async def run_demo(
     hostile: bool = True,
     seed: int = 2018,
     on_progress: Callable[[int, int], None] | None = None,
+    then: Callable[[Demo, DemoResult], Awaitable[None]] | None = None,
 ) -> DemoResult:
-    """Make a fresh network in ``folder`` and drive ``cases`` cases through it."""
+    """Make a fresh network in ``folder`` and drive ``cases`` cases through it. ``then``
+    runs while the network is still up (e.g. to serve it), before everything stops."""
     net = create_network(folder, now=utc_now() - timedelta(minutes=1))
-    demo = Demo(net, transport, prefix=prefix)
-    return await demo.run(CaseWriter(seed=seed, start=utc_now()).cases(cases), hostile=hostile,
-                          on_progress=on_progress)  # fmt: skip
+    demo = Demo(net, transport, prefix=prefix, observed=then is not None)
+    book = CaseWriter(seed=seed, start=utc_now()).cases(cases)
+    result = await demo.run(
+        book, hostile=hostile, on_progress=on_progress, keep_running=then is not None
+    )
+    if then is not None:
+        try:
+            await then(demo, result)
+        finally:
+            await demo.stop()
+            demo.close_stores()
+    return result
 
 
 __all__ = ["HOSTILE_KINDS", "Demo", "DemoResult", "PartyCount", "run_demo"]

@@ -115,6 +115,10 @@ class Gateway:
     def party_id(self) -> str:
         return self.keys.party_id
 
+    @property
+    def consumer_group(self) -> str:
+        return f"lvvx-gateway.{self.party_id}"
+
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -127,7 +131,7 @@ class Gateway:
         await self.audit.recover(self.transport)
         self._producer = self.transport.producer(transactional_id=f"lvvx-gateway.{me}")
         await self._producer.start()
-        self._consumer = self.transport.consumer(f"lvvx-gateway.{me}", [inbox(me, self.prefix)])
+        self._consumer = self.transport.consumer(self.consumer_group, [inbox(me, self.prefix)])
         await self._consumer.start()
         self.ready = True
 

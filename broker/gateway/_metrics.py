@@ -10,11 +10,16 @@ expose exactly their own figures.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from broker._errors import TransportError
+from broker.gateway._gateway import Gateway
 from broker.gateway._store import GatewayStore
+from broker.topics import dlq, inbox
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _END_TO_END_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -47,6 +52,11 @@ class PrometheusObserver:
                                      ["party"], buckets=_END_TO_END_BUCKETS, registry=r)  # fmt: skip
         self._audit_failures = Counter("lvv_audit_write_failures", "Atomic writes refused while the audit stream could not be written (nothing was sent or delivered).",
                                        ["party"], registry=r)  # fmt: skip
+        self._dlq_depth = Gauge(
+            "lvv_dlq_depth", "Records in the party's dead-letter topic.", ["party"], registry=r
+        )
+        self._lag = Gauge("lvv_consumer_lag", "Records in the party's inbox not yet handled and committed.",
+                          ["party"], registry=r)  # fmt: skip
         self.ready = Gauge(
             "lvv_gateway_ready", "1 while the gateway can reach its log.", ["party"], registry=r
         )
@@ -77,6 +87,11 @@ class PrometheusObserver:
     def audit_failed(self) -> None:
         self._audit_failures.labels(self.party).inc()
 
+    def log_figures(self, *, dlq_depth: int, consumer_lag: int) -> None:
+        """Figures read from the log itself (see `watch_log`)."""
+        self._dlq_depth.labels(self.party).set(dlq_depth)
+        self._lag.labels(self.party).set(consumer_lag)
+
     def watch_store(self, store: GatewayStore, overdue: Callable[[], int]) -> None:
         """Gauges read from the store when Prometheus scrapes."""
         outstanding = Gauge("lvv_receipts_outstanding", "Sent messages still waiting for every receipt.",
@@ -88,3 +103,19 @@ class PrometheusObserver:
         unacked = Gauge("lvv_inbox_unacked", "Delivered messages the back office has not acknowledged.",
                         ["party"], registry=self.registry)  # fmt: skip
         unacked.labels(self.party).set_function(lambda: store.counts()["unacked"])
+
+
+LOG_FIGURES_EVERY_S = 5.0
+"""How often DLQ depth and consumer lag are read from the log: cheap, and enough for alerts."""
+
+
+async def watch_log(gateway: Gateway, observer: PrometheusObserver, stop: asyncio.Event) -> None:
+    """Keep the DLQ depth and consumer lag gauges current until ``stop``."""
+    me, prefix = gateway.party_id, gateway.prefix
+    while not stop.is_set():
+        with contextlib.suppress(TransportError):
+            depth = sum((await gateway.transport.end_offsets([dlq(me, prefix)])).values())
+            lag = await gateway.transport.lag(gateway.consumer_group, [inbox(me, prefix)])
+            observer.log_figures(dlq_depth=depth, consumer_lag=lag)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LOG_FIGURES_EVERY_S)

@@ -16,7 +16,7 @@ import uvicorn
 from broker.crypto import AnchorKey, KeyStore, load_directory, passphrase_from_env
 from broker.gateway._api import create_app
 from broker.gateway._gateway import Gateway, utc_now
-from broker.gateway._metrics import PrometheusObserver
+from broker.gateway._metrics import PrometheusObserver, watch_log
 from broker.gateway._settings import GatewaySettings
 from broker.gateway._store import GatewayStore
 from broker.gateway._webhook import WebhookPusher
@@ -90,13 +90,17 @@ async def serve(settings: GatewaySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     await gateway.start()
+    watching = asyncio.Event()
+    figures = asyncio.create_task(watch_log(gateway, observer, watching))
     http = asyncio.create_task(server.serve())
     push = asyncio.create_task(pusher.run()) if pusher else None
     try:
         await gateway.run()  # returns after stop(): the record in hand finished and committed
     finally:
         server.should_exit = True
+        watching.set()
         await http
+        await figures
         if push:
             await push
         await gateway.close()

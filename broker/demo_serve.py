@@ -1,0 +1,72 @@
+"""`lvvx demo --serve`: after the run, the network stays up for dashboards — every gateway's
+HTTP API and metrics on its port, the DT&V verifier's metrics, and a new case every few
+seconds so the graphs move. Ctrl-C (or SIGTERM) stops it all gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry, start_http_server
+
+from broker.audit._follow import FollowMetrics, follow
+from broker.casebook import CaseWriter
+from broker.demo import Demo
+from broker.gateway._api import create_app
+from broker.gateway._metrics import watch_log
+from broker.gateway._service import _Server
+from broker.topics import audit
+
+TRICKLE_EVERY_S = 5.0
+"""A new case this often while serving: enough for rates on a dashboard, little load."""
+
+VERIFIER_PORT = 9108
+
+
+async def serve(
+    demo: Demo, ports: dict[str, int], *, say: Callable[[str], None], seed: int = 4242
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    servers: list[_Server] = []
+    tasks: list[asyncio.Task[Any]] = []
+    for party, gateway in demo.gateways.items():
+        observer = demo.observers[party]
+        app = create_app(gateway, token=demo.net.tokens[party], registry=observer.registry)
+        server = _Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=ports[party], log_level="warning", lifespan="off"
+            )
+        )
+        servers.append(server)
+        tasks += [
+            asyncio.create_task(server.serve()),
+            asyncio.create_task(watch_log(gateway, observer, stop)),
+        ]
+    registry = CollectorRegistry()
+    metrics = FollowMetrics(registry)
+    start_http_server(VERIFIER_PORT, addr="127.0.0.1", registry=registry)
+    tasks.append(asyncio.create_task(follow(
+        demo.transport, audit(demo.prefix), demo.net.directory, stop=stop, metrics=metrics,
+        on_issue=lambda i: say(f"audit finding: {i.kind.value} {i.gateway} {i.detail}"),
+    )))  # fmt: skip
+    say(f"serving: gateways on 127.0.0.1:{min(ports.values())}-{max(ports.values())} (/metrics, /v1 with the "
+        f"tokens in secrets/), verifier metrics on 127.0.0.1:{VERIFIER_PORT}; a new case every "
+        f"{TRICKLE_EVERY_S:.0f} s; Ctrl-C stops")  # fmt: skip
+    writer = CaseWriter(seed=seed)
+    n = 0
+    while not stop.is_set():
+        tasks.append(asyncio.create_task(demo.drive(writer.case(n))))
+        n += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TRICKLE_EVERY_S)
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    say(f"stopped after {n} more cases")
