@@ -12,7 +12,7 @@ KAFKA  := deploy/kafka/kafka.sh
 TEST_KAFKA_ENV := LVVX_KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 KAFKA_DATA_DIR=$(CURDIR)/.kafka/test
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status clean
+.PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status prometheus clean
 
 install: $(STAMP)
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/lvvx demo
 
-test: install kafka-fetch
+test: install kafka-fetch prometheus
 	@if [ -n "$$LVVX_KAFKA_BOOTSTRAP" ]; then \
 	  echo "make test: using Kafka at $$LVVX_KAFKA_BOOTSTRAP"; \
 	  $(BIN)/pytest $(PYTEST_ARGS); \
@@ -50,6 +50,16 @@ format: install
 
 kafka-fetch:
 	$(KAFKA) fetch
+
+# Debian's Prometheus (prometheus, promtool) for the tests that scrape a gateway and check
+# deploy/prometheus/; installed only when missing.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  echo "make: installing Debian's prometheus package (for the scrape and rules tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v promtool >/dev/null || { echo "make: promtool is still missing" >&2; exit 1; }
 
 kafka-up:
 	$(KAFKA) up
