@@ -36,7 +36,7 @@ test: install kafka-fetch prometheus
 	fi
 
 # The fast part only: no Kafka (tests marked `kafka` are deselected, not skipped).
-test-unit: install
+test-unit: install prometheus
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
 
 lint: install

@@ -16,8 +16,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from broker.audit._follow import FollowMetrics, follow
 from broker.casebook import CaseWriter
 from broker.demo import Demo
+from broker.gateway import Gateway, utc_now
 from broker.gateway._api import create_app
-from broker.gateway._metrics import watch_log
+from broker.gateway._metrics import PrometheusObserver, watch_log
 from broker.gateway._service import _Server
 from broker.topics import audit
 
@@ -25,6 +26,14 @@ TRICKLE_EVERY_S = 5.0
 """A new case this often while serving: enough for rates on a dashboard, little load."""
 
 VERIFIER_PORT = 9108
+
+
+def _watch(observer: PrometheusObserver, gateway: Gateway) -> None:
+    """The gauges `lvvx gateway run` keeps, for one gateway of the demo."""
+    observer.ready.labels(gateway.party_id).set_function(lambda: float(gateway.ready))
+    observer.watch_store(
+        gateway.store, lambda: len(gateway.store.overdue(utc_now(), gateway.receipt_timeout))
+    )
 
 
 async def serve(
@@ -38,6 +47,7 @@ async def serve(
     tasks: list[asyncio.Task[Any]] = []
     for party, gateway in demo.gateways.items():
         observer = demo.observers[party]
+        _watch(observer, gateway)
         app = create_app(gateway, token=demo.net.tokens[party], registry=observer.registry)
         server = _Server(
             uvicorn.Config(
