@@ -209,7 +209,7 @@ def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Pat
         party = directory.parties.get(proof.get("gateway", ""))
         keys = [signing_public_key(k.public_key) for k in party.signing_keys] if party else []
         try:
-            check_proof(proof, keys)
+            check_proof(proof, keys, uuid.UUID(document["message_id"]))
             console.print(f"[green]valid[/green] {proof['gateway']} {proof['action']} seq {proof['seq']} "
                           f"under checkpoint of {proof['checkpoint']['tree_size']} events")  # fmt: skip
         except ProofError as exc:

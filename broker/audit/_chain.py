@@ -86,11 +86,20 @@ class AuditChain:
     async def recover(self, transport: Transport) -> None:
         """Take up the chain where the topic says it ends."""
         head = _Head()
+        public = self._key.public_key()
         mine = [r for r in await transport.read_topic(self.topic) if r.key == self.party.encode()]
         for record in mine:
-            event = ev.decode(record.value)
-            if event.gateway != self.party or event.seq != head.next_seq:
-                continue  # not ours, or a copy: the verifier reports it, the chain goes on
+            try:
+                event = ev.decode(record.value)
+                ev.verify(event, public)
+            except ev.BadAuditEvent:
+                continue  # garbage or a forgery: the verifier reports it, the chain goes on
+            if (
+                event.gateway != self.party
+                or event.seq != head.next_seq
+                or event.prev_hash != head.head_hash
+            ):
+                continue  # a copy, or not the next link of our own chain
             head.frontier.append(leaf_hash(record.value))
             head.next_seq, head.head_hash = event.seq + 1, ev.event_hash(record.value)
             head.since_checkpoint = (

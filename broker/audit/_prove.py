@@ -50,9 +50,12 @@ def prove(report: Report, message_id: uuid.UUID) -> dict[str, Any]:
     return {"message_id": str(message_id), "proofs": proofs, "not_yet_covered": waiting}
 
 
-def check_proof(proof: dict[str, Any], keys: Iterable[Ed25519PublicKey]) -> None:
+def check_proof(
+    proof: dict[str, Any], keys: Iterable[Ed25519PublicKey], message_id: uuid.UUID | None = None
+) -> None:
     """Raise `ProofError` unless the event is signed by the gateway (one of ``keys``), is
-    about the message, and is included in the tree head of a checkpoint the gateway signed."""
+    about ``message_id`` (if given), and is included in the tree head of a checkpoint the
+    gateway signed — and every label of the proof says what the signed events say."""
     candidates = list(keys)
     try:
         data = base64.b64decode(proof["event"], validate=True)
@@ -72,6 +75,14 @@ def check_proof(proof: dict[str, Any], keys: Iterable[Ed25519PublicKey]) -> None
         raise ProofError("the checkpoint does not cover the event")
     if (proof.get("gateway"), proof.get("seq")) != (event.gateway, event.seq):
         raise ProofError("the proof's labels do not match its event")
+    if (cp.get("seq"), cp.get("tree_size"), cp.get("root_hash")) != (
+        checkpoint.seq,
+        head.tree_size,
+        head.root_hash.hex(),
+    ):
+        raise ProofError("the proof's checkpoint labels do not match the signed checkpoint")
+    if message_id is not None and event.message_id != message_id:
+        raise ProofError("the event is about another message")
     verify_inclusion(leaf_hash(data), event.seq, head.tree_size, path, head.root_hash)
 
 

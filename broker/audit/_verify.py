@@ -109,6 +109,7 @@ def verify_stream(records: list[Record], directory: Directory, *, now: datetime,
     for record in records:  # topic order: per partition, offset order
         _take(record, directory, chains, issues)
     for chain in chains.values():
+        _gaps(chain, issues)
         _links(chain, issues)
         _checkpoints(chain, issues)
     report = Report(chains, issues)
@@ -180,12 +181,21 @@ def _take(
         return  # an identical copy (a retried write) is harmless
     if event.seq < chain.size:
         issues.append(Issue(Finding.REORDER, gateway, f"after event {chain.size - 1}", event.seq))
-    elif event.seq > chain.size:
-        missing = (
-            f"{chain.size}..{event.seq - 1}" if event.seq - chain.size > 1 else str(chain.size)
-        )
-        issues.append(Issue(Finding.GAP, gateway, f"events {missing} missing", event.seq))
     chain.events[event.seq] = (event, record.value)
+
+
+def _gaps(chain: Chain, issues: list[Issue]) -> None:
+    """Sequence numbers missing from the chain, found after all of it was read: an event
+    that merely came late is a reorder, not a gap."""
+    runs: list[list[int]] = []
+    for seq in sorted(set(range(chain.size)) - set(chain.events)):
+        if runs and runs[-1][-1] == seq - 1:
+            runs[-1].append(seq)
+        else:
+            runs.append([seq])
+    for run in runs:
+        label = f"{run[0]}..{run[-1]}" if len(run) > 1 else str(run[0])
+        issues.append(Issue(Finding.GAP, chain.gateway, f"events {label} missing", run[-1] + 1))
 
 
 def _links(chain: Chain, issues: list[Issue]) -> None:
