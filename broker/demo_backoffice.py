@@ -89,7 +89,7 @@ class BackOffice:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            items = self.gateway.store.inbox(limit=200)
+            items = await asyncio.to_thread(self.gateway.store.inbox, limit=200)
             for item in items:
                 self._seen[item.message_id] += 1
                 if self._seen[item.message_id] > 1:
@@ -105,7 +105,7 @@ class BackOffice:
                         log.exception(
                             "adapter of %s failed on %s", self.gateway.party_id, item.message_type
                         )
-                self.gateway.store.ack(item.message_id, item.received_at)
+                await asyncio.to_thread(self.gateway.store.ack, item.message_id, item.received_at)
                 self._arrived[item.message_id].set()
             if not items:
                 await asyncio.sleep(IDLE_S)

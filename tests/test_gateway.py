@@ -582,10 +582,10 @@ async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
     second = await ind.send(dossier(), [MUNI])
     real_handle = muni.handle
 
-    async def stop_while_handling(record: Record) -> None:
+    async def stop_while_handling(record: Record, decided: Any = None) -> None:
         muni.stop()  # e.g. SIGTERM arrives while this record is being handled
         await asyncio.sleep(0.05)
-        await real_handle(record)
+        await real_handle(record, decided)
 
     monkeypatch.setattr(muni, "handle", stop_while_handling)
     lvv.run(muni)

@@ -15,6 +15,7 @@ single event — e.g. in an inclusion proof — can be checked by anyone with th
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -38,6 +39,30 @@ class BadAuditEvent(RemoteError):
 
 def encode(event: AuditEvent) -> bytes:
     return default_codec().encode(AuditEvent.avro_name, event.to_avro())
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    return default_codec().encode(AuditEvent.avro_name, record)
+
+
+def sign_encoded(unsigned: bytes, key: Ed25519PrivateKey) -> bytes:
+    """Sign an event encoded with an empty signature: the signed part is every byte before
+    the (empty) signature field, and the signature takes that field's place."""
+    if not unsigned.endswith(b"\x00"):
+        raise ValueError("the event must be encoded with an empty signature")
+    signed = unsigned[:-1]
+    signature = key.sign(AUDIT_SIGNATURE_TAG + signed)
+    return signed + _bytes_field(signature)
+
+
+def _bytes_field(value: bytes) -> bytes:
+    """Avro encoding of a ``bytes`` value: zigzag varint length, then the bytes."""
+    n, out = len(value) << 1, bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + value
 
 
 def decode(data: bytes) -> AuditEvent:

@@ -15,6 +15,10 @@ Receiving a record, step by step (each step survives a crash before the next):
    office, so nothing is delivered without its audit record (fail closed);
 5. commit the offset (after the batch).
 
+Steps 1–3 run record by record; step 4 runs once per polled batch, so a batch of records
+costs one atomic write (one Kafka transaction), not one each. Publications that arrive while
+one is being written — sends from the back office, say — join the next write (group commit).
+
 Sending is one atomic write too: the envelope into every recipient's inbox and the SENT
 event — if the audit stream cannot be written, nothing is sent and the caller is told.
 
@@ -69,10 +73,17 @@ RETRY_BACKOFF_S = (0.1, 0.3, 1.0, 3.0)
 DEFAULT_RECEIPT_TIMEOUT = timedelta(minutes=5)
 """A sent message without a receipt after this long is shown as overdue."""
 
+MAX_PUBLICATIONS_PER_WRITE = 256
+"""Publications one atomic write takes at most: bounds a Kafka transaction's size."""
+
 PROCESSING_FAILED = "PROCESSING_FAILED"
 """DLQ reason for a record this gateway could not handle (a fault of ours, not the sender's)."""
 
 AUDIT_PARTITIONS = 3
+
+
+Decided = tuple[Record, str, dict[str, Any]]
+"""A record decided about: the record, its position, and the follow-up to publish."""
 
 
 def utc_now() -> datetime:
@@ -107,7 +118,12 @@ class Gateway:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._stopping = asyncio.Event()
-        self._publishing = asyncio.Lock()  # one audit append at a time: the chain is a line
+        # publications waiting for the next atomic write, and the task writing them: one
+        # audit append at a time, since the chain is a line
+        self._queue: list[
+            tuple[list[OutgoingRecord], list[EventSpec], bool, asyncio.Future[None]]
+        ] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.ready = False
         self.audit_writable = True
 
@@ -156,17 +172,45 @@ class Gateway:
 
     async def _publish(self, records: Sequence[OutgoingRecord], events: Sequence[EventSpec],
                        *, checkpoint: bool = False) -> None:  # fmt: skip
+        """Write ``records`` and their audit events atomically. Publications that arrive
+        while one is being written are written together in the next atomic write (group
+        commit): each waits for its own, and each fails if that write fails."""
+        self._live_producer()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((list(records), list(events), checkpoint, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._write_queue())
+        await done
+
+    async def _write_queue(self) -> None:
         producer = self._live_producer()
-        async with self._publishing:
-            pending = self.audit.prepare(events, checkpoint=checkpoint)
+        while self._queue:
+            batch, self._queue = (
+                self._queue[:MAX_PUBLICATIONS_PER_WRITE],
+                self._queue[MAX_PUBLICATIONS_PER_WRITE:],
+            )
+            pending = self.audit.prepare([e for _, events, _, _ in batch for e in events],
+                                         checkpoint=any(cp for _, _, cp, _ in batch))  # fmt: skip
             try:
-                await producer.send_atomic([*records, *pending.records])
-            except TransportError:
+                await producer.send_atomic(
+                    [*(r for records, _, _, _ in batch for r in records), *pending.records]
+                )
+            except BaseException as exc:
                 self.audit_writable = False
                 self.observer.audit_failed()
-                raise
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(
+                            exc if isinstance(exc, Exception) else TransportError("stopped")
+                        )
+                if not isinstance(exc, Exception):
+                    raise
+                continue
             self.audit_writable = True
             self.audit.commit(pending)
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def checkpoint_if_due(self, *, now: bool = False) -> None:
         """A tree head over the chain when events have waited long enough for one (or,
@@ -214,11 +258,13 @@ class Gateway:
             AuditAction.SENT, message_id=message_id, message_type=message.avro_name, sender=self.party_id,
             recipients=names, case_id=case_id, envelope_sha256=hashlib.sha256(envelope).digest(),
         )  # fmt: skip
-        self.store.record_sent(message_id, message.avro_name, case_id, names, self.clock())
+        await asyncio.to_thread(
+            self.store.record_sent, message_id, message.avro_name, case_id, names, self.clock()
+        )
         try:
             await self._publish(records, [event])
         except BaseException:
-            self.store.forget_sent(message_id)
+            await asyncio.to_thread(self.store.forget_sent, message_id)
             raise
         self.observer.sent(message.avro_name, names)
         return message_id
@@ -278,10 +324,13 @@ class Gateway:
                 continue
             self.ready = True
             done: dict[TopicPartition, int] = {}
+            decided: list[Decided] = []
             for record in records:
-                if not await self._handle_with_retries(record):
+                if not await self._handle_with_retries(record, decided):
                     break  # stopping: the rest stays uncommitted and comes again
                 done[record.topic_partition] = record.offset + 1
+            if decided and not await self._follow_up_all(decided):
+                break  # stopping: decided but not published; redelivery will publish it
             if done:
                 await self._commit(consumer, done)
         with contextlib.suppress(TransportError):  # stopping: cover the last events too
@@ -302,15 +351,16 @@ class Gateway:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _handle_with_retries(self, record: Record) -> bool:
-        """Handle one record; False if the gateway stopped before it was done."""
+    async def _handle_with_retries(self, record: Record, decided: list[Decided]) -> bool:
+        """Decide about one record (its follow-up joins ``decided``); False if the gateway
+        stopped before it was done."""
         attempt, failures = 0, 0
         while not self._stopping.is_set():
             try:
                 if failures >= MAX_ATTEMPTS:  # give up on the record, not on the partition
-                    await self._refuse(record, PROCESSING_FAILED, None)
+                    await self._refuse(record, PROCESSING_FAILED, None, decided)
                 else:
-                    await self.handle(record)
+                    await self.handle(record, decided)
                 return True
             except TransportError as exc:  # the broker is away: wait for it, keep order
                 self._not_ready(exc)
@@ -323,18 +373,21 @@ class Gateway:
             attempt += 1
         return False
 
-    async def handle(self, record: Record) -> None:
-        """Steps 1–4 of the module docstring for one record."""
+    async def handle(self, record: Record, decided: list[Decided] | None = None) -> None:
+        """Steps 1–4 of the module docstring for one record. With ``decided``, step 4 is
+        left to the caller: the follow-up joins that list, to be published with others."""
         source = f"{record.topic}/{record.partition}/{record.offset}"
-        earlier = self.store.handled_at(source)
+        earlier = await asyncio.to_thread(self.store.handled_at, source)
         if earlier is not None:  # the log delivered this record again after a restart
             if earlier.pending:
-                await self._follow_up(record, source, earlier.followup)
+                await self._follow_up(record, source, earlier.followup, decided)
             self.observer.redelivered()
             return
         digest = hashlib.sha256(record.value).digest()
-        if self.store.delivered_elsewhere(digest):  # the same bytes again: a replay
-            await self._refuse(record, RejectReason.REPLAY.value, None)
+        if await asyncio.to_thread(
+            self.store.delivered_elsewhere, digest
+        ):  # same bytes again: a replay
+            await self._refuse(record, RejectReason.REPLAY.value, None, decided)
             return
         claims = self.store.staged_claims()
         now = self.clock()
@@ -344,47 +397,73 @@ class Gateway:
                 record.value, me=self.keys, directory=self.directory, replay_guard=claims, now=now
             )
         except EnvelopeRejected as exc:
-            await self._refuse(record, exc.reject_reason.value, exc)
+            await self._refuse(record, exc.reject_reason.value, exc, decided)
             return
         self.observer.opened(time.perf_counter() - started)
         h, message = opened.header, opened.message
         if isinstance(message, DeliveryReceipt):
             f = follow.receipt_received(h, message, digest)
-            known = self.store.record_receipt(
+            known = await asyncio.to_thread(
+                self.store.record_receipt,
                 source=source, claims=claims, envelope_sha256=digest, message_id=message.message_id,
                 recipient=h.sender, outcome=message.outcome.value, reason=message.reason, followup=f, now=now,
             )  # fmt: skip
             self.observer.receipt_received(message.outcome.value, known)
         else:
             f = follow.delivered(h, digest)
-            self.store.record_delivery(
+            await asyncio.to_thread(
+                self.store.record_delivery,
                 source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
                 message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
                 message_json=message.model_dump_json(), followup=f, now=now,
             )  # fmt: skip
             self.observer.delivered(h.message_type, h.sender, (now - h.created_at).total_seconds())
-        await self._follow_up(record, source, f)
+        await self._follow_up(record, source, f, decided)
 
-    async def _refuse(
-        self, record: Record, reason: str, rejection: EnvelopeRejected | None
-    ) -> None:
+    async def _refuse(self, record: Record, reason: str, rejection: EnvelopeRejected | None,
+                      decided: list[Decided] | None = None) -> None:  # fmt: skip
         self.observer.rejected(reason)
         source = f"{record.topic}/{record.partition}/{record.offset}"
         digest = hashlib.sha256(record.value).digest()
         f = follow.rejected(reason, rejection, digest)
         message_id = uuid.UUID(f["message_id"]) if f.get("message_id") else None
-        self.store.record_rejection(source, digest, reason, message_id, f)
-        await self._follow_up(record, source, f)
+        await asyncio.to_thread(self.store.record_rejection, source, digest, reason, message_id, f)
+        await self._follow_up(record, source, f, decided)
 
-    async def _follow_up(self, record: Record, source: str, f: dict[str, Any]) -> None:
-        records, events = follow.publication(
-            f,
-            record,
-            me=self.party_id,
-            dead_letter=self._dead_letter,
-            seal_receipt=self._seal_receipt,
-        )
+    async def _follow_up(self, record: Record, source: str, f: dict[str, Any],
+                         decided: list[Decided] | None = None) -> None:  # fmt: skip
+        if decided is not None:
+            decided.append((record, source, f))
+        else:
+            await self._publish_follow_ups([(record, source, f)])
+
+    async def _publish_follow_ups(self, decided: Sequence[Decided]) -> None:
+        """Publish what follows each decided record — all in one atomic write — and only
+        then mark them done (which makes delivered messages visible)."""
+        records: list[OutgoingRecord] = []
+        events: list[EventSpec] = []
+        for record, _, f in decided:
+            r, e = follow.publication(f, record, me=self.party_id, dead_letter=self._dead_letter,
+                                      seal_receipt=self._seal_receipt)  # fmt: skip
+            records += r
+            events += e
         await self._publish(records, events)
-        self.store.followup_done(source)
-        if any(e.action is AuditAction.RECEIPT_SENT for e in events):
-            self.observer.sent(DeliveryReceipt.avro_name, [f["sender"]])
+        await asyncio.to_thread(self.store.followups_done, [source for _, source, _ in decided])
+        for event in events:
+            if event.action is AuditAction.RECEIPT_SENT:
+                self.observer.sent(DeliveryReceipt.avro_name, event.recipients)
+
+    async def _follow_up_all(self, decided: list[Decided]) -> bool:
+        """Publish a batch's follow-ups — also when a stop was asked for meanwhile: that is
+        finishing the work in hand — waiting out a broker outage unless stopping."""
+        attempt = 0
+        while True:
+            try:
+                await self._publish_follow_ups(decided)
+                return True
+            except TransportError as exc:
+                self._not_ready(exc)
+            if self._stopping.is_set():
+                return False
+            await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+            attempt += 1

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -203,15 +203,19 @@ class GatewayStore:
         )
 
     def followup_done(self, source: str) -> None:
-        """What follows the record at ``source`` is published; a delivered message becomes
+        self.followups_done([source])
+
+    def followups_done(self, sources: Sequence[str]) -> None:
+        """What follows the records at ``sources`` is published; a delivered message becomes
         visible to the back office only now (after its audit event: fail closed)."""
         with self._tx() as db:
-            db.execute("UPDATE handled SET pending = 0 WHERE source = ?", (source,))
-            db.execute(
-                "UPDATE inbox SET visible = 1 WHERE message_id = "
-                "(SELECT message_id FROM handled WHERE source = ? AND outcome = 'DELIVERED')",
-                (source,),
-            )
+            for source in sources:
+                db.execute("UPDATE handled SET pending = 0 WHERE source = ?", (source,))
+                db.execute(
+                    "UPDATE inbox SET visible = 1 WHERE message_id = "
+                    "(SELECT message_id FROM handled WHERE source = ? AND outcome = 'DELIVERED')",
+                    (source,),
+                )
 
     # --- receiving -------------------------------------------------------------------------
 
