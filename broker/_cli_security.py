@@ -301,3 +301,52 @@ def envelope_inspect(
             raise click.UsageError("--directory needs --anchor")
         d = _directory(directory_file, anchor_folder)
     _dump(inspect_envelope(envelope_file.read_bytes(), d))
+
+
+# --- pki -------------------------------------------------------------------------------------
+
+
+@click.group()
+def pki() -> None:
+    """The development PKI for mutual TLS at the Kafka brokers."""
+
+
+@pki.command("init")
+@click.option(
+    "--out", "folder", required=True, type=_FOLDER, help="Folder for the CA and certificates."
+)
+@click.option(
+    "--directory",
+    "directory_file",
+    type=_FILE,
+    help="Certify every party of this signed directory.",
+)
+@click.option(
+    "--anchor",
+    "anchor_folder",
+    type=_FOLDER,
+    help="Folder with anchor.public.json (with --directory).",
+)
+@click.option(
+    "--party",
+    "parties",
+    multiple=True,
+    help="Certify this party (repeatable) [default: the pilot network].",
+)
+def pki_init(
+    folder: Path, directory_file: Path | None, anchor_folder: Path | None, parties: tuple[str, ...]
+) -> None:
+    """A CA, a broker certificate (SAN localhost, 127.0.0.1), an admin certificate and one
+    client certificate per party, in PEM. Keys are written 0600 and never printed."""
+    from broker.casebook import NETWORK
+    from broker.crypto._pki import Pki
+
+    names: list[str] = list(parties)
+    if directory_file is not None:
+        if anchor_folder is None:
+            raise click.UsageError("--directory needs --anchor")
+        names += list(_directory(directory_file, anchor_folder).parties)
+    if not names:
+        names = [p.party_id for p in NETWORK]
+    made = Pki(folder).init(dict.fromkeys(names), now=_now())
+    _dump({"folder": str(folder), "ca": str(folder / "ca.pem"), "certificates": made})

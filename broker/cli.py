@@ -233,9 +233,19 @@ def _print_demo(result: object) -> None:
 def _register_security_commands() -> None:
     from broker._cli_audit import audit, cases
     from broker._cli_gateway import gateway
-    from broker._cli_security import directory, envelope, keys, open_command, seal_command
+    from broker._cli_security import directory, envelope, keys, open_command, pki, seal_command
 
-    for command in (keys, directory, seal_command, open_command, envelope, gateway, audit, cases):
+    for command in (
+        keys,
+        directory,
+        seal_command,
+        open_command,
+        envelope,
+        pki,
+        gateway,
+        audit,
+        cases,
+    ):
         cli.add_command(command)
 
 
