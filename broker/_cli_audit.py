@@ -51,8 +51,8 @@ def _stream_options(f: Any) -> Any:
 
 async def _read_stream(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
                        anchor_folder: Path | None) -> tuple[list[Any], Any, str]:  # fmt: skip
+    from broker.audit import read_audit
     from broker.crypto import AnchorKey, KeyStore, load_directory
-    from broker.topics import audit
     from broker.transport import open_transport
 
     run = json.loads((data / "run.json").read_text()) if (data / "run.json").exists() else {}
@@ -67,7 +67,7 @@ async def _read_stream(data: Path, kafka: str | None, prefix: str | None, direct
                                now=datetime.now(UTC))  # fmt: skip
     transport = open_transport(kafka, data)
     try:
-        records = await transport.read_topic(audit(prefix))
+        records = await read_audit(transport, directory, prefix)
     finally:
         await transport.close()
     return records, directory, prefix
@@ -133,9 +133,9 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
     """Verify the stream as it grows; print each finding once; serve metrics. Ctrl-C stops."""
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from broker.audit import audit_topics
     from broker.audit._follow import FollowMetrics, follow
     from broker.crypto import AnchorKey, KeyStore, load_directory
-    from broker.topics import audit as audit_topic
     from broker.transport import open_transport
 
     run = json.loads((data / "run.json").read_text()) if (data / "run.json").exists() else {}
@@ -156,7 +156,7 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
             loop.add_signal_handler(sig, stop.set)
         transport = open_transport(kafka, data)
         try:
-            await follow(transport, audit_topic(prefix), directory, stop=stop, metrics=metrics,
+            await follow(transport, audit_topics(directory, prefix), directory, stop=stop, metrics=metrics,
                          grace=timedelta(seconds=grace),
                          on_issue=lambda i: console.print(f"[red]{i.kind.value}[/red] {i.gateway} {i.seq} "
                                                           f"{i.message_id or ''}: {i.detail}", highlight=False))  # fmt: skip

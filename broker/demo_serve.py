@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
 
+from broker.audit import audit_topics
 from broker.audit._follow import FollowMetrics, follow
 from broker.casebook import CaseWriter
 from broker.demo import Demo
@@ -20,7 +21,6 @@ from broker.gateway import Gateway, utc_now
 from broker.gateway._api import create_app
 from broker.gateway._metrics import PrometheusObserver, watch_log
 from broker.gateway._service import _Server
-from broker.topics import audit
 
 TRICKLE_EVERY_S = 5.0
 """A new case this often while serving: enough for rates on a dashboard, little load."""
@@ -63,7 +63,7 @@ async def serve(
     metrics = FollowMetrics(registry)
     start_http_server(VERIFIER_PORT, addr="127.0.0.1", registry=registry)
     tasks.append(asyncio.create_task(follow(
-        demo.transport, audit(demo.prefix), demo.net.directory, stop=stop, metrics=metrics,
+        demo.transport, audit_topics(demo.net.directory, demo.prefix), demo.net.directory, stop=stop, metrics=metrics,
         on_issue=lambda i: say(f"audit finding: {i.kind.value} {i.gateway} {i.detail}"),
     )))  # fmt: skip
     say(f"serving: gateways on 127.0.0.1:{min(ports.values())}-{max(ports.values())} (/metrics, /v1 with the "

@@ -32,7 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker._errors import TransportUnavailable
-from broker.audit import CHECKPOINT_EVERY_EVENTS
+from broker.audit import CHECKPOINT_EVERY_EVENTS, read_audit
 from broker.audit import _chain as chain_module
 from broker.audit import _events as ev
 from broker.audit._cases import case_views, summary
@@ -50,10 +50,10 @@ from broker.cli import cli
 from broker.crypto import AnchorKey, Directory, KeyStore, load_directory
 from broker.demo import DemoResult, run_demo
 from broker.examples import example
-from broker.gateway import Gateway, GatewayStore
+from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway import _gateway as gateway_module
 from broker.models import AuditAction, AuditCheckpoint, AuditEvent, AuditOutcome, PartyRole
-from broker.topics import audit, inbox
+from broker.topics import DEFAULT_PREFIX, audit, inbox
 from broker.transport import (
     Consumer,
     OutgoingRecord,
@@ -73,7 +73,13 @@ MUNI = A[PartyRole.MUNICIPALITY]
 NGO = A[PartyRole.NGO]
 OUTSIDER = "gemeente-nergens"  # a well-formed party id that is not in the directory
 OUTSIDER_KEY = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
-TOPIC = audit()
+PARTIES_TOPICS = None  # audit topics are per gateway: audit(party)
+
+
+def is_audit(topic: str) -> bool:
+    return ".audit." in topic
+
+
 WITHIN_GRACE = NOW + DEFAULT_GRACE  # not yet overdue: "more than the grace" counts
 LATER = NOW + DEFAULT_GRACE + timedelta(seconds=1)
 WAIT_S = 10.0  # generous bound on a condition; tests normally pass in milliseconds
@@ -143,7 +149,7 @@ class Network:
                 await self.halt(gw)
 
     async def stream(self) -> list[Record]:
-        return await self.log.read_topic(TOPIC)
+        return await read_audit(self.log, NET.directory, DEFAULT_PREFIX)
 
     async def aclose(self) -> None:
         for gw in self.gateways:
@@ -877,7 +883,7 @@ async def _restart_after(
     await net.shut(ind)
     head = [r for r in await net.stream() if r.key == IND.encode()][-1]
     async with net.log.producer() as producer:
-        await producer.send(TOPIC, bogus(head), key=IND.encode())
+        await producer.send(audit(IND), bogus(head), key=IND.encode())
     again = await net.gateway(IND, run=False)
     await again.send(dossier(), [MUNI])
     return again, await net.stream()
@@ -928,7 +934,7 @@ class AuditGate:
         self.refused = 0
 
     def check(self, topics: set[str]) -> None:
-        if self.closed and TOPIC in topics:
+        if self.closed and any(is_audit(t) for t in topics):
             self.refused += 1
             raise TransportUnavailable("the audit topic cannot be written")
 
@@ -1045,7 +1051,11 @@ async def _run_demo(folder: Path) -> DemoRun:
     log = EmbeddedTransport(folder / "log.db")
     try:
         result = await run_demo(log, folder, cases=6)
-        records = await log.read_topic(TOPIC)
+        anchor = AnchorKey.from_record(KeyStore(folder / "keys").anchor_public())
+        directory = load_directory(
+            (folder / "directory.bin").read_bytes(), anchor=anchor, now=utc_now()
+        )
+        records = await read_audit(log, directory, DEFAULT_PREFIX)
     finally:
         await log.close()
     anchor = AnchorKey.from_record(KeyStore(folder / "keys").anchor_public())
@@ -1167,10 +1177,15 @@ def test_lvvx_audit_verify_finds_a_tampered_copy_of_the_topic(
     async def write_copy() -> None:
         log = EmbeddedTransport(tmp_path / "log.db")
         try:
-            await log.ensure_topics([TopicSpec(TOPIC, partitions=gateway_module.AUDIT_PARTITIONS)])
+            topics = sorted({r.topic for r in records})
+            await log.ensure_topics(
+                [TopicSpec(t, partitions=gateway_module.AUDIT_PARTITIONS) for t in topics]
+            )
             async with log.producer() as producer:
                 for record in without(records, victim):
-                    await producer.send(TOPIC, record.value, key=record.key, headers=record.headers)
+                    await producer.send(
+                        record.topic, record.value, key=record.key, headers=record.headers
+                    )
         finally:
             await log.close()
 

@@ -27,7 +27,7 @@ from broker.gateway import PROCESSING_FAILED, Gateway, GatewayStore
 from broker.gateway import _gateway as gateway_module
 from broker.gateway._metrics import PrometheusObserver
 from broker.models import AvroModel, DeliveryReceipt, PartyRole, ReceiptOutcome
-from broker.topics import dlq, inbox
+from broker.topics import dlq, gateway_group, inbox
 from broker.transport import Producer, Record, RecordMetadata, TopicSpec
 from broker.transport._embedded import EmbeddedProducer, EmbeddedTransport
 from tests.crypto_net import NOW, ROLE_OF, A, Net
@@ -595,7 +595,7 @@ async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
     assert len(await lvv.records(inbox(IND))) == 1  # its receipt went out before returning
     await muni.close()
     # a new member of the gateway's group resumes after the handled record
-    member = lvv.log.consumer(f"lvvx-gateway.{MUNI}", [inbox(MUNI)])
+    member = lvv.log.consumer(gateway_group(MUNI), [inbox(MUNI)])
     await member.start()
     try:
         pending = await member.poll(timeout_ms=200)

@@ -2,5 +2,29 @@
 tools DT&V uses to verify it, prove inclusion, and follow cases."""
 
 from broker.audit._chain import CHECKPOINT_EVERY_EVENTS, CHECKPOINT_EVERY_S, AuditChain, EventSpec
+from broker.crypto import Directory
+from broker.topics import audit
+from broker.transport import Record, Transport
 
-__all__ = ["CHECKPOINT_EVERY_EVENTS", "CHECKPOINT_EVERY_S", "AuditChain", "EventSpec"]
+
+def audit_topics(directory: Directory, prefix: str) -> list[str]:
+    """The audit topic of every gateway of the directory."""
+    return [audit(party, prefix) for party in sorted(directory.parties)]
+
+
+async def read_audit(transport: Transport, directory: Directory, prefix: str) -> list[Record]:
+    """Every audit event of every gateway of the directory, chain by chain in order."""
+    records: list[Record] = []
+    for topic in audit_topics(directory, prefix):
+        records += await transport.read_topic(topic)
+    return records
+
+
+__all__ = [
+    "CHECKPOINT_EVERY_EVENTS",
+    "CHECKPOINT_EVERY_S",
+    "AuditChain",
+    "EventSpec",
+    "audit_topics",
+    "read_audit",
+]

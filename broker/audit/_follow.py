@@ -77,7 +77,7 @@ class FollowMetrics:
 
 async def follow(
     transport: Transport,
-    topic: str,
+    topics: list[str],
     directory: Directory,
     *,
     stop: asyncio.Event,
@@ -88,7 +88,12 @@ async def follow(
     """Read the stream as it grows until ``stop``; returns the last report."""
     records: list[Record] = []
     seen: set[tuple[str, str | None, int | None, str | None]] = set()
-    consumer = transport.consumer(f"lvvx-audit-follow.{uuid.uuid4().hex[:8]}", [topic])
+    group = (
+        f"{topics[0].rsplit('.audit.', 1)[0]}.audit-follow.{uuid.uuid4().hex[:8]}"
+        if topics
+        else "none"
+    )
+    consumer = transport.consumer(group, topics)
     await consumer.start()
     report = None
     last = 0.0
@@ -99,7 +104,7 @@ async def follow(
                 continue
             last = time.monotonic()
             now = datetime.now(UTC)
-            ordered = sorted(records, key=lambda r: (r.partition, r.offset))
+            ordered = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
             report = verify_stream(ordered, directory, now=now, grace=grace)
             for issue in report.issues:
                 key = (issue.kind.value, issue.gateway, issue.seq, str(issue.message_id))

@@ -135,12 +135,13 @@ def _take(
         )
         return
     gateway = event.gateway
-    if gateway not in directory.parties or record.key != gateway.encode():
+    in_own_topic = record.topic.endswith(f".audit.{gateway}") and record.key == gateway.encode()
+    if gateway not in directory.parties or not in_own_topic:
         issues.append(
             Issue(
                 Finding.UNKNOWN_GATEWAY,
                 gateway,
-                "not a party of the directory, or keyed as another",
+                "not a party of the directory, or in another gateway's topic",
                 event.seq,
             )
         )

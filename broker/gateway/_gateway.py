@@ -46,7 +46,7 @@ from broker.gateway import _followup as follow
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._store import GatewayStore
 from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptOutcome
-from broker.topics import DEFAULT_PREFIX, audit, dlq, inbox
+from broker.topics import DEFAULT_PREFIX, audit, dlq, gateway_group, inbox
 from broker.transport import (
     Consumer,
     OutgoingRecord,
@@ -79,7 +79,8 @@ MAX_PUBLICATIONS_PER_WRITE = 256
 PROCESSING_FAILED = "PROCESSING_FAILED"
 """DLQ reason for a record this gateway could not handle (a fault of ours, not the sender's)."""
 
-AUDIT_PARTITIONS = 3
+AUDIT_PARTITIONS = 1
+"""A gateway's audit chain is one line: one partition keeps it in order."""
 
 
 Decided = tuple[Record, str, dict[str, Any]]
@@ -114,7 +115,9 @@ class Gateway:
         self.clock = clock
         self.observer = observer or NullObserver()
         self.receipt_timeout = receipt_timeout
-        self.audit = AuditChain(keys.party_id, keys.signing_key, audit(prefix), clock)
+        self.audit = AuditChain(
+            keys.party_id, keys.signing_key, audit(keys.party_id, prefix), clock
+        )
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._stopping = asyncio.Event()
@@ -133,7 +136,7 @@ class Gateway:
 
     @property
     def consumer_group(self) -> str:
-        return f"lvvx-gateway.{self.party_id}"
+        return gateway_group(self.party_id, self.prefix)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -142,10 +145,10 @@ class Gateway:
         me = self.party_id
         await self.transport.ensure_topics([
             TopicSpec(inbox(me, self.prefix)), TopicSpec(dlq(me, self.prefix)),
-            TopicSpec(audit(self.prefix), partitions=AUDIT_PARTITIONS),
+            TopicSpec(audit(me, self.prefix), partitions=AUDIT_PARTITIONS),
         ])  # fmt: skip
         await self.audit.recover(self.transport)
-        self._producer = self.transport.producer(transactional_id=f"lvvx-gateway.{me}")
+        self._producer = self.transport.producer(transactional_id=self.consumer_group)
         await self._producer.start()
         self._consumer = self.transport.consumer(self.consumer_group, [inbox(me, self.prefix)])
         await self._consumer.start()

@@ -19,23 +19,49 @@ KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-$REPO_ROOT/.cache/kafka/$KAFKA_VERSION}"
 KAFKA_LIBS="$KAFKA_CACHE_DIR/libs"
 KAFKA_M2_REPO="${KAFKA_M2_REPO:-$REPO_ROOT/.cache/m2}" # Maven local repo used by `fetch` (self-contained)
 
+# plaintext: no encryption, no authentication, no ACLs (development default).
+# tls: every listener (clients, inter-broker, KRaft controller) TLS 1.3 with client certificates
+# from KAFKA_PKI_DIR, principals from the certificate subject, StandardAuthorizer with deny-by-default
+# (server-tls.properties.in is appended to the config); other default ports and data dir.
+KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
+case "$KAFKA_SECURITY" in
+  plaintext | PLAINTEXT) KAFKA_SECURITY=plaintext ;;
+  tls | TLS | ssl | SSL) KAFKA_SECURITY=tls ;;
+  *) printf 'kafka.sh: error: KAFKA_SECURITY must be plaintext or tls, not %s\n' "$KAFKA_SECURITY" >&2; exit 2 ;;
+esac
+if [[ "$KAFKA_SECURITY" == tls ]]; then
+  _default_port=9094 _default_controller_port=9095 _listener=SSL _default_data_dir="$REPO_ROOT/.kafka/single-tls"
+else
+  _default_port=9092 _default_controller_port=9093 _listener=PLAINTEXT _default_data_dir="$REPO_ROOT/.kafka/single"
+fi
+
 KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
-KAFKA_PORT="${LVVX_KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_PORT="${LVVX_KAFKA_PORT:-$_default_port}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$_default_controller_port}"
 KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
 KAFKA_PROCESS_ROLES="${KAFKA_PROCESS_ROLES:-broker,controller}"
 KAFKA_QUORUM_VOTERS="${KAFKA_QUORUM_VOTERS:-$KAFKA_NODE_ID@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT}"
-KAFKA_LISTENERS="${KAFKA_LISTENERS:-PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT}"
-KAFKA_ADVERTISED_LISTENERS="${KAFKA_ADVERTISED_LISTENERS:-PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT}"
-KAFKA_PROTOCOL_MAP="${KAFKA_PROTOCOL_MAP:-PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT}"
-KAFKA_INTER_BROKER_LISTENER="${KAFKA_INTER_BROKER_LISTENER:-PLAINTEXT}"
+KAFKA_LISTENERS="${KAFKA_LISTENERS:-$_listener://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT}"
+KAFKA_ADVERTISED_LISTENERS="${KAFKA_ADVERTISED_LISTENERS:-$_listener://$KAFKA_HOST:$KAFKA_PORT}"
+KAFKA_PROTOCOL_MAP="${KAFKA_PROTOCOL_MAP:-$_listener:$_listener,CONTROLLER:$_listener}"
+KAFKA_INTER_BROKER_LISTENER="${KAFKA_INTER_BROKER_LISTENER:-$_listener}"
+
+# TLS material (KAFKA_SECURITY=tls), as written by `lvvx pki init --out DIR`
+KAFKA_PKI_DIR="${KAFKA_PKI_DIR:-$REPO_ROOT/.kafka/pki}"
+KAFKA_TLS_TRUSTSTORE="${KAFKA_TLS_TRUSTSTORE:-$KAFKA_PKI_DIR/ca.pem}"                  # CA certificate(s), PEM
+KAFKA_TLS_KEYSTORE="${KAFKA_TLS_KEYSTORE:-$KAFKA_PKI_DIR/broker.keystore.pem}"         # broker key + chain, PEM
+KAFKA_TLS_CLIENT_KEYSTORE="${KAFKA_TLS_CLIENT_KEYSTORE:-$KAFKA_PKI_DIR/admin.keystore.pem}" # the tools' (probe) identity
+KAFKA_SUPER_USERS="${KAFKA_SUPER_USERS:-User:broker;User:admin}"
+KAFKA_PKI_INIT="${KAFKA_PKI_INIT:-1}" # 1: make a development PKI in KAFKA_PKI_DIR with `lvvx pki init` when it has none
+LVVX="${LVVX:-$REPO_ROOT/.venv/bin/lvvx}"
+KAFKA_WAIT="${KAFKA_WAIT:-1}" # 0: `up` returns once the JVM is launched, without waiting until it serves (cluster.sh)
 KAFKA_REPLICATION_FACTOR="${KAFKA_REPLICATION_FACTOR:-1}"
 KAFKA_MIN_ISR="${KAFKA_MIN_ISR:-1}"
 KAFKA_INTERNAL_PARTITIONS="${KAFKA_INTERNAL_PARTITIONS:-10}"
 KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"            # empty: random, generated once per data dir
 KAFKA_EXTRA_CONFIG="${KAFKA_EXTRA_CONFIG:-}"        # optional file appended to server.properties
 
-KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.kafka/single}"
+KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$_default_data_dir}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
@@ -50,6 +76,7 @@ LOG_DIR="$KAFKA_DATA_DIR/logs"             # log4j output: server.log, controlle
 STDOUT_LOG="$LOG_DIR/stdout.log"           # the JVM's own stdout/stderr
 STORAGE_DIR="$KAFKA_DATA_DIR/data"         # log.dirs (topic data and the KRaft metadata log)
 CLUSTER_ID_FILE="$KAFKA_DATA_DIR/cluster.id"
+CLIENT_CONFIG_FILE="$KAFKA_DATA_DIR/admin-client.properties" # KAFKA_SECURITY=tls: the admin's client config, for the tools
 FETCHED_MARKER="$KAFKA_CACHE_DIR/.fetched"
 # JVM flags for the short-lived tool processes: start fast, log little
 TOOL_JVM_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
@@ -70,9 +97,15 @@ commands:
   clean    down, then delete the data dir $KAFKA_DATA_DIR
   logs     print the last lines of the broker log and of the JVM's stdout/stderr
   env      print the effective settings
+  pki      KAFKA_SECURITY=tls: make a development PKI in KAFKA_PKI_DIR (lvvx pki init) unless it has one
+  client-config
+           print the properties a Kafka tool needs to reach this broker as admin (TLS: admin keystore)
+  tool CLASS [ARGS...]
+           run a Kafka tool class (e.g. org.apache.kafka.tools.TopicCommand) on the broker's classpath
 
-knobs (environment): KAFKA_VERSION LVVX_KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_NODE_ID KAFKA_DATA_DIR
-  KAFKA_HEAP_OPTS KAFKA_START_TIMEOUT KAFKA_STOP_TIMEOUT ... (see deploy/kafka/README.md)
+knobs (environment): KAFKA_SECURITY (plaintext|tls) KAFKA_PKI_DIR KAFKA_VERSION LVVX_KAFKA_PORT
+  KAFKA_CONTROLLER_PORT KAFKA_NODE_ID KAFKA_DATA_DIR KAFKA_HEAP_OPTS KAFKA_START_TIMEOUT KAFKA_STOP_TIMEOUT
+  KAFKA_WAIT ... (see deploy/kafka/README.md)
 EOF
 }
 
@@ -137,20 +170,51 @@ run_tool() { # main class + args, on the broker's classpath
   "$JAVA" "${TOOL_JVM_OPTS[@]}" -cp "$KAFKA_LIBS/*" "$@"
 }
 
+# the client properties of the tools (probe, TopicCommand, ...): TLS with the admin's certificate when
+# KAFKA_SECURITY=tls, nothing for plaintext
+client_config() {
+  [[ "$KAFKA_SECURITY" == tls ]] || return 0
+  printf '%s\n' \
+    "# KAFKA_SECURITY=tls: a Kafka client (tool) authenticated as the admin certificate of $KAFKA_PKI_DIR" \
+    'security.protocol=SSL' \
+    'ssl.keystore.type=PEM' \
+    "ssl.keystore.location=$KAFKA_TLS_CLIENT_KEYSTORE" \
+    'ssl.truststore.type=PEM' \
+    "ssl.truststore.location=$KAFKA_TLS_TRUSTSTORE" \
+    'ssl.protocol=TLSv1.3' \
+    'ssl.enabled.protocols=TLSv1.3' \
+    'ssl.endpoint.identification.algorithm=https'
+}
+
+probe_timeouts() {
+  printf '%s\n' 'request.timeout.ms=5000' 'default.api.timeout.ms=8000' \
+    'socket.connection.setup.timeout.ms=2000' 'socket.connection.setup.timeout.max.ms=2000'
+}
+
 # 0 if a Kafka broker answers an ApiVersions + Metadata round trip on the client port
-# (BrokerApiVersionsCommand bootstraps via a Metadata request, then asks every broker for its API versions)
+# (BrokerApiVersionsCommand bootstraps via a Metadata request, then asks every broker for its API versions).
+# With an argument (a node id): that node must be in the metadata, unfenced, and answer ApiVersions itself.
 serving() {
   port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
   is_fetched || return 1
-  local cfg="$KAFKA_CACHE_DIR/probe-client.properties" out
-  if [[ ! -f "$cfg" ]]; then
-    printf '%s\n' 'request.timeout.ms=5000' 'default.api.timeout.ms=8000' \
-      'socket.connection.setup.timeout.ms=2000' 'socket.connection.setup.timeout.max.ms=2000' >"$cfg"
+  local cfg out rc=0
+  if [[ "$KAFKA_SECURITY" == tls ]]; then
+    cfg="$(mktemp "${TMPDIR:-/tmp}/kafka-probe.XXXXXX")"
+    { client_config; probe_timeouts; } >"$cfg"
+  else
+    cfg="$KAFKA_CACHE_DIR/probe-client.properties"
+    [[ -f "$cfg" ]] || probe_timeouts >"$cfg"
   fi
   out="$(timeout 30 "$JAVA" "${TOOL_JVM_OPTS[@]}" -cp "$KAFKA_LIBS/*" \
     org.apache.kafka.tools.BrokerApiVersionsCommand \
-    --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" --command-config "$cfg" 2>/dev/null)" || return 1
-  grep -q "(id: " <<<"$out"
+    --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" --command-config "$cfg" 2>/dev/null)" || rc=$?
+  [[ "$KAFKA_SECURITY" == tls ]] && rm -f "$cfg"
+  ((rc == 0)) || return 1
+  if [[ -n "${1:-}" ]]; then
+    grep -q "(id: $1 rack: [^)]*isFenced: false) -> (" <<<"$out"
+  else
+    grep -q "(id: " <<<"$out"
+  fi
 }
 
 SERVER_LOG_OFFSET=0 # size of server.log before this start: log_tail shows only what this start wrote
@@ -177,6 +241,10 @@ log_tail() {
 render_config() {
   local tpl="$HERE/server.properties.in" content
   content="$(<"$tpl")"
+  if [[ "$KAFKA_SECURITY" == tls ]]; then
+    tpl="$tpl + $HERE/server-tls.properties.in"
+    content+=$'\n\n'"$(<"$HERE/server-tls.properties.in")"
+  fi
   local -A vars=(
     [PROCESS_ROLES]="$KAFKA_PROCESS_ROLES"
     [NODE_ID]="$KAFKA_NODE_ID"
@@ -189,6 +257,9 @@ render_config() {
     [REPLICATION_FACTOR]="$KAFKA_REPLICATION_FACTOR"
     [MIN_ISR]="$KAFKA_MIN_ISR"
     [INTERNAL_PARTITIONS]="$KAFKA_INTERNAL_PARTITIONS"
+    [TLS_KEYSTORE]="$KAFKA_TLS_KEYSTORE"
+    [TLS_TRUSTSTORE]="$KAFKA_TLS_TRUSTSTORE"
+    [SUPER_USERS]="$KAFKA_SUPER_USERS"
   )
   local k
   for k in "${!vars[@]}"; do
@@ -206,6 +277,39 @@ render_config() {
     fi
   } >"$CONFIG_FILE.tmp"
   mv "$CONFIG_FILE.tmp" "$CONFIG_FILE"
+  if [[ "$KAFKA_SECURITY" == tls ]]; then
+    client_config >"$CLIENT_CONFIG_FILE"
+  else
+    rm -f "$CLIENT_CONFIG_FILE"
+  fi
+}
+
+# KAFKA_SECURITY=tls: the broker's keystore, the CA and the tools' keystore must exist. If KAFKA_PKI_DIR
+# holds no CA at all, make a development PKI there (lvvx pki init), once, unless KAFKA_PKI_INIT=0.
+ensure_pki() {
+  [[ "$KAFKA_SECURITY" == tls ]] || return 0
+  local f missing=()
+  for f in "$KAFKA_TLS_TRUSTSTORE" "$KAFKA_TLS_KEYSTORE" "$KAFKA_TLS_CLIENT_KEYSTORE"; do
+    [[ -s "$f" ]] || missing+=("$f")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  if [[ "$KAFKA_PKI_INIT" != 1 || -e "$KAFKA_PKI_DIR/ca.pem" || ! -x "$LVVX" ]]; then
+    err "KAFKA_SECURITY=tls needs ${missing[*]}"
+    err "make a development PKI with: $LVVX pki init --out $KAFKA_PKI_DIR (or set KAFKA_PKI_DIR)"
+    return 1
+  fi
+  mkdir -p "$(dirname "$KAFKA_PKI_DIR")"
+  (
+    # two parallel `up`s (cluster nodes) must not both make a CA
+    if command -v flock >/dev/null; then exec 8>"${KAFKA_PKI_DIR%/}.lock"; flock 8; fi
+    if [[ ! -e "$KAFKA_PKI_DIR/ca.pem" ]]; then
+      say "no PKI in $KAFKA_PKI_DIR: making a development PKI ($LVVX pki init)"
+      "$LVVX" pki init --out "$KAFKA_PKI_DIR" >/dev/null
+    fi
+  )
+  for f in "$KAFKA_TLS_TRUSTSTORE" "$KAFKA_TLS_KEYSTORE" "$KAFKA_TLS_CLIENT_KEYSTORE"; do
+    [[ -s "$f" ]] || { err "missing $f after lvvx pki init"; return 1; }
+  done
 }
 
 random_cluster_id() { # 16 random bytes, base64url without padding (Kafka's Uuid format); never starts with '-'
@@ -257,9 +361,9 @@ wait_until_serving() { # pid t0
       rm -f "$PID_FILE"
       return 1
     fi
-    if port_open "$KAFKA_HOST" "$KAFKA_PORT" && serving; then
+    if port_open "$KAFKA_HOST" "$KAFKA_PORT" && serving "$KAFKA_NODE_ID"; then
       local ms=$(( $(date +%s%3N) - t0 ))
-      say "Kafka $KAFKA_VERSION serves on $KAFKA_HOST:$KAFKA_PORT (pid $pid), up in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
+      say "Kafka $KAFKA_VERSION serves on $KAFKA_HOST:$KAFKA_PORT ($KAFKA_SECURITY, pid $pid), up in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
       return 0
     fi
     sleep 0.5
@@ -276,7 +380,11 @@ cmd_up() {
   lock_data_dir
   t0="$(date +%s%3N)"
   if pid="$(broker_pid)"; then
-    if serving; then
+    if [[ "$KAFKA_WAIT" == 0 ]]; then
+      say "already running (pid $pid, data dir $KAFKA_DATA_DIR)"
+      return 0
+    fi
+    if serving "$KAFKA_NODE_ID"; then
       say "already running: Kafka serves on $KAFKA_HOST:$KAFKA_PORT (pid $pid, data dir $KAFKA_DATA_DIR)"
       return 0
     fi
@@ -290,7 +398,7 @@ cmd_up() {
       say "already running: a Kafka broker (not started from $KAFKA_DATA_DIR) serves on $KAFKA_HOST:$KAFKA_PORT"
       return 0
     fi
-    err "port $KAFKA_HOST:$KAFKA_PORT is in use by something that is not a Kafka broker; set LVVX_KAFKA_PORT"
+    err "port $KAFKA_HOST:$KAFKA_PORT is in use by something that is not a Kafka broker (reachable with KAFKA_SECURITY=$KAFKA_SECURITY); set LVVX_KAFKA_PORT"
     return 1
   fi
   if port_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"; then
@@ -299,7 +407,8 @@ cmd_up() {
   fi
 
   cmd_fetch
-  t0="$(date +%s%3N)" # the start time excludes the (one-off) fetch
+  ensure_pki
+  t0="$(date +%s%3N)" # the start time excludes the (one-off) fetch and PKI
   mkdir -p "$KAFKA_DATA_DIR" "$LOG_DIR" "$STORAGE_DIR"
   render_config
   format_storage
@@ -321,7 +430,7 @@ cmd_up() {
     fi
   fi
 
-  say "starting Kafka $KAFKA_VERSION (node $KAFKA_NODE_ID, $KAFKA_HOST:$KAFKA_PORT, controller :$KAFKA_CONTROLLER_PORT, data $KAFKA_DATA_DIR)"
+  say "starting Kafka $KAFKA_VERSION (node $KAFKA_NODE_ID, $KAFKA_SECURITY, $KAFKA_HOST:$KAFKA_PORT, controller :$KAFKA_CONTROLLER_PORT, data $KAFKA_DATA_DIR)"
   [[ -f "$STDOUT_LOG" ]] && mv -f "$STDOUT_LOG" "$STDOUT_LOG.1"
   echo "===== $(date -u +%Y-%m-%dT%H:%M:%SZ) kafka.sh up: $KAFKA_VERSION node $KAFKA_NODE_ID" >"$STDOUT_LOG"
   SERVER_LOG_OFFSET="$(stat -c %s "$LOG_DIR/server.log" 2>/dev/null || echo 0)"
@@ -336,6 +445,10 @@ cmd_up() {
     >>"$STDOUT_LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$PID_FILE"
+  if [[ "$KAFKA_WAIT" == 0 ]]; then
+    say "launched (pid $pid); KAFKA_WAIT=0: not waiting until it serves"
+    return 0
+  fi
   wait_until_serving "$pid" "$t0"
 }
 
@@ -365,7 +478,7 @@ cmd_down() {
 cmd_status() {
   local pid=""
   pid="$(broker_pid)" || pid=""
-  if serving; then
+  if serving ${pid:+"$KAFKA_NODE_ID"}; then
     say "serving on $KAFKA_HOST:$KAFKA_PORT${pid:+ (pid $pid)}"
     return 0
   fi
@@ -387,12 +500,19 @@ cmd_clean() {
 
 cmd_env() {
   local v
-  for v in KAFKA_VERSION KAFKA_CACHE_DIR KAFKA_LIBS KAFKA_M2_REPO KAFKA_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT \
-      KAFKA_NODE_ID KAFKA_PROCESS_ROLES KAFKA_QUORUM_VOTERS KAFKA_LISTENERS KAFKA_ADVERTISED_LISTENERS \
-      KAFKA_PROTOCOL_MAP KAFKA_DATA_DIR KAFKA_HEAP_OPTS KAFKA_START_TIMEOUT KAFKA_STOP_TIMEOUT \
-      CONFIG_FILE PID_FILE LOG_DIR; do
+  for v in KAFKA_VERSION KAFKA_CACHE_DIR KAFKA_LIBS KAFKA_M2_REPO KAFKA_SECURITY KAFKA_HOST KAFKA_PORT \
+      KAFKA_CONTROLLER_PORT KAFKA_NODE_ID KAFKA_PROCESS_ROLES KAFKA_QUORUM_VOTERS KAFKA_LISTENERS \
+      KAFKA_ADVERTISED_LISTENERS KAFKA_PROTOCOL_MAP KAFKA_INTER_BROKER_LISTENER KAFKA_REPLICATION_FACTOR \
+      KAFKA_MIN_ISR KAFKA_CLUSTER_ID KAFKA_DATA_DIR KAFKA_HEAP_OPTS KAFKA_START_TIMEOUT KAFKA_STOP_TIMEOUT \
+      KAFKA_WAIT CONFIG_FILE PID_FILE LOG_DIR; do
     printf '%s=%s\n' "$v" "${!v}"
   done
+  if [[ "$KAFKA_SECURITY" == tls ]]; then
+    for v in KAFKA_PKI_DIR KAFKA_TLS_TRUSTSTORE KAFKA_TLS_KEYSTORE KAFKA_TLS_CLIENT_KEYSTORE KAFKA_SUPER_USERS \
+        CLIENT_CONFIG_FILE; do
+      printf '%s=%s\n' "$v" "${!v}"
+    done
+  fi
 }
 
 main() {
@@ -405,6 +525,14 @@ main() {
     clean) cmd_clean ;;
     logs) log_tail ;;
     env) cmd_env ;;
+    pki) KAFKA_SECURITY=tls; ensure_pki && say "PKI in $KAFKA_PKI_DIR" ;;
+    client-config) client_config ;;
+    tool)
+      shift
+      [[ $# -ge 1 ]] || { err "usage: $0 tool CLASS [ARGS...]"; return 2; }
+      is_fetched || { err "Kafka $KAFKA_VERSION is not fetched (run: $0 fetch)"; return 1; }
+      run_tool "$@"
+      ;;
     -h | --help | help) usage ;;
     *) usage >&2; return 2 ;;
   esac
