@@ -230,26 +230,29 @@ def _print_demo(result: object) -> None:
     )
 
 
-def _register_security_commands() -> None:
+def _register_commands() -> None:
     from broker._cli_audit import audit, cases
     from broker._cli_gateway import gateway
     from broker._cli_security import directory, envelope, keys, open_command, pki, seal_command
+    from broker._cli_topics import topics
 
-    for command in (
+    commands = (
         keys,
         directory,
         seal_command,
         open_command,
         envelope,
         pki,
+        topics,
         gateway,
         audit,
         cases,
-    ):
+    )
+    for command in commands:
         cli.add_command(command)
 
 
-_register_security_commands()
+_register_commands()
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ Rules, from the case flow of the 2018 agreement (DESIGN §1):
 - the NGO records the person's answer; the municipality may record it where no NGO guides;
 - any local partner or IND/DT&V may escalate to the national desk, which answers all of them;
 - AVIM reports identity and public-order findings; COA answers transfer requests;
-- every party confirms receipt of what it got (DeliveryReceipt), to whoever sent it.
+- every party confirms receipt of what it got (DeliveryReceipt), to whoever sent it: a
+  receipt may go only to a role that may send the receipting role something.
 
 A message type missing from the table (the audit event, the directory, the envelope itself)
 may not travel inside an envelope at all.
@@ -59,6 +60,31 @@ POLICY: dict[str, Rule] = {
 }
 
 
+RECEIPT = "nl.lvv.v1.DeliveryReceipt"
+
+
+def _flows() -> frozenset[tuple[PartyRole, PartyRole]]:
+    """(sender role, recipient role) of every case message the table allows."""
+    return frozenset(
+        (s, r)
+        for name, rule in POLICY.items()
+        if name != RECEIPT
+        for s in rule.senders
+        for r in rule.recipients
+    )
+
+
+def may_answer(sender: PartyRole, recipient: PartyRole) -> bool:
+    """A receipt from ``sender`` to ``recipient``: only if ``recipient`` may send ``sender``
+    something (what a receipt answers)."""
+    return (recipient, sender) in _flows()
+
+
+def may_send_to(sender: PartyRole, recipient: PartyRole) -> bool:
+    """Whether ``sender`` may send ``recipient`` anything at all (for the broker's ACLs)."""
+    return (sender, recipient) in _flows() or may_answer(sender, recipient)
+
+
 def check(message_type: str, sender: PartyRole, recipients: tuple[PartyRole, ...]) -> None:
     """Raise `PolicyDenied` unless ``sender`` may send ``message_type`` to every recipient."""
     rule = POLICY.get(message_type)
@@ -69,6 +95,8 @@ def check(message_type: str, sender: PartyRole, recipients: tuple[PartyRole, ...
     for role in recipients:
         if role not in rule.recipients:
             raise PolicyDenied(f"{message_type} may not be sent to a {role.value}")
+        if message_type == RECEIPT and not may_answer(sender, role):
+            raise PolicyDenied(f"a {sender.value} has nothing to receipt to a {role.value}")
 
 
 SENDER_FIELDS: dict[str, str] = {

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTopicPartition
@@ -77,6 +79,42 @@ class KafkaOptions(BaseModel):
     linger_ms: int = Field(5, ge=0, description="Producer batching delay.")
     max_batch_size: int = Field(256 * 1024, gt=0)
     transaction_timeout_ms: int = Field(60_000, gt=0)
+    security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = Field(
+        None, description="The network's CA (PEM), to trust the brokers."
+    )
+    ssl_certfile: Path | None = Field(None, description="This party's client certificate (PEM).")
+    ssl_keyfile: Path | None = Field(None, description="Its private key (PEM, PKCS#8).")
+
+    def connection(self) -> dict[str, Any]:
+        """The aiokafka arguments for how to connect: plain, or mutual TLS 1.3."""
+        if self.security_protocol == "PLAINTEXT":
+            return {"security_protocol": "PLAINTEXT"}
+        if not (self.ssl_cafile and self.ssl_certfile and self.ssl_keyfile):
+            raise LocalError("TLS needs ssl_cafile, ssl_certfile and ssl_keyfile", reason="CONFIG")
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ssl_cafile))
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        try:
+            context.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile))
+        except (OSError, ssl.SSLError) as exc:
+            raise LocalError(
+                f"cannot load the TLS certificate and key: {exc}", reason="CONFIG"
+            ) from exc
+        return {"security_protocol": "SSL", "ssl_context": context}
+
+    @classmethod
+    def for_identity(
+        cls, bootstrap_servers: str, pki_folder: Path | None, name: str, **more: Any
+    ) -> KafkaOptions:
+        """Options for ``name`` (a party id or ``admin``) with the PKI in ``pki_folder``, or
+        plaintext without one."""
+        if pki_folder is None:
+            return cls(bootstrap_servers=bootstrap_servers, **more)
+        return cls(
+            bootstrap_servers=bootstrap_servers, security_protocol="SSL",
+            ssl_cafile=pki_folder / "ca.pem", ssl_certfile=pki_folder / f"{name}.crt",
+            ssl_keyfile=pki_folder / f"{name}.key", **more,
+        )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -126,6 +164,7 @@ class KafkaProducer(Producer):
     async def start(self) -> None:
         o = self._options
         producer = AIOKafkaProducer(
+            **o.connection(),
             bootstrap_servers=o.bootstrap_servers,
             client_id=o.client_id,
             acks="all",
@@ -224,6 +263,7 @@ class KafkaConsumer(Consumer):
     async def start(self) -> None:
         o = self._options
         consumer = AIOKafkaConsumer(
+            **o.connection(),
             bootstrap_servers=o.bootstrap_servers,
             client_id=o.client_id,
             group_id=self._group_id,
@@ -305,6 +345,7 @@ class KafkaTransport(Transport):
     async def _admin_client(self) -> AIOKafkaAdminClient:
         if self._admin is None:
             admin = AIOKafkaAdminClient(
+                **self.options.connection(),
                 bootstrap_servers=self.options.bootstrap_servers,
                 client_id=f"{self.options.client_id}-admin",
                 request_timeout_ms=self.options.request_timeout_ms,
@@ -373,6 +414,7 @@ class KafkaTransport(Transport):
     def _reader(self) -> AIOKafkaConsumer:
         """A consumer outside any group, for offsets and whole-topic reads."""
         return AIOKafkaConsumer(
+            **self.options.connection(),
             bootstrap_servers=self.options.bootstrap_servers,
             client_id=f"{self.options.client_id}-reader",
             enable_auto_commit=False,
