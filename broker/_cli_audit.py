@@ -46,18 +46,29 @@ def _stream_options(f: Any) -> Any:
         type=_FOLDER,
         help="Folder with anchor.public.json [default: DATA/keys].",
     )(f)
+    f = click.option("--tls", "pki_folder", type=_FOLDER,
+                     help="On a secured Kafka: the PKI folder [default: from run.json].")(f)  # fmt: skip
+    f = click.option("--as", "identity", default="dtv", show_default=True,
+                     help="Whose certificate reads the audit topics (DT&V's may, and admin's).")(f)  # fmt: skip
     return f
 
 
+def _run_info(data: Path, kafka: str | None, prefix: str | None,
+              pki_folder: Path | None) -> tuple[str | None, str, Path | None]:  # fmt: skip
+    """Transport, prefix and PKI: as given, else as the demo's run.json says."""
+    run = json.loads((data / "run.json").read_text()) if (data / "run.json").exists() else {}
+    tls = pki_folder or (Path(run["tls"]) if run.get("tls") else None)
+    return kafka or run.get("kafka"), prefix or run.get("prefix") or "lvv.v1", tls
+
+
 async def _read_stream(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
-                       anchor_folder: Path | None) -> tuple[list[Any], Any, str]:  # fmt: skip
+                       anchor_folder: Path | None, pki_folder: Path | None,
+                       identity: str) -> tuple[list[Any], Any, str]:  # fmt: skip
     from broker.audit import read_audit
     from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.transport import open_transport
 
-    run = json.loads((data / "run.json").read_text()) if (data / "run.json").exists() else {}
-    kafka = kafka or run.get("kafka")
-    prefix = prefix or run.get("prefix") or "lvv.v1"
+    kafka, prefix, tls = _run_info(data, kafka, prefix, pki_folder)
     if not kafka and not (data / "log.db").exists():
         raise LocalError(
             f"no embedded log in {data}/ (run `lvvx demo` first, or give --kafka)", reason="NO_LOG"
@@ -65,7 +76,7 @@ async def _read_stream(data: Path, kafka: str | None, prefix: str | None, direct
     anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
     directory = load_directory((directory_file or data / "directory.bin").read_bytes(), anchor=anchor,
                                now=datetime.now(UTC))  # fmt: skip
-    transport = open_transport(kafka, data)
+    transport = open_transport(kafka, data, tls=tls, identity=identity)
     try:
         records = await read_audit(transport, directory, prefix)
     finally:
@@ -85,12 +96,12 @@ def audit() -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
-                 anchor_folder: Path | None, grace: float, as_json: bool) -> None:  # fmt: skip
+                 anchor_folder: Path | None, pki_folder: Path | None, identity: str, grace: float, as_json: bool) -> None:  # fmt: skip
     """Check every gateway's chain and that every message is accounted for; exit 0 only when clean."""
     from broker.audit._verify import verify_stream
 
     records, directory, _ = asyncio.run(
-        _read_stream(data, kafka, prefix, directory_file, anchor_folder)
+        _read_stream(data, kafka, prefix, directory_file, anchor_folder, pki_folder, identity)
     )
     report = verify_stream(
         records, directory, now=datetime.now(UTC), grace=timedelta(seconds=grace)
@@ -129,7 +140,7 @@ def audit_verify(data: Path, kafka: str | None, prefix: str | None, directory_fi
 )
 @click.option("--grace", default=60.0, show_default=True)
 def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
-                 anchor_folder: Path | None, metrics_port: int, grace: float) -> None:  # fmt: skip
+                 anchor_folder: Path | None, pki_folder: Path | None, identity: str, metrics_port: int, grace: float) -> None:  # fmt: skip
     """Verify the stream as it grows; print each finding once; serve metrics. Ctrl-C stops."""
     from prometheus_client import CollectorRegistry, start_http_server
 
@@ -138,8 +149,7 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
     from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.transport import open_transport
 
-    run = json.loads((data / "run.json").read_text()) if (data / "run.json").exists() else {}
-    kafka, prefix = kafka or run.get("kafka"), prefix or run.get("prefix") or "lvv.v1"
+    kafka, prefix, tls = _run_info(data, kafka, prefix, pki_folder)
     anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
     directory = load_directory((directory_file or data / "directory.bin").read_bytes(), anchor=anchor,
                                now=datetime.now(UTC))  # fmt: skip
@@ -154,7 +164,7 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        transport = open_transport(kafka, data)
+        transport = open_transport(kafka, data, tls=tls, identity=identity)
         try:
             await follow(transport, audit_topics(directory, prefix), directory, stop=stop, metrics=metrics,
                          grace=timedelta(seconds=grace),
@@ -171,13 +181,13 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
 @_stream_options
 @click.option("--out", type=_FILE, help="Write the proof here instead of printing it.")
 def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: str | None,
-                directory_file: Path | None, anchor_folder: Path | None, out: Path | None) -> None:  # fmt: skip
+                directory_file: Path | None, anchor_folder: Path | None, pki_folder: Path | None, identity: str, out: Path | None) -> None:  # fmt: skip
     """Inclusion proofs of MESSAGE_ID's events under signed checkpoints (JSON)."""
     from broker.audit._prove import prove
     from broker.audit._verify import verify_stream
 
     records, directory, _ = asyncio.run(
-        _read_stream(data, kafka, prefix, directory_file, anchor_folder)
+        _read_stream(data, kafka, prefix, directory_file, anchor_folder, pki_folder, identity)
     )
     proof = prove(verify_stream(records, directory, now=datetime.now(UTC)), message_id)
     if not proof["proofs"] and not proof["not_yet_covered"]:
@@ -224,13 +234,13 @@ def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Pat
 @_stream_options
 @click.option("--json", "as_json", is_flag=True)
 def cases(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
-          anchor_folder: Path | None, as_json: bool) -> None:  # fmt: skip
+          anchor_folder: Path | None, pki_folder: Path | None, identity: str, as_json: bool) -> None:  # fmt: skip
     """The case monitor: each case's step, rest period and escalations, from audit metadata."""
     from broker.audit._cases import case_views, summary
     from broker.audit._verify import verify_stream
 
     records, directory, _ = asyncio.run(
-        _read_stream(data, kafka, prefix, directory_file, anchor_folder)
+        _read_stream(data, kafka, prefix, directory_file, anchor_folder, pki_folder, identity)
     )
     now = datetime.now(UTC)
     views = case_views(verify_stream(records, directory, now=now))

@@ -31,14 +31,14 @@ def topics() -> None:
 )
 @click.option("--prefix", default="lvv.v1", show_default=True)
 @click.option("--partitions", default=3, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--replication-factor", default=1, show_default=True, type=click.IntRange(1, 10))
+@click.option("--replication-factor", type=click.IntRange(1, 10), help="[default: the cluster's]")
 @click.option(
     "--min-insync-replicas", type=click.IntRange(1, 10), help="Per topic (default: the broker's)."
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--json", "as_json", is_flag=True)
 def topics_apply(directory_file: Path, anchor_folder: Path, kafka: str, pki_folder: Path | None, prefix: str,
-                 partitions: int, replication_factor: int, min_insync_replicas: int | None, dry_run: bool,
+                 partitions: int, replication_factor: int | None, min_insync_replicas: int | None, dry_run: bool,
                  as_json: bool) -> None:  # fmt: skip
     """Create missing topics, add missing ACLs, remove ACLs of parties no longer listed."""
     from broker.crypto import AnchorKey, KeyStore, load_directory

@@ -111,8 +111,20 @@ def schemas_example(type_name: str) -> None:
     is_flag=True,
     help="Afterwards keep the network up (APIs, metrics, new cases) until Ctrl-C.",
 )
+@click.option(
+    "--tls",
+    "pki_folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="On a secured Kafka: this PKI's certificates (admin to provision, one per party).",
+)
 def demo(
-    kafka: str | None, cases: int, data: Path, as_json: bool, no_hostile: bool, serve: bool
+    kafka: str | None,
+    cases: int,
+    data: Path,
+    as_json: bool,
+    no_hostile: bool,
+    serve: bool,
+    pki_folder: Path | None,
 ) -> None:
     """Run the whole LVV network and drive cases through the case flow."""
     import secrets
@@ -129,7 +141,10 @@ def demo(
     data.mkdir(parents=True)
     # on a shared Kafka, a run's own topics keep earlier runs' records out of it
     prefix = f"lvv.demo-{secrets.token_hex(4)}.v1" if kafka else "lvv.v1"
-    transport = open_transport(kafka, data)
+    transport = open_transport(kafka, data, tls=pki_folder)
+    transport_for, provision = (
+        _secured(kafka, pki_folder, prefix) if kafka and pki_folder else (None, None)
+    )
     where = f"Kafka at {kafka}" if kafka else f"the embedded log in {data}/"
     if not as_json:
         console.print(f"LVV Exchange demo: {cases} cases across 12 parties over {where}")
@@ -146,7 +161,7 @@ def demo(
                 )
                 return await run_demo(transport, data, cases, prefix=prefix, hostile=not no_hostile,
                                       on_progress=lambda done, _: progress.update(task, completed=done),
-                                      then=then)  # fmt: skip
+                                      then=then, transport_for=transport_for, provision=provision)  # fmt: skip
         finally:
             await transport.close()
 
@@ -155,11 +170,13 @@ def demo(
     from broker.network import open_network
 
     assert isinstance(result, DemoResult)
-    write_run_info(data, transport="kafka" if kafka else "embedded", kafka=kafka, prefix=prefix,
+    write_run_info(data, transport="kafka" if kafka else "embedded", kafka=kafka, prefix=prefix, tls=pki_folder,
                    summary=result.summary())  # fmt: skip
     from broker.gateway import utc_now
 
-    write_gateway_configs(open_network(data, now=utc_now()), kafka=kafka, prefix=prefix)
+    write_gateway_configs(
+        open_network(data, now=utc_now()), kafka=kafka, prefix=prefix, tls=pki_folder
+    )
     if serve:
         pass  # reported before serving began
     elif not as_json:
@@ -173,6 +190,25 @@ def demo(
             f"wrong outcomes {len(result.wrong_outcomes)}, hostile refused {result.hostile_refused}"
         )
         sys.exit(1)
+
+
+def _secured(kafka: str, pki: Path, prefix: str) -> tuple[Any, Any]:
+    """On a secured Kafka: each gateway connects with its party's certificate, and the
+    network's topics and ACLs are applied (as admin) before the run."""
+    from broker.provision import Layout, apply
+    from broker.transport._kafka import KafkaOptions, KafkaTransport
+
+    def transport_for(party: str) -> Any:
+        return KafkaTransport(KafkaOptions.for_identity(kafka, pki, party))
+
+    async def provision(net: Any) -> None:
+        admin = KafkaTransport(KafkaOptions.for_identity(kafka, pki, "admin"))
+        try:
+            await apply(admin, net.directory, Layout(prefix, partitions=3))
+        finally:
+            await admin.close()
+
+    return transport_for, provision
 
 
 def _serving(data: Path, kafka: str | None, prefix: str, as_json: bool, before: Any) -> Any:

@@ -99,16 +99,20 @@ class DemoResult:
 
 class Demo:
     def __init__(self, net: LocalNetwork, transport: Transport, *, prefix: str,
-                 clock: Callable[[], datetime] = utc_now, observed: bool = False) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] = utc_now, observed: bool = False,
+                 transport_for: Callable[[str], Transport] | None = None) -> None:  # fmt: skip
+        """``transport`` serves the demo itself (topics, the attacker); each gateway uses
+        ``transport_for(party)`` when given — on a secured Kafka, its own certificate."""
         self.net = net
         self.transport = transport
+        self._own = {p: transport_for(p) for p in net.keys} if transport_for else {}
         self.prefix = prefix
         self.observers = {p: PrometheusObserver(p) for p in net.keys} if observed else {}
         self.gateways = {
             party: Gateway(
                 keys=keys,
                 directory=net.directory,
-                transport=transport,
+                transport=self._own.get(party, transport),
                 store=GatewayStore(_mkdir(net.state_dir(party)) / "gateway.db"),
                 prefix=prefix,
                 clock=clock,
@@ -146,6 +150,8 @@ class Demo:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for gateway in self.gateways.values():
             await gateway.close()
+        for own in self._own.values():
+            await own.close()
 
     async def drive(self, case: Case) -> bool:
         """Every step of ``case``, each after the one before reached all its recipients;
@@ -281,11 +287,19 @@ async def run_demo(
     seed: int = 2018,
     on_progress: Callable[[int, int], None] | None = None,
     then: Callable[[Demo, DemoResult], Awaitable[None]] | None = None,
+    transport_for: Callable[[str], Transport] | None = None,
+    provision: Callable[[LocalNetwork], Awaitable[None]] | None = None,
 ) -> DemoResult:
     """Make a fresh network in ``folder`` and drive ``cases`` cases through it. ``then``
-    runs while the network is still up (e.g. to serve it), before everything stops."""
+    runs while the network is still up (e.g. to serve it), before everything stops;
+    ``provision`` runs once the network exists (e.g. `lvvx topics apply` on a secured
+    Kafka), and ``transport_for`` gives each gateway its own connection."""
     net = create_network(folder, now=utc_now() - timedelta(minutes=1))
-    demo = Demo(net, transport, prefix=prefix, observed=then is not None)
+    if provision is not None:
+        await provision(net)
+    demo = Demo(
+        net, transport, prefix=prefix, observed=then is not None, transport_for=transport_for
+    )
     book = CaseWriter(seed=seed, start=utc_now()).cases(cases)
     result = await demo.run(
         book, hostile=hostile, on_progress=on_progress, keep_running=then is not None

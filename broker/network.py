@@ -107,7 +107,12 @@ def open_network(folder: Path, *, now: datetime) -> LocalNetwork:
 
 
 def write_gateway_configs(
-    net: LocalNetwork, *, kafka: str | None, prefix: str, first_port: int = 8081
+    net: LocalNetwork,
+    *,
+    kafka: str | None,
+    prefix: str,
+    first_port: int = 8081,
+    tls: Path | None = None,
 ) -> dict[str, int]:
     """A `lvvx gateway run` configuration per party; returns each party's HTTP port."""
     ports = {}
@@ -129,6 +134,12 @@ def write_gateway_configs(
         ]
         if kafka:
             lines += ["", "[kafka]", f'bootstrap_servers = "{kafka}"']
+        if kafka and tls:
+            pki = tls.resolve()
+            lines += [
+                'security_protocol = "SSL"', f'ssl_cafile = "{pki / "ca.pem"}"',
+                f'ssl_certfile = "{pki / (party.party_id + ".crt")}"', f'ssl_keyfile = "{pki / (party.party_id + ".key")}"',
+            ]  # fmt: skip
         path = net.folder / "gateways" / f"{party.party_id}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")

@@ -49,7 +49,7 @@ class Layout:
 
     prefix: str = topics.DEFAULT_PREFIX
     partitions: int = 3
-    replication_factor: int = 1
+    replication_factor: int | None = None  # the cluster's default
     min_insync_replicas: int | None = None
 
 
@@ -65,7 +65,7 @@ class Plan:
 
     def lines(self) -> list[str]:
         return (
-            [f"create topic {t.name} ({t.partitions} partitions, RF {t.replication_factor})" for t in self.topics_to_create]
+            [f"create topic {t.name} ({t.partitions} partitions, RF {t.replication_factor or 'default'})" for t in self.topics_to_create]
             + [f"add    {a}" for a in self.acls_to_add]
             + [f"remove {a}" for a in self.acls_to_remove]
         )  # fmt: skip

@@ -15,13 +15,17 @@ Example (``gateway.toml``)::
     api_token_file = "secrets/utrecht.token"
 
     [kafka]
-    bootstrap_servers = "127.0.0.1:9092"
+    bootstrap_servers = "127.0.0.1:9093"
+    security_protocol = "SSL"             # mutual TLS 1.3 with the party's certificate
+    ssl_cafile = "pki/ca.pem"
+    ssl_certfile = "pki/gemeente-utrecht.crt"
+    ssl_keyfile = "pki/gemeente-utrecht.key"
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import (
@@ -108,9 +112,17 @@ def load_settings(config_file: Path | None = None) -> GatewaySettings:
     base = config_file.parent if config_file is not None else Path.cwd()
     settings = FromFile()
     # paths in the file are relative to the file, as a user reading it would expect
-    updates = {
-        name: base / value
-        for name, value in settings.model_dump().items()
-        if isinstance(value, Path) and not value.is_absolute()
-    }
-    return GatewaySettings.model_validate({**settings.model_dump(), **updates})
+    return GatewaySettings.model_validate(_anchored(settings.model_dump(), base))
+
+
+def _anchored(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``values`` with relative paths made relative to ``base`` (nested tables too)."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, Path) and not value.is_absolute():
+            out[name] = base / value
+        elif isinstance(value, dict):
+            out[name] = _anchored(value, base)
+        else:
+            out[name] = value
+    return out

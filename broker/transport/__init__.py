@@ -19,15 +19,17 @@ from broker.transport._base import (
 )
 
 
-def open_transport(kafka: str | None, data_dir: str | Path) -> Transport:
-    """Kafka at bootstrap servers ``kafka`` if given, else the embedded log in ``data_dir``.
+def open_transport(kafka: str | None, data_dir: str | Path, *, tls: Path | None = None,
+                   identity: str = "admin") -> Transport:  # fmt: skip
+    """Kafka at bootstrap servers ``kafka`` if given (over mutual TLS as ``identity`` with the
+    PKI in ``tls``), else the embedded log in ``data_dir``.
 
     Imports lazily so the embedded default never loads aiokafka.
     """
     if kafka:
         from broker.transport._kafka import KafkaOptions, KafkaTransport
 
-        return KafkaTransport(KafkaOptions(bootstrap_servers=kafka))
+        return KafkaTransport(KafkaOptions.for_identity(kafka, tls, identity))
     from broker.transport._embedded import EmbeddedTransport
 
     Path(data_dir).mkdir(parents=True, exist_ok=True)

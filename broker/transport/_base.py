@@ -44,11 +44,12 @@ class TopicPartition:
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     """A topic to create if missing. ``config`` holds Kafka topic configs
-    (e.g. ``cleanup.policy=compact``); the embedded log ignores what it cannot apply."""
+    (e.g. ``cleanup.policy=compact``); the embedded log ignores what it cannot apply.
+    ``replication_factor`` None takes the cluster's default (3 on the three-broker cluster)."""
 
     name: str
     partitions: int = 3
-    replication_factor: int = 1
+    replication_factor: int | None = None
     config: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -364,7 +364,15 @@ class KafkaTransport(Transport):
             return
         admin = await self._admin_client()
         new = [
-            NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config))
+            # -1: the broker's default.replication.factor (CreateTopics v4+); aiokafka then
+            # wants an (empty) replica assignment, or its argument check refuses
+            NewTopic(
+                s.name,
+                s.partitions,
+                s.replication_factor or -1,
+                replica_assignments=None if s.replication_factor else {},
+                topic_configs=dict(s.config),
+            )
             for s in specs
         ]
         with _translated("create topics"):
