@@ -6,13 +6,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KAFKA  := deploy/kafka/kafka.sh
 
-# `make test` runs its own broker on other ports and its own data dir, started fresh and
-# removed afterwards, so a development broker from `make kafka-up` is left alone.
-# Set LVVX_KAFKA_BOOTSTRAP to test against a Kafka of your own instead.
-TEST_KAFKA_ENV := LVVX_KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 KAFKA_DATA_DIR=$(CURDIR)/.kafka/test
+KAFKA_CLUSTER := deploy/kafka/cluster.sh
+
+# `make test` runs its own brokers (tests/brokers.sh: a plaintext one, a secured one and a
+# secured three-broker cluster) on other ports and data dirs, fresh, and removes them
+# afterwards — also when tests fail — so development brokers are left alone.
+# Set LVVX_KAFKA_BOOTSTRAP (and the other LVVX_KAFKA_* of `tests/brokers.sh env`) to test
+# against brokers of your own instead.
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status prometheus clean
+.PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status \
+	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus clean
 
 install: $(STAMP)
 
@@ -29,10 +33,10 @@ test: install kafka-fetch prometheus
 	  echo "make test: using Kafka at $$LVVX_KAFKA_BOOTSTRAP"; \
 	  $(BIN)/pytest $(PYTEST_ARGS); \
 	else \
-	  trap '$(TEST_KAFKA_ENV) $(KAFKA) clean >/dev/null' EXIT; \
-	  $(TEST_KAFKA_ENV) $(KAFKA) clean >/dev/null; \
-	  $(TEST_KAFKA_ENV) $(KAFKA) up || exit 1; \
-	  LVVX_KAFKA_BOOTSTRAP=127.0.0.1:19092 $(BIN)/pytest $(PYTEST_ARGS); \
+	  trap 'tests/brokers.sh down' EXIT; \
+	  tests/brokers.sh down; \
+	  tests/brokers.sh up || exit 1; \
+	  env $$(tests/brokers.sh env) $(BIN)/pytest $(PYTEST_ARGS); \
 	fi
 
 # The fast part only: no Kafka (tests marked `kafka` are deselected, not skipped).
@@ -70,6 +74,25 @@ kafka-down:
 kafka-status:
 	$(KAFKA) status
 
+# a secured single broker (mutual TLS 1.3, ACLs) on 127.0.0.1:9094, PKI in .kafka/pki
+kafka-secure-up: install kafka-fetch
+	KAFKA_SECURITY=tls $(KAFKA) up
+
+kafka-secure-down:
+	KAFKA_SECURITY=tls $(KAFKA) down
+
+# three brokers (KRaft, RF 3, min ISR 2, TLS and ACLs) on 127.0.0.1:29092-29094
+kafka-cluster-up: install kafka-fetch
+	$(KAFKA_CLUSTER) up
+
+kafka-cluster-down:
+	$(KAFKA_CLUSTER) down
+
+kafka-cluster-status:
+	$(KAFKA_CLUSTER) status
+
 clean:
 	$(KAFKA) clean
+	KAFKA_SECURITY=tls $(KAFKA) clean
+	$(KAFKA_CLUSTER) clean
 	rm -rf .lvvx .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -19,10 +19,13 @@ the directory removes that party's ACLs; other prefixes are left alone.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from broker import policy, topics
+from broker._errors import TransportTimeout
 from broker.crypto import Directory
 from broker.models import PartyRole
 from broker.transport import TopicSpec
@@ -36,6 +39,8 @@ from broker.transport._kafka_acl import (
     delete_acls,
     describe_acls,
 )
+
+ACLS_IN_FORCE_TIMEOUT_S = 30.0
 
 SUPER_USERS = frozenset({"User:broker", "User:admin"})
 """Principals the brokers trust for everything (deploy/kafka): never ours to manage."""
@@ -155,7 +160,18 @@ async def apply(
         await transport.ensure_topics(todo.topics_to_create)
         await create_acls(transport, todo.acls_to_add)
         await delete_acls(transport, todo.acls_to_remove)
+        await _until_in_force(transport, desired_acls(directory, layout.prefix), layout.prefix)
     return todo
+
+
+async def _until_in_force(transport: KafkaTransport, desired: set[Acl], prefix: str) -> None:
+    """ACL changes reach the brokers' authorizers through the metadata log, a moment after
+    the controller took them: wait until the broker answering shows exactly the plan."""
+    deadline = time.monotonic() + ACLS_IN_FORCE_TIMEOUT_S
+    while {a for a in await describe_acls(transport) if _ours(a, prefix)} != desired:
+        if time.monotonic() > deadline:
+            raise TransportTimeout("the brokers did not show the new ACLs in time")
+        await asyncio.sleep(0.1)
 
 
 def acls_of(acls: Iterable[Acl], party: str) -> list[Acl]:

@@ -1,8 +1,11 @@
-"""Shared fixtures: transports for the contract suite, and the real Kafka broker.
+"""Shared fixtures: transports for the contract suite, and the real Kafka brokers.
 
-Tests marked ``kafka`` need a real Apache Kafka at ``LVVX_KAFKA_BOOTSTRAP`` (default
-127.0.0.1:9092, as `make kafka-up` starts it). When it cannot be reached they FAIL with
-the reason: a missing broker must never turn into a green run.
+Tests marked ``kafka`` need real Apache Kafka brokers, as `make test` starts them
+(tests/brokers.sh): a plaintext one at ``LVVX_KAFKA_BOOTSTRAP``, a secured one (mutual TLS,
+ACLs) at ``LVVX_KAFKA_TLS_BOOTSTRAP`` with the PKI in ``LVVX_KAFKA_PKI``, and a secured
+three-broker cluster at ``LVVX_KAFKA_CLUSTER_BOOTSTRAP`` (data in ``LVVX_KAFKA_CLUSTER_DIR``).
+When one cannot be reached the tests that need it FAIL with the reason: a missing broker
+must never turn into a green run.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -17,32 +21,72 @@ from broker.transport import Transport
 from broker.transport._embedded import EmbeddedTransport
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 
+REPO = Path(__file__).resolve().parent.parent
 KAFKA_BOOTSTRAP = os.environ.get("LVVX_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+TLS_BOOTSTRAP = os.environ.get("LVVX_KAFKA_TLS_BOOTSTRAP", "127.0.0.1:9094")
+PKI = Path(os.environ.get("LVVX_KAFKA_PKI", REPO / ".kafka" / "pki"))
+CLUSTER_BOOTSTRAP = os.environ.get(
+    "LVVX_KAFKA_CLUSTER_BOOTSTRAP", "127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094"
+)
+CLUSTER_DIR = Path(os.environ.get("LVVX_KAFKA_CLUSTER_DIR", REPO / ".kafka" / "cluster"))
 
-_kafka_checked: str | None = None
+_checked: dict[str, str] = {}
+
+
+async def require(options: KafkaOptions, how_to_start: str) -> None:
+    """Fail (never skip) the test if the broker does not answer; checked once per run."""
+    key = options.bootstrap_servers
+    if _checked.get(key) == "ok":
+        return
+    if key in _checked:
+        pytest.fail(_checked[key])
+    transport = KafkaTransport(options.model_copy(update={"request_timeout_ms": 10_000}))
+    try:
+        await transport.ping()
+        _checked[key] = "ok"
+    except Exception as exc:
+        _checked[key] = f"Kafka is not reachable at {key} ({exc}). {how_to_start}"
+        pytest.fail(_checked[key])
+    finally:
+        await transport.close()
 
 
 async def _require_kafka() -> None:
-    """Fail (never skip) the test if the broker does not answer; checked once per run."""
-    global _kafka_checked
-    if _kafka_checked == "ok":
-        return
-    if _kafka_checked is not None:
-        pytest.fail(_kafka_checked)
-    transport = KafkaTransport(
-        KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
+    await require(KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP),
+                  "Start it with `make kafka-up` or set LVVX_KAFKA_BOOTSTRAP; `make test` does both.")  # fmt: skip
+
+
+def tls_options(bootstrap: str, identity: str, **more: object) -> KafkaOptions:
+    """Options to connect as ``identity`` (a party id or ``admin``) with the test PKI."""
+    settings = {"request_timeout_ms": 10_000, "send_timeout_ms": 15_000, "session_timeout_ms": 6_000,
+                "heartbeat_interval_ms": 1_000, **more}  # fmt: skip
+    return KafkaOptions.for_identity(bootstrap, PKI, identity, **settings)
+
+
+@pytest.fixture
+async def secured_admin() -> AsyncIterator[KafkaTransport]:
+    """The secured single broker, as its admin (a super user)."""
+    options = tls_options(TLS_BOOTSTRAP, "admin")
+    await require(
+        options,
+        "Start it with `make kafka-secure-up` (LVVX_KAFKA_TLS_BOOTSTRAP, LVVX_KAFKA_PKI); `make test` does.",
     )
-    try:
-        await transport.ping()
-        _kafka_checked = "ok"
-    except Exception as exc:
-        _kafka_checked = (
-            f"Kafka is not reachable at {KAFKA_BOOTSTRAP} ({exc}). Start it with "
-            "`make kafka-up` or set LVVX_KAFKA_BOOTSTRAP; `make test` does both."
-        )
-        pytest.fail(_kafka_checked)
-    finally:
-        await transport.close()
+    transport = KafkaTransport(options)
+    yield transport
+    await transport.close()
+
+
+@pytest.fixture
+async def cluster_admin() -> AsyncIterator[KafkaTransport]:
+    """The three-broker cluster, as its admin."""
+    options = tls_options(CLUSTER_BOOTSTRAP, "admin")
+    await require(
+        options,
+        "Start it with `make kafka-cluster-up` (LVVX_KAFKA_CLUSTER_BOOTSTRAP); `make test` does.",
+    )
+    transport = KafkaTransport(options)
+    yield transport
+    await transport.close()
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     RecordTooLargeError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
     for_code,
 )
 from pydantic import BaseModel, ConfigDict, Field
@@ -360,9 +362,15 @@ class KafkaTransport(Transport):
         return self._admin
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Only topics that do not exist are asked for: on a secured cluster a party may
+        use its provisioned topics but not create any (`lvvx topics apply` does)."""
+        admin = await self._admin_client()
+        with _translated("describe topics"):
+            described = await admin.describe_topics([s.name for s in specs]) if specs else []
+        present = {t["topic"] for t in described if t["error_code"] == 0}
+        specs = [s for s in specs if s.name not in present]
         if not specs:
             return
-        admin = await self._admin_client()
         new = [
             # -1: the broker's default.replication.factor (CreateTopics v4+); aiokafka then
             # wants an (empty) replica assignment, or its argument check refuses
@@ -432,9 +440,16 @@ class KafkaTransport(Transport):
         )
 
     async def _partitions(self, topics: Sequence[str]) -> list[KafkaTopicPartition]:
+        """The partitions of ``topics``; a topic that does not exist has none, one this
+        principal may not see is an error (a reader must not take it for an empty one)."""
         admin = await self._admin_client()
         with _translated("describe topics"):
             described = await admin.describe_topics(list(topics))
+        for t in described:
+            if t["error_code"] not in (0, UnknownTopicOrPartitionError.errno):
+                error = for_code(t["error_code"])
+                raise TransportError(f"cannot describe topic {t['topic']}: {error.__name__}", reason="NOT_AUTHORIZED"
+                                     if t["error_code"] == TopicAuthorizationFailedError.errno else None)  # fmt: skip
         return [
             KafkaTopicPartition(t["topic"], p["partition"])
             for t in described

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from aiokafka.errors import for_code
-from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
+from aiokafka.protocol.api import Request
 
 from broker._errors import TransportError
 from broker.transport._kafka import KafkaTransport, _translated
@@ -100,23 +101,63 @@ async def describe_acls(transport: KafkaTransport) -> set[Acl]:
     return found
 
 
+BINDINGS_PER_REQUEST = 200
+"""CreateAcls and DeleteAcls carry a list: a network's bindings go in one or two requests
+(aiokafka's own request classes carry one each, which costs a controller round trip per ACL)."""
+
+
+def _row(acl: Acl) -> tuple[object, ...]:
+    return (
+        acl.resource_type,
+        acl.resource_name,
+        acl.pattern,
+        acl.principal,
+        acl.host,
+        acl.operation,
+        acl.permission,
+    )
+
+
+class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]
+    API_KEY = 30
+
+    def __init__(self, acls: list[Acl]) -> None:
+        self._acls = acls
+
+    def build(self, request_struct_class: type[CreateAclsRequest_v1]) -> CreateAclsRequest_v1:
+        return request_struct_class([_row(a) for a in self._acls])
+
+
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]
+    API_KEY = 31
+
+    def __init__(self, acls: list[Acl]) -> None:
+        self._acls = acls
+
+    def build(self, request_struct_class: type[DeleteAclsRequest_v1]) -> DeleteAclsRequest_v1:
+        return request_struct_class([_row(a) for a in self._acls])
+
+
+def _chunks(acls: Iterable[Acl]) -> list[list[Acl]]:
+    ordered = sorted(acls)
+    return [
+        ordered[i : i + BINDINGS_PER_REQUEST] for i in range(0, len(ordered), BINDINGS_PER_REQUEST)
+    ]
+
+
 async def create_acls(transport: KafkaTransport, acls: Iterable[Acl]) -> None:
     admin = await transport._admin_client()
-    for acl in acls:
-        request = CreateAclsRequest(acl.resource_type, acl.resource_name, acl.pattern, acl.principal, acl.host,
-                                    acl.operation, acl.permission)  # fmt: skip
-        with _translated("create ACL"):
-            response = await admin._send_request(request)
-        for code, message in response.creation_responses:
+    for chunk in _chunks(acls):
+        with _translated("create ACLs"):
+            response = await admin._send_request(_CreateAcls(chunk))
+        for acl, (code, message) in zip(chunk, response.creation_responses, strict=True):
             _check(code, message, f"create ACL {acl}")
 
 
 async def delete_acls(transport: KafkaTransport, acls: Iterable[Acl]) -> None:
     admin = await transport._admin_client()
-    for acl in acls:
-        request = DeleteAclsRequest(acl.resource_type, acl.resource_name, acl.pattern, acl.principal, acl.host,
-                                    acl.operation, acl.permission)  # fmt: skip
-        with _translated("delete ACL"):
-            response = await admin._send_request(request)
-        for code, message, _ in response.filter_responses:
+    for chunk in _chunks(acls):
+        with _translated("delete ACLs"):
+            response = await admin._send_request(_DeleteAcls(chunk))
+        for acl, (code, message, _) in zip(chunk, response.filter_responses, strict=True):
             _check(code, message, f"delete ACL {acl}")

@@ -4,9 +4,10 @@
 # Kafka runs from its Maven Central artifacts: deploy/kafka/pom.xml lists them, `fetch` copies the
 # jars into <repo>/.cache/kafka/<version>/libs, and `up` runs
 #   java -cp '<libs>/*' kafka.Kafka <data dir>/server.properties
-# as one combined broker+controller bound to 127.0.0.1. See deploy/kafka/README.md.
+# as one combined broker+controller bound to 127.0.0.1. KAFKA_SECURITY=tls: TLS 1.3 with client
+# certificates on every listener and ACLs (server-tls.properties.in). See deploy/kafka/README.md.
 #
-# usage: deploy/kafka/kafka.sh fetch|up|down|status|clean|logs|env
+# usage: deploy/kafka/kafka.sh fetch|up|down|status|clean|logs|env|pki|client-config|tool CLASS ARGS...
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # bash 5.2: '&' in ${x//a/b} must stay literal
 
@@ -67,6 +68,7 @@ KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:Initi
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_CDS="${KAFKA_CDS:-0}" # 1: reuse a class-data-sharing archive of the broker's classes (faster JVM start)
+KAFKA_CDS_DUMP="${KAFKA_CDS_DUMP:-1}" # with KAFKA_CDS=1 and no archive yet: 1 = this broker writes it at exit
 JAVA="${JAVA:-java}"
 
 # ----------------------------------------------------------------------------- layout
@@ -77,6 +79,7 @@ STDOUT_LOG="$LOG_DIR/stdout.log"           # the JVM's own stdout/stderr
 STORAGE_DIR="$KAFKA_DATA_DIR/data"         # log.dirs (topic data and the KRaft metadata log)
 CLUSTER_ID_FILE="$KAFKA_DATA_DIR/cluster.id"
 CLIENT_CONFIG_FILE="$KAFKA_DATA_DIR/admin-client.properties" # KAFKA_SECURITY=tls: the admin's client config, for the tools
+CDS_PENDING_FILE="$KAFKA_DATA_DIR/cds.pending" # KAFKA_CDS=1: "<temp archive> <archive>" the running broker writes at exit
 FETCHED_MARKER="$KAFKA_CACHE_DIR/.fetched"
 # JVM flags for the short-lived tool processes: start fast, log little
 TOOL_JVM_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
@@ -295,7 +298,11 @@ ensure_pki() {
   ((${#missing[@]} == 0)) && return 0
   if [[ "$KAFKA_PKI_INIT" != 1 || -e "$KAFKA_PKI_DIR/ca.pem" || ! -x "$LVVX" ]]; then
     err "KAFKA_SECURITY=tls needs ${missing[*]}"
-    err "make a development PKI with: $LVVX pki init --out $KAFKA_PKI_DIR (or set KAFKA_PKI_DIR)"
+    if [[ -e "$KAFKA_PKI_DIR/ca.pem" ]]; then
+      err "$KAFKA_PKI_DIR has a CA but not these files; point KAFKA_PKI_DIR (or KAFKA_TLS_*) at a complete PKI"
+    else
+      err "make a development PKI with: $LVVX pki init --out $KAFKA_PKI_DIR (or set KAFKA_PKI_DIR)"
+    fi
     return 1
   fi
   mkdir -p "$(dirname "$KAFKA_PKI_DIR")"
@@ -352,8 +359,16 @@ lock_data_dir() {
   LOCKED=1
 }
 
+# 0 once this start's part of server.log says the broker is up. Only a hint for when to probe: each probe
+# is a JVM (2-3 s of CPU), which would slow down a start on a small machine if run every half second.
+log_says_started() {
+  local f="$LOG_DIR/server.log"
+  [[ -s "$f" ]] || return 1
+  tail -c "+$((SERVER_LOG_OFFSET + 1))" "$f" 2>/dev/null | grep -q "Kafka Server started"
+}
+
 wait_until_serving() { # pid t0
-  local pid="$1" t0="$2" deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+  local pid="$1" t0="$2" deadline=$((SECONDS + KAFKA_START_TIMEOUT)) last_probe=$SECONDS
   while ((SECONDS < deadline)); do
     if ! kill -0 "$pid" 2>/dev/null; then
       err "the broker (pid $pid) exited during start-up"
@@ -361,12 +376,16 @@ wait_until_serving() { # pid t0
       rm -f "$PID_FILE"
       return 1
     fi
-    if port_open "$KAFKA_HOST" "$KAFKA_PORT" && serving "$KAFKA_NODE_ID"; then
-      local ms=$(( $(date +%s%3N) - t0 ))
-      say "Kafka $KAFKA_VERSION serves on $KAFKA_HOST:$KAFKA_PORT ($KAFKA_SECURITY, pid $pid), up in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
-      return 0
+    # probe when the log says started, else every 5 s anyway (the log is a hint, the probe decides)
+    if port_open "$KAFKA_HOST" "$KAFKA_PORT" && { log_says_started || ((SECONDS - last_probe >= 5)); }; then
+      last_probe=$SECONDS
+      if serving "$KAFKA_NODE_ID"; then
+        local ms=$(( $(date +%s%3N) - t0 ))
+        say "Kafka $KAFKA_VERSION serves on $KAFKA_HOST:$KAFKA_PORT ($KAFKA_SECURITY, pid $pid), up in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
+        return 0
+      fi
     fi
-    sleep 0.5
+    sleep 0.25
   done
   err "the broker (pid $pid) did not serve on $KAFKA_HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (KAFKA_START_TIMEOUT)"
   log_tail >&2
@@ -421,11 +440,17 @@ cmd_up() {
     jsa="$KAFKA_CACHE_DIR/cds/broker-$("$JAVA" -XshowSettings:properties -version 2>&1 |
       sed -n 's/^ *java.runtime.version = //p' | tr -c 'A-Za-z0-9.\n-' '_').jsa"
     mkdir -p "$(dirname "$jsa")"
+    rm -f "$CDS_PENDING_FILE"
     if [[ -s "$jsa" && "$jsa" -nt "$FETCHED_MARKER" ]]; then
       cds_opts=("-XX:SharedArchiveFile=$jsa")
-    else # none yet, or older than the jars
-      rm -f "$jsa"
-      cds_opts=("-XX:ArchiveClassesAtExit=$jsa")
+    elif [[ "$KAFKA_CDS_DUMP" == 1 ]]; then # none yet, or older than the jars
+      # written to a temp file, moved into place by `down` once the JVM is gone: a broker starting
+      # meanwhile (another cluster node) never maps a half-written archive
+      local tmp
+      tmp="$jsa.tmp-$(printf '%s' "$KAFKA_DATA_DIR" | cksum | cut -d' ' -f1)"
+      rm -f "$tmp"
+      echo "$tmp $jsa" >"$CDS_PENDING_FILE"
+      cds_opts=("-XX:ArchiveClassesAtExit=$tmp")
       say "KAFKA_CDS=1: the class archive $jsa is written when this broker stops"
     fi
   fi
@@ -472,7 +497,22 @@ cmd_down() {
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   fi
   rm -f "$PID_FILE"
+  cds_install
   say "stopped"
+}
+
+# KAFKA_CDS=1: move the class archive the stopped broker wrote at exit into place
+cds_install() {
+  [[ -f "$CDS_PENDING_FILE" ]] || return 0
+  local tmp jsa
+  read -r tmp jsa <"$CDS_PENDING_FILE" || true
+  rm -f "$CDS_PENDING_FILE"
+  if [[ -n "$tmp" && -s "$tmp" && -n "$jsa" ]]; then
+    mv -f "$tmp" "$jsa"
+    say "KAFKA_CDS=1: class archive written to $jsa"
+  else
+    rm -f "${tmp:-/nonexistent}"
+  fi
 }
 
 cmd_status() {
