@@ -8,7 +8,7 @@ import pytest
 from broker._errors import PolicyDenied
 from broker.casebook import NETWORK, CaseWriter
 from broker.models import MESSAGE_MODELS, PartyRole
-from broker.policy import POLICY, allowed_recipients, check
+from broker.policy import POLICY, allowed_recipients, check, may_answer
 
 ROLE = {party.party_id: party.role for party in NETWORK}
 R = PartyRole
@@ -66,8 +66,20 @@ def test_an_unknown_role_may_send_nothing() -> None:
 
 
 @pytest.mark.parametrize("sender", sorted(set(PartyRole) - {R.UNKNOWN}))
-def test_delivery_receipts_go_from_any_party_to_any_party(sender: PartyRole) -> None:
-    check("nl.lvv.v1.DeliveryReceipt", sender, tuple(set(PartyRole) - {R.UNKNOWN}))
+def test_a_receipt_goes_back_to_every_role_that_may_send_to_the_receipting_one(sender: PartyRole) -> None:
+    for role in set(PartyRole) - {R.UNKNOWN}:
+        if may_answer(sender, role):
+            check("nl.lvv.v1.DeliveryReceipt", sender, (role,))
+        else:
+            with pytest.raises(PolicyDenied):
+                check("nl.lvv.v1.DeliveryReceipt", sender, (role,))
+
+
+def test_receipts_answer_the_case_flow() -> None:
+    assert may_answer(R.DTV, R.MUNICIPALITY)  # DT&V receives intakes from municipalities
+    assert may_answer(R.MUNICIPALITY, R.IND)  # municipalities receive IND's dossiers
+    assert not may_answer(R.COA, R.IND)  # IND never sends COA anything
+    assert not may_answer(R.AVIM, R.NGO)
 
 
 def test_a_municipality_may_send_to_dtv_and_the_escalation_desk() -> None:
