@@ -66,7 +66,9 @@ def test_an_unknown_role_may_send_nothing() -> None:
 
 
 @pytest.mark.parametrize("sender", sorted(set(PartyRole) - {R.UNKNOWN}))
-def test_a_receipt_goes_back_to_every_role_that_may_send_to_the_receipting_one(sender: PartyRole) -> None:
+def test_a_receipt_goes_back_to_every_role_that_may_send_to_the_receipting_one(
+    sender: PartyRole,
+) -> None:
     for role in set(PartyRole) - {R.UNKNOWN}:
         if may_answer(sender, role):
             check("nl.lvv.v1.DeliveryReceipt", sender, (role,))
