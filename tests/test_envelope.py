@@ -76,9 +76,15 @@ def test_a_payload_naming_another_sender_is_refused() -> None:
 
 def route(name: str) -> tuple[str, list[str]]:
     """A sender and recipients the policy allows for message type ``name``."""
+    from broker.policy import RECEIPT, may_answer
+    from tests.crypto_net import ROLE_OF
+
     rule = POLICY[name]
     sender = A[sorted(rule.senders)[0]]
-    recipients = [A[r] for r in sorted(rule.recipients) if A[r] != sender][:3]
+    allowed = [
+        r for r in sorted(rule.recipients) if name != RECEIPT or may_answer(ROLE_OF[sender], r)
+    ]
+    recipients = [A[r] for r in allowed if A[r] != sender][:3]
     return sender, recipients
 
 
