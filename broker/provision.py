@@ -42,6 +42,9 @@ from broker.transport._kafka_acl import (
 
 ACLS_IN_FORCE_TIMEOUT_S = 30.0
 
+AUDIT_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
+"""Audit records are never deleted by the broker (its default keeps a week)."""
+
 SUPER_USERS = frozenset({"User:broker", "User:admin"})
 """Principals the brokers trust for everything (deploy/kafka): never ours to manage."""
 
@@ -88,7 +91,9 @@ def desired_topics(directory: Directory, layout: Layout) -> list[TopicSpec]:
         specs += [
             TopicSpec(topics.inbox(party, p), layout.partitions, rf, extra),
             TopicSpec(topics.dlq(party, p), 1, rf, extra),
-            TopicSpec(topics.audit(party, p), 1, rf, extra),  # one line: one partition
+            # one line: one partition; kept forever — the verifier checks every chain from its
+            # first event, and a gateway takes up its chain from the topic after a restart
+            TopicSpec(topics.audit(party, p), 1, rf, {**extra, **AUDIT_TOPIC_CONFIG}),
         ]
     return specs
 

@@ -108,24 +108,39 @@ class AuditChain:
         self._head = head
 
     def prepare(self, specs: Sequence[EventSpec], *, checkpoint: bool = False) -> Pending:
-        """Events for ``specs`` (and a checkpoint after them when due or asked for)."""
+        """Events for ``specs``, with a checkpoint after every `CHECKPOINT_EVERY_EVENTS`
+        events (also inside a large batch) and at the end if asked for."""
         h = self._head
         seq, prev = h.next_seq, h.head_hash
         frontier = h.frontier.copy()
-        records, leaves, since = [], [], h.since_checkpoint
+        records: list[OutgoingRecord] = []
+        leaves: list[bytes] = []
+        since = h.since_checkpoint
         now = self._clock()
-        for spec in specs:
-            encoded = self._event(seq, prev, now, spec, None)
+
+        def append(spec: EventSpec, head: AuditCheckpoint | None) -> None:
+            nonlocal seq, prev
+            encoded = self._event(seq, prev, now, spec, head)
             records.append(self._record(encoded, seq))
             leaves.append(leaf_hash(encoded))
             frontier.append(leaves[-1])
-            seq, prev, since = seq + 1, ev.event_hash(encoded), since + 1
-        if checkpoint or since >= CHECKPOINT_EVERY_EVENTS:
-            head = AuditCheckpoint(tree_size=frontier.size, root_hash=frontier.root())
-            encoded = self._event(seq, prev, now, EventSpec(AuditAction.CHECKPOINT), head)
-            records.append(self._record(encoded, seq))
-            leaves.append(leaf_hash(encoded))
-            prev, since = ev.event_hash(encoded), 0
+            seq, prev = seq + 1, ev.event_hash(encoded)
+
+        for spec in specs:
+            append(spec, None)
+            since += 1
+            if since >= CHECKPOINT_EVERY_EVENTS:
+                append(
+                    EventSpec(AuditAction.CHECKPOINT),
+                    AuditCheckpoint(tree_size=frontier.size, root_hash=frontier.root()),
+                )
+                since = 0
+        if checkpoint and since:
+            append(
+                EventSpec(AuditAction.CHECKPOINT),
+                AuditCheckpoint(tree_size=frontier.size, root_hash=frontier.root()),
+            )
+            since = 0
         return Pending(records, leaves, prev, since)
 
     def commit(self, pending: Pending) -> None:
@@ -135,7 +150,7 @@ class AuditChain:
         self._head.next_seq += len(pending.leaves)
         self._head.head_hash = pending.last_hash
         if pending.since_checkpoint == 0 and pending.leaves:
-            self._last_checkpoint = time.monotonic()
+            self._last_checkpoint = time.monotonic()  # (a checkpoint was among the records)
         self._head.since_checkpoint = pending.since_checkpoint
 
     @property

@@ -79,6 +79,9 @@ MAX_PUBLICATIONS_PER_WRITE = 256
 PROCESSING_FAILED = "PROCESSING_FAILED"
 """DLQ reason for a record this gateway could not handle (a fault of ours, not the sender's)."""
 
+AUDIT_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
+"""Audit records are kept forever (the verifier reads every chain from its start)."""
+
 AUDIT_PARTITIONS = 1
 """A gateway's audit chain is one line: one partition keeps it in order."""
 
@@ -145,7 +148,7 @@ class Gateway:
         me = self.party_id
         await self.transport.ensure_topics([
             TopicSpec(inbox(me, self.prefix)), TopicSpec(dlq(me, self.prefix)),
-            TopicSpec(audit(me, self.prefix), partitions=AUDIT_PARTITIONS),
+            TopicSpec(audit(me, self.prefix), partitions=AUDIT_PARTITIONS, config=AUDIT_TOPIC_CONFIG),
         ])  # fmt: skip
         await self.audit.recover(self.transport)
         self._producer = self.transport.producer(transactional_id=self.consumer_group)

@@ -48,11 +48,14 @@ def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserve
     """The gateway described by ``settings``: keys, a checked directory, store, transport."""
     keys = KeyStore(settings.keys_dir).load_party(settings.party, passphrase_from_env())
     anchor = AnchorKey.from_record(PublicKey.model_validate_json(settings.anchor_file.read_text()))
-    directory = load_directory(
-        settings.directory_file.read_bytes(), anchor=anchor, now=utc_now(), network=settings.network
-    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = GatewayStore(settings.data_dir / "gateway.db")
+    # never go back to an older directory than one used before (a withheld revocation)
+    directory = load_directory(
+        settings.directory_file.read_bytes(), anchor=anchor, now=utc_now(), network=settings.network,
+        min_serial=store.directory_serial(),
+    )  # fmt: skip
+    store.use_directory_serial(directory.serial)
     observer = PrometheusObserver(settings.party)
     timeout = timedelta(seconds=settings.receipt_timeout_s)
     gateway = Gateway(

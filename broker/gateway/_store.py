@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS sent (
 CREATE TABLE IF NOT EXISTS receipts (
     message_id TEXT NOT NULL, recipient TEXT NOT NULL, outcome TEXT NOT NULL,
     reason TEXT, received_at_ms INTEGER NOT NULL, PRIMARY KEY (message_id, recipient));
+CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS inbox_unacked ON inbox (visible, acked_at_ms, seq);
 CREATE INDEX IF NOT EXISTS sent_open ON sent (status, sent_at_ms);
 """
@@ -302,11 +303,30 @@ class GatewayStore:
             rows = self._db.execute(sql, (limit,)).fetchall()
         return [_item(r) for r in rows]
 
+    def directory_serial(self) -> int:
+        """The highest directory serial this gateway has used (0 before the first)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM facts WHERE name = 'directory_serial'"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def use_directory_serial(self, serial: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO facts VALUES ('directory_serial', ?) ON CONFLICT(name) DO UPDATE "
+                "SET value = excluded.value WHERE CAST(facts.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                (str(serial),),
+            )
+
     def ack(self, message_id: uuid.UUID, now: datetime) -> bool:
-        """Mark a delivered message as taken by the back office; False if unknown."""
+        """Mark a delivered message as taken by the back office; False if unknown. Its
+        content leaves the gateway then: the back office has it, and the gateway keeps only
+        the metadata it needs against replays and for its counts."""
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE inbox SET acked_at_ms = COALESCE(acked_at_ms, ?) WHERE message_id = ? AND visible = 1",
+                "UPDATE inbox SET acked_at_ms = COALESCE(acked_at_ms, ?), message_json = '{}' "
+                "WHERE message_id = ? AND visible = 1",
                 (_ms(now), str(message_id)),
             )
         return cursor.rowcount == 1
