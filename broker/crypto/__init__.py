@@ -4,6 +4,7 @@ The only package that imports ``cryptography.hazmat``. Sealing and opening are p
 functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
 """
 
+from broker.crypto._batch import Opener, Sealer, SealRequest
 from broker.crypto._directory import (
     DEFAULT_DIRECTORY_VALIDITY,
     AnchorKey,
@@ -47,8 +48,11 @@ __all__ = [
     "Directory",
     "KeyStore",
     "Opened",
+    "Opener",
     "PartyKeys",
     "RecipientKey",
+    "SealRequest",
+    "Sealer",
     "build_directory",
     "key_id",
     "load_directory",
