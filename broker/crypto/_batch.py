@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from broker._errors import EnvelopeRejected
 from broker.crypto._directory import Directory
-from broker.crypto._envelope import DEFAULT_TTL, Opened, open_envelope, seal
+from broker.crypto._envelope import DEFAULT_TTL, FORMAT_VERSION, Opened, open_envelope, seal
 from broker.crypto._keys import PartyKeys
 from broker.models import AvroModel
 from broker.replay import ReplayGuard
@@ -30,14 +30,16 @@ class SealRequest:
 
 
 class Sealer:
-    """Seals envelopes for one sender."""
+    """Seals envelopes for one sender, in the given envelope format version."""
 
-    def __init__(
-        self, keys: PartyKeys, directory: Directory, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, keys: PartyKeys, directory: Directory, clock: Callable[[], datetime],
+                 *, format_version: int = FORMAT_VERSION) -> None:  # fmt: skip
+        if format_version != FORMAT_VERSION:
+            raise ValueError(f"unknown envelope format version {format_version}")
         self.keys = keys
         self.directory = directory
         self.clock = clock
+        self.format_version = format_version
 
     def seal_many(self, requests: Sequence[SealRequest]) -> list[bytes]:
         now = self.clock()
