@@ -206,7 +206,7 @@ def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: st
 @click.option("--anchor", "anchor_folder", type=_FOLDER, required=True)
 def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Path) -> None:
     """Check a proof with the gateways' public keys from a verified directory."""
-    from broker.audit._merkle import ProofError
+    from broker._merkle import ProofError
     from broker.audit._prove import check_proof
     from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.crypto._keys import signing_public_key

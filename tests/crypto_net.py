@@ -25,9 +25,16 @@ from broker.crypto import (
     seal,
     sign_directory,
 )
-from broker.crypto._envelope import _seal_from_parts
+from broker.crypto._envelope import (
+    FORMAT_VERSION,
+    SealRequest,
+    _seal_batch,
+    _seal_from_parts,
+    prepare,
+)
+from broker.crypto._epoch import SenderEpochs
 from broker.crypto._keys import NewParty, generate_party, key_id
-from broker.models import AvroModel, KeyAlgorithm, PartyEntry, PartyRole
+from broker.models import AvroModel, EnvelopeHeader, KeyAlgorithm, PartyEntry, PartyRole
 from broker.replay import MemoryReplayGuard, ReplayGuard
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -67,6 +74,7 @@ class Net:
     kem: KeyAlgorithm = KeyAlgorithm.X25519
     roles: dict[str, PartyRole] = field(default_factory=dict)
     extra: dict[str, PartyEntry] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         self.parties = {
@@ -83,18 +91,39 @@ class Net:
     def seal(self, message: AvroModel, sender: str, recipients: Iterable[str], *, now: datetime = NOW,
              ttl: timedelta = DEFAULT_TTL) -> bytes:  # fmt: skip
         return seal(message, sender=self.keys(sender), recipients=list(recipients),
-                    directory=self.directory, now=now, ttl=ttl)  # fmt: skip
+                    directory=self.directory, now=now, ttl=ttl,
+                    format_version=self.format_version)  # fmt: skip
 
     def forge(
         self, message: AvroModel, sender: str, recipients: Iterable[str], **parts: Any
     ) -> bytes:
-        """Seal with chosen parts (`_seal_from_parts`): a hostile but authenticated sender."""
+        """Seal with chosen parts: a hostile but authenticated sender. Format 1 takes
+        `_seal_from_parts`'s parts; format 2 ``payload``, ``header_overrides``, ``now``,
+        ``ttl`` and ``message_id``, and a fixed epoch key."""
+        if self.format_version != 1:
+            return self._forge_v2(message, sender, list(recipients), **parts)
         defaults: dict[str, Any] = {
             "now": NOW, "ttl": DEFAULT_TTL, "correlation_id": None, "causation_id": None,
             "message_id": uuid.uuid4(), "payload_key": b"\x01" * 32, "nonce": b"\x02" * 12,
         }  # fmt: skip
         return _seal_from_parts(message, sender=self.keys(sender), recipients=list(recipients),
                                 directory=self.directory, **{**defaults, **parts})  # fmt: skip
+
+    def _forge_v2(self, message: AvroModel, sender: str, recipients: list[str], *,
+                  payload: bytes | None = None, header_overrides: dict[str, Any] | None = None,
+                  now: datetime = NOW, ttl: timedelta = DEFAULT_TTL,
+                  message_id: uuid.UUID | None = None, payload_key: bytes = b"\x01" * 32,
+                  nonce: bytes | None = None) -> bytes:  # fmt: skip
+        """``payload_key`` is the epoch key; ``nonce`` is format 1's (two forged format-2
+        envelopes differ anyway: HPKE wraps with a fresh ephemeral key)."""
+        keys = self.keys(sender)
+        request = SealRequest(message, tuple(recipients), message_id=message_id, ttl=ttl)
+        header, encoded = prepare(request, sender=keys, directory=self.directory, now=now)
+        if header_overrides:
+            header = EnvelopeHeader.model_validate(header.model_dump() | header_overrides)
+        epochs = SenderEpochs(sender, random=lambda n: payload_key[:n])
+        return _seal_batch([(header, encoded if payload is None else payload)], sender=keys,
+                           directory=self.directory, now=now, epochs=epochs)[0]  # fmt: skip
 
     def open(self, data: bytes, me: str, *, guard: ReplayGuard | None = None, now: datetime = NOW,
              directory: Directory | None = None) -> Opened:  # fmt: skip

@@ -32,17 +32,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker._errors import TransportUnavailable
-from broker.audit import CHECKPOINT_EVERY_EVENTS, read_audit
-from broker.audit import _chain as chain_module
-from broker.audit import _events as ev
-from broker.audit._cases import case_views, summary
-from broker.audit._merkle import (
+from broker._merkle import (
     ProofError,
     consistency_proof,
     leaf_hash,
     root,
     verify_consistency,
 )
+from broker.audit import CHECKPOINT_EVERY_EVENTS, read_audit
+from broker.audit import _chain as chain_module
+from broker.audit import _events as ev
+from broker.audit._cases import case_views, summary
 from broker.audit._prove import check_proof, prove
 from broker.audit._verify import DEFAULT_GRACE, Finding, Report, verify_stream
 from broker.caseflow import Step

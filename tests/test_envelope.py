@@ -26,8 +26,12 @@ from tests.crypto_net import NOW, A, Net
 from tests.strategies import for_model
 
 KEMS = [KeyAlgorithm.X25519, KeyAlgorithm.MLKEM768_X25519]
-NETS = {kem: Net(kem) for kem in KEMS}
-X = NETS[KeyAlgorithm.X25519]
+FORMATS = [1, 2]
+NETS = {(kem, fmt): Net(kem, format_version=fmt) for kem in KEMS for fmt in FORMATS}
+X = NETS[KeyAlgorithm.X25519, 2]
+X1 = NETS[KeyAlgorithm.X25519, 1]
+"""Format 1, for the attacks that are about its per-message signature and key wraps; the
+format-2 ones are in tests/test_batch_envelope.py."""
 
 DOSSIER = example("DossierDelivered")
 IND, MUNI, NGO, DTV, COA = (
@@ -91,10 +95,11 @@ def route(name: str) -> tuple[str, list[str]]:
 # --- round trips -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"v{f}")
 @pytest.mark.parametrize("kem", KEMS, ids=lambda k: k.value)
 @pytest.mark.parametrize("name", sorted(POLICY))
-def test_open_of_seal_is_the_message(name: str, kem: KeyAlgorithm) -> None:
-    net = NETS[kem]
+def test_open_of_seal_is_the_message(name: str, kem: KeyAlgorithm, fmt: int) -> None:
+    net = NETS[kem, fmt]
     sender, recipients = route(name)
 
     @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -239,7 +244,7 @@ def test_sender_spoofed() -> None:
 def test_resigned_by_another_party() -> None:
     """Another IND-role party takes the envelope, puts its own name on it and signs it: the
     signature holds, but the header is the payload's associated data, so it does not decrypt."""
-    net = Net(roles={"avim": PartyRole.IND})
+    net = Net(roles={"avim": PartyRole.IND}, format_version=1)
     envelope = net.seal(DOSSIER, IND, [MUNI])
     decoded = _decode(envelope)
     header = decoded.header.model_copy(
@@ -264,11 +269,11 @@ def test_wrapped_key_transplanted_by_a_third_party() -> None:
 
 
 def test_wrapped_key_transplanted_and_resigned_by_the_sender() -> None:
-    """Even the sender cannot reuse a wrapped key in another message: HPKE's info binds the
-    message id, so the old wrap does not open under the new id."""
-    other = _decode(X.seal(DOSSIER, IND, [MUNI, NGO]))
-    target = _decode(SEALED)
-    forged = _resign(target.model_copy(update={"wrapped_keys": other.wrapped_keys}), X, IND)
+    """Format 1: even the sender cannot reuse a wrapped key in another message: HPKE's info
+    binds the message id, so the old wrap does not open under the new id."""
+    other = _decode(X1.seal(DOSSIER, IND, [MUNI, NGO]))
+    target = _decode(X1.seal(DOSSIER, IND, [MUNI, NGO]))
+    forged = _resign(target.model_copy(update={"wrapped_keys": other.wrapped_keys}), X1, IND)
     rejected(RejectReason.DECRYPT_FAILED, forged, MUNI)
 
 
@@ -375,7 +380,8 @@ def test_seal_refuses_what_the_policy_forbids() -> None:
 
 
 def test_unsupported_version() -> None:
-    rejected(RejectReason.UNSUPPORTED_VERSION, b"\x04" + SEALED[1:], MUNI)
+    rejected(RejectReason.UNSUPPORTED_VERSION, b"\x06" + SEALED[1:], MUNI)
+    rejected(RejectReason.UNSUPPORTED_VERSION, b"\x00" + SEALED[1:], MUNI)
     rejected(RejectReason.UNSUPPORTED_VERSION, b"\x80\x01" + SEALED[1:], MUNI)
 
 

@@ -1,10 +1,12 @@
 """docs/ENVELOPE.md is implementable: a clean-room opener (and sealer) written from the spec.
 
-Nothing here uses the envelope code of `broker.crypto`: the Avro canonical-form reader, the
-schema inlining and fingerprints, key ids, key acceptance, the directory check, HPKE (RFC 9180
-with DHKEM(X25519) and X-Wing), the AAD, the HPKE info and the signed bytes are computed from
-the text of the spec, with only primitives from `cryptography`, `hashlib` and fastavro's Avro
-writer and Parsing Canonical Form. The reference implementation is used as the other side:
+Nothing here uses the envelope code of `broker.crypto` (nor `broker._merkle`): the Avro
+canonical-form reader, the schema inlining and fingerprints, key ids, key acceptance, the
+directory check, HPKE (RFC 9180 with DHKEM(X25519) and X-Wing), the AAD, the HPKE info, the
+signed bytes and — format 2 — epoch keys, counter nonces, RFC 6962 Merkle trees, batch
+proofs and statements are computed from the text of the spec (and of the RFCs it cites),
+with only primitives from `cryptography`, `hashlib` and fastavro's Avro writer and Parsing
+Canonical Form. The reference implementation is used as the other side:
 it builds the keys and the signed directory, seals what the clean-room code opens, opens what
 the clean-room code seals, and must reject the same envelopes with the same reason codes.
 
@@ -44,6 +46,9 @@ from broker._codec import default_codec
 from broker._errors import EnvelopeRejected
 from broker.crypto import (
     AnchorKey,
+    Opener,
+    SealRequest,
+    Sealer,
     build_directory,
     key_id,
     load_directory,
@@ -66,6 +71,10 @@ AVRO_DIR = ROOT / "schemas" / "avro"
 SIGNATURE_TAG = b"LVVX-ENVELOPE-SIG-V1\x00"
 AAD_TAG = b"LVVX-ENVELOPE-AAD-V1\x00"
 WRAP_INFO_TAG = b"LVVX-ENVELOPE-KEY-V1\x00"
+AAD_TAG_V2 = b"LVVX-ENVELOPE-AAD-V2\x00"
+EPOCH_WRAP_INFO_TAG = b"LVVX-ENVELOPE-EPOCH-KEY-V2\x00"
+LEAF_TAG = b"LVVX-ENVELOPE-LEAF-V2\x00"
+BATCH_TAG = b"LVVX-ENVELOPE-BATCH-V2\x00"
 DIRECTORY_SIGNATURE_TAG = b"LVVX-DIRECTORY-V1\x00"
 
 MAX_ENVELOPE_BYTES = 2_080_768
@@ -76,6 +85,9 @@ MAX_PAYLOAD_ITEMS = 10_000
 MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
 SKEW_MS = 2 * 60 * 1000
 MAX_TTL_MS = 30 * 24 * 3600 * 1000
+EPOCH_MAX_MESSAGES = 10_000
+EPOCH_MAX_AGE_MS = 10 * 60 * 1000
+MAX_BATCH_SIZE = 1024
 
 PARTY_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 AVRO_FULL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -311,6 +323,8 @@ def spec_policy() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
 
 
 POLICY_TABLE = spec_policy()
+# §8.1: message type -> (field, "the sender" or "the sender's role")
+SENDER_FIELDS = {f"nl.lvv.v1.{r[0]}": (r[1], r[2]) for r in spec_rows("### 8.1", "## 9.")}
 KNOWN_SCHEMAS = {fingerprint(name): name for name in POLICY_TABLE}  # what may travel (§6 step 14)
 
 # --- §2.3, §3.2, §3.3: keys ------------------------------------------------------------------
@@ -534,11 +548,107 @@ def hpke_open(
     return AESGCM(k.key).decrypt(k.nonce, ct, b"")
 
 
+# --- §5.5: RFC 6962 Merkle trees, written from RFC 6962 §2.1 and RFC 9162 §2.1.3.2 -----------
+
+
+class WrongPath(Exception):
+    """An inclusion path that leads to no root of a tree of the size it claims."""
+
+
+def rfc6962_leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def rfc6962_node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def largest_power_of_two_below(n: int) -> int:
+    """RFC 6962 §2.1: "k is the largest power of two smaller than n" (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def mth(leaves: list[bytes]) -> bytes:
+    """MTH(D[n]) of RFC 6962 §2.1, over leaf hashes (n ≥ 1: a batch is never empty)."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = largest_power_of_two_below(len(leaves))
+    return rfc6962_node(mth(leaves[:k]), mth(leaves[k:]))
+
+
+def audit_path(m: int, leaves: list[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) of RFC 6962 §2.1.1: the path within m's half, then the other half's MTH."""
+    if len(leaves) == 1:
+        return []
+    k = largest_power_of_two_below(len(leaves))
+    if m < k:
+        return [*audit_path(m, leaves[:k]), mth(leaves[k:])]
+    return [*audit_path(m - k, leaves[k:]), mth(leaves[:k])]
+
+
+def root_from_path(leaf: bytes, m: int, n: int, path: list[bytes]) -> bytes:
+    """The root PATH(m, D[n]) leads to from ``leaf``: PATH's definition run backwards. The
+    tree shape of (m, n) fixes how many hashes the path has and on which side each sits."""
+    if not 0 <= m < n:
+        raise WrongPath("leaf index outside the tree")
+    if n == 1:
+        if path:
+            raise WrongPath("too long")
+        return leaf
+    if not path:
+        raise WrongPath("too short")
+    k = largest_power_of_two_below(n)
+    if m < k:
+        return rfc6962_node(root_from_path(leaf, m, k, path[:-1]), path[-1])
+    return rfc6962_node(path[-1], root_from_path(leaf, m - k, n - k, path[:-1]))
+
+
+def rfc9162_root(leaf: bytes, leaf_index: int, tree_size: int, path: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.3.2 steps 1-5, as written there (the algorithm §5.5 names)."""
+    if leaf_index >= tree_size:
+        raise WrongPath("step 1")
+    fn, sn, r = leaf_index, tree_size - 1, leaf
+    for p in path:
+        if sn == 0:
+            raise WrongPath("step 4a")
+        if fn % 2 == 1 or fn == sn:
+            r = rfc6962_node(p, r)
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn, sn = fn // 2, sn // 2
+        else:
+            r = rfc6962_node(r, p)
+        fn, sn = fn // 2, sn // 2
+    if sn != 0:
+        raise WrongPath("step 5")
+    return r
+
+
+def batch_leaf(body: bytes) -> bytes:
+    """§5.5: an envelope's leaf hash, of its bytes before the batch proof."""
+    return rfc6962_leaf(LEAF_TAG + body)
+
+
+def batch_statement(batch_size: int, root: bytes) -> bytes:
+    """§5.5: what a batch signature signs."""
+    return BATCH_TAG + batch_size.to_bytes(8, "big") + root
+
+
 # --- §5 and §6: sealing and opening ----------------------------------------------------------
 
 
 def wrap_info(message_id: str, recipient: str) -> bytes:
+    """§5 step 6 (version 1)."""
     return WRAP_INFO_TAG + uuid.UUID(message_id).bytes + recipient.encode()
+
+
+def epoch_wrap_info(sender: str, recipient: str) -> bytes:
+    """§5.4 (version 2)."""
+    return EPOCH_WRAP_INFO_TAG + sender.encode() + b"\x00" + recipient.encode()
+
+
+# §4.6 and §6 step 4a: (key_wrap, signature_scheme, batch proof present) of each version
+MODES = {1: ("PER_MESSAGE", "ED25519", False), 2: ("EPOCH", "ED25519_MERKLE_BATCH", True)}
 
 
 @dataclass
@@ -557,7 +667,8 @@ def clean_open(
         raise Rejected("TOO_LARGE")
     if not data:  # 2
         raise Rejected("MALFORMED")
-    if data[0] & 0x80 or (data[0] >> 1) ^ -(data[0] & 1) != 1:
+    version = None if data[0] & 0x80 else (data[0] >> 1) ^ -(data[0] & 1)
+    if version not in MODES:
         raise Rejected("UNSUPPORTED_VERSION")
     try:  # 3
         envelope, starts = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)
@@ -569,11 +680,8 @@ def clean_open(
         h["message_type"]
     ):
         raise Rejected("MALFORMED")
-    if (  # 4a
-        h["key_wrap"] != "PER_MESSAGE"
-        or h["signature_scheme"] != "ED25519"
-        or envelope["batch_proof"] is not None
-    ):
+    proof = envelope["batch_proof"]
+    if (h["key_wrap"], h["signature_scheme"], proof is not None) != MODES[version]:  # 4a
         raise Rejected("UNSUPPORTED_VERSION")
     recipients = h["recipients"]
     if (  # 4b
@@ -583,17 +691,32 @@ def clean_open(
         or len(envelope["nonce"]) != 12
     ):
         raise Rejected("MALFORMED")
+    if proof is not None and (
+        not 0 <= proof["leaf_index"] < proof["batch_size"] <= MAX_BATCH_SIZE
+        or int.from_bytes(envelope["nonce"], "big") >= EPOCH_MAX_MESSAGES
+    ):
+        raise Rejected("MALFORMED")
     sender = me.parties.get(h["sender"])  # 5
     if sender is None:
         raise Rejected("UNKNOWN_SENDER")
     key = next((k for k in sender["signing_keys"] if k["key_id"] == h["sender_key_id"]), None)
     if key is None or not valid_at(key, h["created_at"]):  # 6
         raise Rejected("SENDER_KEY_INVALID")
-    signed_part = data[: starts["signature"]]  # every byte before the signature field
-    try:  # 7
-        Ed25519PublicKey.from_public_bytes(key["public_key"]).verify(
-            envelope["signature"], SIGNATURE_TAG + signed_part
-        )
+    if len(envelope["signature"]) != 64:  # 7
+        raise Rejected("BAD_SIGNATURE")
+    if proof is None:
+        signed = SIGNATURE_TAG + data[: starts["signature"]]  # every byte before the signature
+    else:
+        body = data[: starts["batch_proof"]]
+        try:
+            root = root_from_path(
+                batch_leaf(body), proof["leaf_index"], proof["batch_size"], proof["path"]
+            )
+        except WrongPath:
+            raise Rejected("BAD_SIGNATURE") from None
+        signed = batch_statement(proof["batch_size"], root)
+    try:
+        Ed25519PublicKey.from_public_bytes(key["public_key"]).verify(envelope["signature"], signed)
     except InvalidSignature:
         raise Rejected("BAD_SIGNATURE") from None
     if me.party_id not in recipients:  # 8
@@ -618,14 +741,16 @@ def clean_open(
     algorithm, parts = me.private_keys.get(wrapped["key_id"], ("", ()))
     if algorithm != wrapped["kem"]:
         raise Rejected("DECRYPT_FAILED")
+    if version == 1:
+        info, aad_tag = wrap_info(h["message_id"], me.party_id), AAD_TAG
+    else:
+        info, aad_tag = epoch_wrap_info(h["sender"], me.party_id), AAD_TAG_V2
     try:
-        payload_key = hpke_open(
-            algorithm, parts, wrapped["wrapped"], wrap_info(h["message_id"], me.party_id)
-        )
+        payload_key = hpke_open(algorithm, parts, wrapped["wrapped"], info)
         if len(payload_key) != 32:
             raise Rejected("DECRYPT_FAILED")
         payload = AESGCM(payload_key).decrypt(
-            envelope["nonce"], envelope["ciphertext"], AAD_TAG + header_bytes
+            envelope["nonce"], envelope["ciphertext"], aad_tag + header_bytes
         )
     except (InvalidTag, ValueError):
         raise Rejected("DECRYPT_FAILED") from None
@@ -640,7 +765,17 @@ def clean_open(
         raise Rejected("PAYLOAD_INVALID") from None
     if message.get("case_id") != h["case_id"]:
         raise Rejected("PAYLOAD_INVALID")
+    if writer in SENDER_FIELDS:
+        name, must_equal = SENDER_FIELDS[writer]
+        if message[name] != (h["sender"] if must_equal == "the sender" else sender["role"]):
+            raise Rejected("PAYLOAD_INVALID")
     return h, payload, message
+
+
+def pick_key(parties: dict[str, dict[str, Any]], recipient: str, now_ms: int) -> dict[str, Any]:
+    """§3.7: the newest encryption key valid now; the first in directory order of a tie."""
+    valid = [k for k in parties[recipient]["encryption_keys"] if valid_at(k, now_ms)]
+    return max(valid, key=lambda k: k["valid_from"])  # max keeps the first of equals
 
 
 def clean_seal(
@@ -685,8 +820,7 @@ def clean_seal(
     ciphertext = AESGCM(payload_key).encrypt(nonce, payload, aad)
     wrapped_keys = []
     for r in h["recipients"]:
-        valid = [k for k in parties[r]["encryption_keys"] if valid_at(k, now_ms)]
-        key = max(valid, key=lambda k: k["valid_from"])
+        key = pick_key(parties, r, now_ms)
         blob = hpke_seal(
             key["algorithm"], key["public_key"], info_for(h["message_id"], r), payload_key
         )
@@ -710,6 +844,192 @@ def clean_seal(
     assert unsigned[-1] == 0
     signed_part = unsigned[:-1]
     return signed_part + b"\x80\x01" + sender.keys.signing_key.sign(SIGNATURE_TAG + signed_part)
+
+
+# --- §5.3-§5.5: sealing a version-2 batch ----------------------------------------------------
+
+DAY_MS = 86_400_000
+# the envelope's last two fields, for §5.3 step 4 (path items are the header's Sha256 type)
+_NAMES: dict[str, Any] = {}
+fastavro.parse_schema(HEADER, _NAMES, _write_hint=False)
+TAIL = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "lvvx.spec.EnvelopeTail",
+        "fields": [field for field in ENVELOPE["fields"] if field["name"] in ("batch_proof", "signature")],
+    },
+    _NAMES,
+    _write_hint=False,
+)
+
+
+def encode_tail(batch_proof: dict[str, Any] | None, signature: bytes) -> bytes:
+    """`0x02 || Avro(BatchProof) || Avro(signature)` (or `0x00 || ...` without a proof)."""
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, TAIL, {"batch_proof": batch_proof, "signature": signature})
+    return out.getvalue()
+
+
+@dataclass
+class CleanEpoch:
+    key: bytes
+    wrapped_keys: list[dict[str, Any]]
+    started_ms: int
+    used: int = 0
+
+
+@dataclass
+class CleanEpochs:
+    """§5.4: a sender's current epoch per exact recipient list, in memory only. ``new_key``
+    draws epoch keys (tests fix them); ``info_for`` and ``first_number`` make hostile
+    epochs; ``wraps`` gives the wraps of a recipient list instead of drawing new ones (HPKE
+    is randomised, so re-deriving a known-answer vector takes its wraps as they are)."""
+
+    sender: str
+    parties: dict[str, dict[str, Any]]
+    new_key: Callable[[], bytes] = lambda: os.urandom(32)
+    info_for: Callable[[str, str], bytes] = epoch_wrap_info
+    first_number: int = 0
+    wraps: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    current: dict[tuple[str, ...], CleanEpoch] = field(default_factory=dict)
+
+    def next(self, recipients: list[str], now_ms: int) -> tuple[CleanEpoch, bytes]:
+        """The epoch of the next envelope to ``recipients``, and that envelope's nonce."""
+        names = tuple(recipients)
+        epoch = self.current.get(names)
+        if (
+            epoch is None
+            or epoch.used >= EPOCH_MAX_MESSAGES
+            or now_ms >= epoch.started_ms + EPOCH_MAX_AGE_MS
+            or any(
+                pick_key(self.parties, w["recipient"], now_ms)["key_id"] != w["key_id"]
+                for w in epoch.wrapped_keys
+            )
+        ):
+            epoch = self.current[names] = self._start(names, now_ms)
+        nonce = epoch.used.to_bytes(12, "big")
+        epoch.used += 1
+        return epoch, nonce
+
+    def _start(self, names: tuple[str, ...], now_ms: int) -> CleanEpoch:
+        key = self.new_key()
+        wrapped = self.wraps.get(names)
+        if wrapped is None:
+            wrapped = []
+            for r in names:
+                k = pick_key(self.parties, r, now_ms)
+                blob = hpke_seal(k["algorithm"], k["public_key"], self.info_for(self.sender, r), key)
+                wrapped.append(
+                    {"recipient": r, "key_id": k["key_id"], "kem": k["algorithm"], "wrapped": blob}
+                )
+        return CleanEpoch(key, wrapped, now_ms, self.first_number)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One message of a batch; the fields after ``ttl_ms`` play a hostile sender."""
+
+    message: Any
+    recipients: tuple[str, ...]
+    message_id: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    ttl_ms: int = 7 * DAY_MS
+    header: dict[str, Any] | None = None
+    payload: bytes | None = None
+    aad_header: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CleanBatch:
+    envelopes: list[bytes]
+    headers: list[bytes]  # H of each envelope
+    nonces: list[bytes]
+    bodies: list[bytes]  # B of each envelope
+    leaves: list[bytes]
+    root: bytes
+    statement: bytes
+    signature: bytes
+
+
+def clean_seal_batch(
+    items: list[Item],
+    *,
+    sender: str,
+    signing_key: Ed25519PrivateKey,
+    epochs: CleanEpochs,
+    now_ms: int,
+    aad_tag: bytes = AAD_TAG_V2,
+) -> CleanBatch:
+    """§5.3, step by step: steps 1-4 of §5 per message, then encrypt under the epoch key,
+    the body, the batch signature (§5.5) and the envelopes."""
+    assert 1 <= len(items) <= MAX_BATCH_SIZE
+    key_id_ = clean_key_id(signing_key.public_key().public_bytes_raw())
+    headers, nonces, bodies = [], [], []
+    for item in items:
+        name = item.message.avro_name
+        payload = item.payload
+        if payload is None:
+            payload = encode(self_contained(name), item.message.to_avro())
+        h = {
+            "format_version": 2,
+            "message_id": item.message_id or str(uuid.uuid4()),
+            "message_type": name,
+            "payload_fingerprint": fingerprint(name),
+            "sender": sender,
+            "sender_key_id": key_id_,
+            "recipients": list(dict.fromkeys(item.recipients)),
+            "case_id": str(item.message.case_id),
+            "created_at": now_ms,
+            "expires_at": now_ms + item.ttl_ms,
+            "correlation_id": item.correlation_id,
+            "causation_id": item.causation_id,
+            "key_wrap": "EPOCH",
+            "signature_scheme": "ED25519_MERKLE_BATCH",
+            **(item.header or {}),
+        }
+        header_bytes = encode(HEADER, h)
+        epoch, nonce = epochs.next(h["recipients"], now_ms)  # 1
+        aad = aad_tag + encode(HEADER, {**h, **(item.aad_header or {})})
+        ciphertext = AESGCM(epoch.key).encrypt(nonce, payload, aad)
+        unsigned = encode(  # 2: the body is the envelope's encoding up to the batch proof
+            ENVELOPE,
+            {
+                "header": h,
+                "wrapped_keys": epoch.wrapped_keys,
+                "nonce": nonce,
+                "ciphertext": ciphertext,
+                "batch_proof": None,
+                "signature": b"",
+            },
+        )
+        assert unsigned.startswith(header_bytes) and unsigned.endswith(b"\x00\x00")
+        headers.append(header_bytes)
+        nonces.append(nonce)
+        bodies.append(unsigned[:-2])
+    n = len(bodies)  # 3
+    leaves = [batch_leaf(b) for b in bodies]
+    root = mth(leaves)
+    statement = batch_statement(n, root)
+    signature = signing_key.sign(statement)
+    envelopes = []
+    for i, body in enumerate(bodies):  # 4
+        tail = encode_tail({"leaf_index": i, "batch_size": n, "path": audit_path(i, leaves)}, signature)
+        assert tail[0] == 0x02
+        envelopes.append(body + tail)
+    return CleanBatch(envelopes, headers, nonces, bodies, leaves, root, statement, signature)
+
+
+def with_tail(data: bytes, **changes: Any) -> bytes:
+    """A version-2 envelope with its batch proof or signature replaced."""
+    envelope, starts = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)
+    tail = {"batch_proof": envelope["batch_proof"], "signature": envelope["signature"], **changes}
+    return data[: starts["batch_proof"]] + encode_tail(tail["batch_proof"], tail["signature"])
+
+
+def proof_of(data: bytes) -> dict[str, Any]:
+    proof: dict[str, Any] = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)[0]["batch_proof"]
+    return proof
 
 
 # --- a small network ---------------------------------------------------------------------------
@@ -812,7 +1132,71 @@ def sealed_by_reference(recipients: tuple[str, ...] = (MUNI, NGO)) -> bytes:
         recipients=recipients,
         directory=network().directory,
         now=NOW,
+        format_version=1,
     )
+
+
+INTAKE = example("IntakeRegistered").model_copy(update={"municipality": MUNI})  # §8.1
+
+# name: (sender, message, recipients): both KEMs (NGO's key is hybrid), one and three recipients
+SCENARIOS: dict[str, tuple[str, Any, tuple[str, ...]]] = {
+    "x25519-1-recipient": (IND, DOSSIER, (MUNI,)),
+    "hybrid-1-recipient": (IND, DOSSIER, (NGO,)),
+    "3-recipients-both-kems": (MUNI, INTAKE, (NGO, IND, DTV)),
+}
+BATCH_SIZES = (1, 2, 3, 7, 64)
+
+
+def reference_sealer(sender: str) -> Sealer:
+    return Sealer(network().parties[sender].keys, network().directory, lambda: NOW)
+
+
+@cache
+def reference_batch(scenario: str, n: int) -> tuple[bytes, ...]:
+    """A version-2 batch of ``n`` envelopes sealed by `broker.crypto.Sealer`."""
+    sender, message, recipients = SCENARIOS[scenario]
+    requests = [SealRequest(message, recipients) for _ in range(n)]
+    return tuple(reference_sealer(sender).seal_many(requests))
+
+
+@cache
+def reference_v2(n: int = 3) -> tuple[bytes, ...]:
+    """A reference batch of ``n`` dossiers from IND to the municipality and the NGO."""
+    return tuple(reference_sealer(IND).seal_many([SealRequest(DOSSIER, (MUNI, NGO))] * n))
+
+
+def clean_batch(
+    items: list[Item],
+    *,
+    sender: str = IND,
+    aad_tag: bytes = AAD_TAG_V2,
+    new_key: Callable[[], bytes] = lambda: os.urandom(32),
+    info_for: Callable[[str, str], bytes] = epoch_wrap_info,
+    first_number: int = 0,
+) -> CleanBatch:
+    epochs = CleanEpochs(sender, clean_parties(), new_key, info_for, first_number)
+    signing_key = network().parties[sender].keys.signing_key
+    return clean_seal_batch(
+        items, sender=sender, signing_key=signing_key, epochs=epochs, now_ms=NOW_MS, aad_tag=aad_tag
+    )
+
+
+def _seal_v2(
+    recipients: tuple[str, ...] = (MUNI, NGO),
+    *,
+    n: int = 1,
+    aad_tag: bytes = AAD_TAG_V2,
+    new_key: Callable[[], bytes] = lambda: os.urandom(32),
+    info_for: Callable[[str, str], bytes] = epoch_wrap_info,
+    first_number: int = 0,
+    **item: Any,
+) -> bytes:
+    """The first envelope of a clean-room batch of ``n`` dossiers from IND."""
+    items = [Item(DOSSIER, recipients, **item)] * n
+    batch = clean_batch(
+        items, aad_tag=aad_tag, new_key=new_key, info_for=info_for, first_number=first_number
+    )
+    return batch.envelopes[0]
 
 
 # --- the spec's tables match the code ---------------------------------------------------------
@@ -830,19 +1214,24 @@ def test_fingerprints_follow_the_inlining_rule_and_the_spec_table() -> None:
 
 
 def test_tags_match_the_code() -> None:
-    from broker.crypto import _directory, _envelope
+    from broker.crypto import _batchsig, _directory, _envelope, _epoch
 
     rows = {row[0]: bytes.fromhex(row[1]) for row in spec_rows("### 4.5", "### 4.6")}
     ours = {
         "SIGNATURE_TAG": SIGNATURE_TAG,
         "AAD_TAG": AAD_TAG,
         "WRAP_INFO_TAG": WRAP_INFO_TAG,
+        "AAD_TAG_V2": b"LVVX-ENVELOPE-AAD-V2\x00",
+        "EPOCH_WRAP_INFO_TAG": b"LVVX-ENVELOPE-EPOCH-KEY-V2\x00",
+        "LEAF_TAG": b"LVVX-ENVELOPE-LEAF-V2\x00",
+        "BATCH_TAG": b"LVVX-ENVELOPE-BATCH-V2\x00",
         "DIRECTORY_SIGNATURE_TAG": DIRECTORY_SIGNATURE_TAG,
     }
     assert rows == ours
+    home = {"DIRECTORY_SIGNATURE_TAG": _directory, "EPOCH_WRAP_INFO_TAG": _epoch,
+            "LEAF_TAG": _batchsig, "BATCH_TAG": _batchsig}  # fmt: skip
     for name, value in rows.items():
-        module = _directory if name.startswith("DIRECTORY") else _envelope
-        assert getattr(module, name) == value, name
+        assert getattr(home.get(name, _envelope), name) == value, name
 
 
 def test_constants_table_matches_the_code() -> None:
@@ -975,6 +1364,123 @@ def test_reference_opens_a_clean_room_envelope() -> None:
         assert clean_open(data, receiver(me), NOW_MS)[2]["case_id"] == str(DOSSIER.case_id)
 
 
+# --- version 2: RFC 6962 trees, and batches both ways -----------------------------------------
+
+
+def test_audit_paths_are_those_of_the_rfc_6962_example_tree() -> None:
+    """RFC 6962 §2.1.3: the tree of seven leaves d0..d6 and four of its audit paths."""
+    a, b, c, d, e, f, j = (rfc6962_leaf(bytes([i])) for i in range(7))
+    g, h, i = rfc6962_node(a, b), rfc6962_node(c, d), rfc6962_node(e, f)
+    k, m = rfc6962_node(g, h), rfc6962_node(i, j)
+    leaves = [a, b, c, d, e, f, j]
+    assert mth(leaves) == rfc6962_node(k, m)
+    assert audit_path(0, leaves) == [b, h, m]
+    assert audit_path(3, leaves) == [c, g, m]
+    assert audit_path(4, leaves) == [f, j, k]
+    assert audit_path(6, leaves) == [i, k]
+
+
+def test_path_following_by_the_tree_shape_agrees_with_rfc_9162() -> None:
+    """§5.5: the root is determined by (leaf_index, batch_size, path), and a path of the
+    wrong length leads nowhere — by PATH's definition and by RFC 9162 §2.1.3.2 alike."""
+    for n in (*range(1, 40), 63, 64, 65, MAX_BATCH_SIZE):
+        leaves = [rfc6962_leaf(n.to_bytes(2, "big") + m.to_bytes(2, "big")) for m in range(n)]
+        root = mth(leaves)
+        for m in (range(n) if n < 100 else (0, 1, 511, 512, n - 1)):
+            path = audit_path(m, leaves)
+            assert len(path) <= 10  # §4.4: at most 10 hashes
+            for follow in (root_from_path, rfc9162_root):
+                assert follow(leaves[m], m, n, path) == root
+                for wrong in (path[:-1], [*path, root], [root, *path]):
+                    if len(wrong) != len(path):
+                        with pytest.raises(WrongPath):
+                            follow(leaves[m], m, n, wrong)
+    assert len(audit_path(0, [bytes(32)] * MAX_BATCH_SIZE)) == 10
+
+
+def _check_batch_structure(batch: tuple[bytes, ...] | list[bytes], sender_raw: bytes) -> None:
+    """§5.3-§5.5 on a batch to one recipient list: one epoch (the same wraps, nonces 0, 1,
+    ...), each proof the RFC 6962 audit path of the clean-room tree, one signature."""
+    n = len(batch)
+    decoded = [decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS) for data in batch]
+    bodies = [data[: starts["batch_proof"]] for data, (_, starts) in zip(batch, decoded, strict=True)]
+    leaves = [batch_leaf(body) for body in bodies]
+    statement = batch_statement(n, mth(leaves))
+    Ed25519PublicKey.from_public_bytes(sender_raw).verify(decoded[0][0]["signature"], statement)
+    for i, (envelope, _) in enumerate(decoded):
+        assert envelope["header"]["format_version"] == 2
+        assert envelope["nonce"] == i.to_bytes(12, "big")
+        assert envelope["wrapped_keys"] == decoded[0][0]["wrapped_keys"]
+        assert envelope["signature"] == decoded[0][0]["signature"]
+        proof = envelope["batch_proof"]
+        assert (proof["leaf_index"], proof["batch_size"]) == (i, n)
+        assert proof["path"] == audit_path(i, leaves)
+
+
+@pytest.mark.parametrize("size", BATCH_SIZES)
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_clean_room_opener_opens_every_envelope_of_a_reference_batch(
+    scenario: str, size: int
+) -> None:
+    sender, message, recipients = SCENARIOS[scenario]
+    batch = reference_batch(scenario, size)
+    assert len(batch) == size
+    _check_batch_structure(batch, network().parties[sender].entry.signing_keys[0].public_key)
+    expected = encode(self_contained(message.avro_name), message.to_avro())
+    for me in recipients:
+        opener = receiver(me)
+        for data in batch:
+            header, payload, _ = clean_open(data, opener, NOW_MS)
+            assert payload == expected and header["sender"] == sender
+
+
+@pytest.mark.parametrize("size", BATCH_SIZES)
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_reference_opens_every_envelope_of_a_clean_room_batch(scenario: str, size: int) -> None:
+    sender, message, recipients = SCENARIOS[scenario]
+    batch = clean_batch([Item(message, recipients)] * size, sender=sender).envelopes
+    _check_batch_structure(batch, network().parties[sender].entry.signing_keys[0].public_key)
+    for me in recipients:
+        guard = MemoryReplayGuard()
+        for data in batch:
+            assert reference_open(data, me, guard=guard).message == message
+
+
+MIXED = [(MUNI, NGO), (MUNI,), (MUNI, NGO), (NGO,), (MUNI,), (MUNI, NGO)]
+
+
+def _nonces_count_per_recipient_list(batch: list[bytes], first: dict[tuple[str, ...], int]) -> None:
+    """§5.4: one epoch per exact recipient list, numbering its envelopes from ``first``."""
+    seen: dict[tuple[str, ...], list[Any]] = {}
+    for data in batch:
+        envelope, _ = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)
+        seen.setdefault(tuple(envelope["header"]["recipients"]), []).append(envelope)
+    for names, envelopes in seen.items():
+        numbers = [int.from_bytes(e["nonce"], "big") for e in envelopes]
+        assert numbers == list(range(first.get(names, 0), first.get(names, 0) + len(numbers)))
+        assert all(e["wrapped_keys"] == envelopes[0]["wrapped_keys"] for e in envelopes)
+
+
+def test_a_mixed_batch_keeps_one_epoch_per_recipient_list_both_ways() -> None:
+    sealer = reference_sealer(IND)
+    first = sealer.seal_many([SealRequest(DOSSIER, names) for names in MIXED])
+    again = sealer.seal_many([SealRequest(DOSSIER, names) for names in MIXED])  # epochs go on
+    _nonces_count_per_recipient_list(first, {})
+    _nonces_count_per_recipient_list(again, {(MUNI, NGO): 3, (MUNI,): 2, (NGO,): 1})
+    assert decode(ENVELOPE, first[0], 112)[0]["signature"] != decode(ENVELOPE, again[0], 112)[0]["signature"]  # fmt: skip
+    openers = {me: receiver(me) for me in (MUNI, NGO)}
+    for data, names in zip([*first, *again], MIXED * 2, strict=True):
+        for me in names:
+            assert clean_open(data, openers[me], NOW_MS)[2]["case_id"] == str(DOSSIER.case_id)
+
+    clean = clean_batch([Item(DOSSIER, names) for names in MIXED]).envelopes
+    _nonces_count_per_recipient_list(clean, {})
+    for me in (MUNI, NGO):
+        opener = Opener(network().parties[me].keys, network().directory, MemoryReplayGuard(), lambda: NOW)  # fmt: skip
+        mine = [data for data, names in zip(clean, MIXED, strict=True) if me in names]
+        assert [o.message for o in opener.open_many(mine)] == [DOSSIER] * len(mine)  # type: ignore[union-attr]
+
+
 # --- both openers reject the same envelopes with the same code -------------------------------
 
 
@@ -989,14 +1495,13 @@ def _payload_about_another_case() -> bytes:
     return encode(self_contained(other.avro_name), other.to_avro())
 
 
-DAY_MS = 86_400_000
 BATCH_PROOF = {"leaf_index": 0, "batch_size": 1, "path": [bytes(32)]}
 
 # name: (make the envelope, who opens it, the code of §6.2, the receiver's clock in ms)
 CASES: dict[str, tuple[Callable[[], bytes], str, str, int]] = {
     "too large": (lambda: bytes(MAX_ENVELOPE_BYTES + 1), MUNI, "TOO_LARGE", NOW_MS),
     "empty": (lambda: b"", MUNI, "MALFORMED", NOW_MS),
-    "version 2": (lambda: b"\x04" + sealed_by_reference()[1:], MUNI, "UNSUPPORTED_VERSION", NOW_MS),
+    "version 3": (lambda: b"\x06" + sealed_by_reference()[1:], MUNI, "UNSUPPORTED_VERSION", NOW_MS),
     "two-byte version": (
         lambda: b"\x80\x01" + sealed_by_reference()[1:],
         MUNI,

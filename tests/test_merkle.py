@@ -1,4 +1,4 @@
-"""RFC 6962 Merkle trees (`broker.audit._merkle`) against a small independent implementation
+"""RFC 6962 Merkle trees (`broker._merkle`) against a small independent implementation
 written here straight from RFC 6962 §2.1 — MTH, PATH and PROOF over the raw data, and
 verifiers that rebuild the tree heads by following those recursive definitions — for every
 size 1..64 and every index / old size; the RFC's own worked examples (§2.1.3); the
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from broker.audit._merkle import (
+from broker._merkle import (
     Frontier,
     ProofError,
     consistency_proof,
@@ -22,6 +22,8 @@ from broker.audit._merkle import (
     leaf_hash,
     node_hash,
     root,
+    root_and_proofs,
+    root_from_inclusion,
     verify_consistency,
     verify_inclusion,
 )
@@ -185,6 +187,16 @@ def test_roots_and_proofs_agree_with_rfc_6962_for_every_index_and_old_size(n: in
         assert cons == proof(m, d), f"PROOF({m}, D[{n}])"
         verify_consistency(m, n, mth(d[:m]), head, cons)
         assert ref_consistency_ok(m, n, mth(d[:m]), head, cons)
+
+
+@pytest.mark.parametrize("n", range(1, MAX_SIZE + 1))
+def test_all_proofs_at_once_are_the_rfc_6962_paths_and_lead_to_the_root(n: int) -> None:
+    d = data(n)
+    head, proofs = root_and_proofs(hashes(d))
+    assert head == mth(d)
+    assert proofs == [path(m, d) for m in range(n)]
+    for m, audit in enumerate(proofs):
+        assert root_from_inclusion(hashes(d)[m], m, n, audit) == head
 
 
 @pytest.mark.parametrize("n", range(1, MAX_SIZE + 1))

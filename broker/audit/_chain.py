@@ -23,8 +23,8 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker._merkle import Frontier, leaf_hash
 from broker.audit import _events as ev
-from broker.audit._merkle import Frontier, leaf_hash
 from broker.models import AuditAction, AuditCheckpoint, AuditOutcome
 from broker.transport import OutgoingRecord, Transport
 

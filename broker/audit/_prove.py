@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from broker._merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
 from broker.audit import _events as ev
-from broker.audit._merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
 from broker.audit._verify import Report
 from broker.models import AuditAction
 

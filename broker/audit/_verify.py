@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from broker._merkle import ProofError, consistency_proof, leaf_hash, root, verify_consistency
 from broker.audit import _events as ev
-from broker.audit._merkle import ProofError, consistency_proof, leaf_hash, root, verify_consistency
 from broker.crypto import Directory
 from broker.models import AuditAction, AuditEvent
 from broker.transport import Record

@@ -4,7 +4,7 @@ The only package that imports ``cryptography.hazmat``. Sealing and opening are p
 functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
 """
 
-from broker.crypto._batch import Opener, Sealer, SealRequest
+from broker.crypto._batch import Opener, Sealer
 from broker.crypto._directory import (
     DEFAULT_DIRECTORY_VALIDITY,
     AnchorKey,
@@ -22,7 +22,9 @@ from broker.crypto._envelope import (
     MAX_PAYLOAD_BYTES,
     MAX_RECIPIENTS,
     MAX_TTL,
+    OpenCaches,
     Opened,
+    SealRequest,
     open_envelope,
     seal,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "DecryptionKey",
     "Directory",
     "KeyStore",
+    "OpenCaches",
     "Opened",
     "Opener",
     "PartyKeys",

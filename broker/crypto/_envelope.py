@@ -1,8 +1,15 @@
 """Sealing and opening envelopes: a pure module — bytes, keys, directory and clock in; bytes,
 or one rejection reason, out. The wire format is specified in docs/ENVELOPE.md.
 
+Two format versions open here. Version 2 (the default) seals batches: a payload key per
+recipient set and epoch (`broker.crypto._epoch`) and one signature per batch
+(`broker.crypto._batchsig`); `broker.crypto._batch.Sealer` keeps the epochs between
+batches. Version 1 — a fresh payload key, fresh wraps and a signature for every envelope —
+still seals and opens.
+
 Layered like Fernet so tests can fix time and randomness: `seal` draws the random parts and
-calls `_seal_from_parts`; `open_envelope` takes ``now`` from its caller.
+calls `_seal_from_parts` (version 1) or `_seal_batch` with its epochs; `open_envelope` takes
+``now`` from its caller.
 
 Opening checks, in this order, and stops at the first failure with its reason (§6 of the
 spec): size, version, decode, sender key valid at created-at, signature, recipient, policy,
@@ -21,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import ValidationError
 
@@ -38,23 +45,47 @@ from broker._errors import (
     UnknownParty,
     UnknownSchema,
 )
+from broker._merkle import ProofError
+from broker.crypto._batchsig import MAX_BATCH_SIZE, VerifiedStatements, sign_batch, statement_of
 from broker.crypto._directory import Directory
-from broker.crypto._keys import PartyKeys
+from broker.crypto._epoch import (
+    EPOCH_MAX_MESSAGES,
+    KEM_OF,
+    SUITES,
+    ReceiverEpochs,
+    SenderEpochs,
+    epoch_wrap_info,
+    number_of,
+)
+from broker.crypto._keys import DecryptionKey, PartyKeys
+from broker.crypto._wire import (
+    WireEnvelope,
+    Wrap,
+    bytes_field,
+    decode_envelope,
+    encode_body,
+    encode_header,
+    encode_tail,
+    encode_wrapped_key,
+)
 from broker.models import (
     MESSAGE_MODELS,
     AvroModel,
     EnvelopeHeader,
-    Kem,
-    KeyAlgorithm,
     KeyWrapMode,
     SecureEnvelope,
     SignatureScheme,
     WrappedKey,
 )
+from broker.models._base import to_utc_millis
 from broker.replay import ReplayGuard
 from broker.transport import MAX_RECORD_BYTES
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The version `seal` and `Sealer` write unless told otherwise."""
+
+FORMAT_V1 = 1
+SUPPORTED_VERSIONS = (1, 2)
 
 MAX_ENVELOPE_BYTES = MAX_RECORD_BYTES - 16 * 1024
 """An envelope must fit one transport record, with room for its key and headers."""
@@ -86,17 +117,13 @@ SIGNATURE_BYTES = 64  # Ed25519
 
 SIGNATURE_TAG = b"LVVX-ENVELOPE-SIG-V1\x00"
 AAD_TAG = b"LVVX-ENVELOPE-AAD-V1\x00"
+AAD_TAG_V2 = b"LVVX-ENVELOPE-AAD-V2\x00"
 WRAP_INFO_TAG = b"LVVX-ENVELOPE-KEY-V1\x00"
 """Domain separation tags: a signature, associated data or HPKE info of one purpose can never
 stand for another (docs/ENVELOPE.md §4)."""
 
-_SUITES = {
-    Kem.X25519: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
-    Kem.MLKEM768_X25519: hpke.Suite(
-        hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
-    ),
-}
-_KEM_OF = {KeyAlgorithm.X25519: Kem.X25519, KeyAlgorithm.MLKEM768_X25519: Kem.MLKEM768_X25519}
+_SUITES = SUITES
+_KEM_OF = KEM_OF
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,24 +135,38 @@ class Opened:
     envelope_sha256: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class SealRequest:
+    """One message to seal: to whom, and the ids and lifetime its envelope gets."""
+
+    message: AvroModel
+    recipients: tuple[str, ...]
+    message_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+    ttl: timedelta = DEFAULT_TTL
+
+
+class OpenCaches:
+    """What an opener may remember between envelopes (format 2): the epoch keys it
+    unwrapped and the batch signatures it verified. Bounded."""
+
+    def __init__(self) -> None:
+        self.epochs = ReceiverEpochs()
+        self.statements = VerifiedStatements()
+
+
 def _schemas() -> tuple[SchemaInfo, SchemaInfo]:
     codec = default_codec()
     return codec.info(SecureEnvelope.avro_name), codec.record_info(EnvelopeHeader.avro_name)
 
 
 def _wrap_info(message_id: uuid.UUID, recipient: str) -> bytes:
-    """HPKE info: binds a wrapped key to one message and one recipient."""
+    """HPKE info (format 1): binds a wrapped key to one message and one recipient."""
     return WRAP_INFO_TAG + message_id.bytes + recipient.encode()
 
 
-def _bytes_field(value: bytes) -> bytes:
-    """Avro encoding of a ``bytes`` value: zigzag varint length, then the bytes."""
-    n, out = len(value) << 1, bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + value
+_bytes_field = bytes_field
 
 
 # --- sealing ---------------------------------------------------------------------------------
@@ -142,27 +183,127 @@ def seal(
     correlation_id: uuid.UUID | None = None,
     causation_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
+    format_version: int = FORMAT_VERSION,
 ) -> bytes:
     """Sign ``message`` as ``sender`` and encrypt it to each of ``recipients``.
 
     ``message_id`` is random unless the caller picked one (a gateway records it first).
+    One envelope alone costs its own key wraps and signature in either format; to seal
+    many, use `broker.crypto.Sealer`, which shares them.
 
     Raises `PolicyDenied` if the policy forbids it, `UnknownParty` for a recipient not in
     the directory, `RecordTooLarge` for a payload that cannot fit an envelope.
     """
-    return _seal_from_parts(
-        message,
-        sender=sender,
-        recipients=recipients,
-        directory=directory,
-        now=now,
-        ttl=ttl,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        message_id=message_id or uuid.uuid4(),
-        payload_key=os.urandom(PAYLOAD_KEY_BYTES),
-        nonce=os.urandom(NONCE_BYTES),
+    message_id = message_id or uuid.uuid4()
+    if format_version == FORMAT_V1:
+        return _seal_from_parts(
+            message, sender=sender, recipients=recipients, directory=directory, now=now, ttl=ttl,
+            correlation_id=correlation_id, causation_id=causation_id, message_id=message_id,
+            payload_key=os.urandom(PAYLOAD_KEY_BYTES), nonce=os.urandom(NONCE_BYTES),
+        )  # fmt: skip
+    if format_version != FORMAT_VERSION:
+        raise LocalError(f"no envelope format version {format_version}", reason="FORMAT_VERSION")
+    request = SealRequest(message, tuple(recipients), message_id, correlation_id, causation_id, ttl)
+    header, payload = prepare(request, sender=sender, directory=directory, now=now)
+    return _seal_batch([(header, payload)], sender=sender, directory=directory, now=now,
+                       epochs=SenderEpochs(sender.party_id))[0]  # fmt: skip
+
+
+def _checked_payload(
+    message: AvroModel,
+    sender: PartyKeys,
+    names: tuple[str, ...],
+    directory: Directory,
+    now: datetime,
+    ttl: timedelta,
+    payload: bytes | None = None,
+) -> tuple[bytes, uuid.UUID]:
+    """The rules a sender checks before sealing (as a receiver will), and the payload's
+    encoding and case id."""
+    if not 0 < len(names) <= MAX_RECIPIENTS:
+        raise LocalError(f"an envelope has 1 to {MAX_RECIPIENTS} recipients", reason="RECIPIENTS")
+    if not timedelta(0) < ttl <= MAX_TTL:
+        raise LocalError(f"time to live must be positive and at most {MAX_TTL}", reason="TTL")
+    sender_role = directory.role(sender.party_id)
+    policy.check(message.avro_name, sender_role, tuple(directory.role(r) for r in names))
+    if directory.signing_key(sender.party_id, sender.signing_key_id, now) is None:
+        raise LocalError(
+            f"{sender.party_id}'s signing key {sender.signing_key_id} is not valid now in the directory",
+            reason="SENDER_KEY_INVALID",
+        )
+    policy.check_sender_fields(message, sender.party_id, sender_role)
+    if payload is None:
+        payload = default_codec().encode(message.avro_name, message.to_avro())
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise RecordTooLarge(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    case_id = getattr(message, "case_id", None)
+    if not isinstance(case_id, uuid.UUID):
+        raise LocalError(f"{message.avro_name} has no case id", reason="NO_CASE_ID")
+    return payload, case_id
+
+
+def _header(request: SealRequest, sender: PartyKeys, names: tuple[str, ...], case_id: uuid.UUID,
+            now: datetime, version: int, message_id: uuid.UUID) -> EnvelopeHeader:  # fmt: skip
+    v1 = version == FORMAT_V1
+    return EnvelopeHeader.model_construct(
+        format_version=version,
+        message_id=message_id,
+        message_type=request.message.avro_name,
+        payload_fingerprint=default_codec().info(request.message.avro_name).fingerprint,
+        sender=sender.party_id,
+        sender_key_id=sender.signing_key_id,
+        recipients=names,
+        case_id=case_id,
+        created_at=to_utc_millis(now),
+        expires_at=to_utc_millis(now + request.ttl),
+        correlation_id=request.correlation_id,
+        causation_id=request.causation_id,
+        key_wrap=KeyWrapMode.PER_MESSAGE if v1 else KeyWrapMode.EPOCH,
+        signature_scheme=SignatureScheme.ED25519 if v1 else SignatureScheme.ED25519_MERKLE_BATCH,
     )
+
+
+def prepare(request: SealRequest, *, sender: PartyKeys, directory: Directory,
+            now: datetime) -> tuple[EnvelopeHeader, bytes]:  # fmt: skip
+    """A format-2 envelope's header and payload, after the sender's checks."""
+    now = to_utc_millis(now)
+    names = tuple(dict.fromkeys(request.recipients))
+    payload, case_id = _checked_payload(request.message, sender, names, directory, now, request.ttl)
+    message_id = request.message_id or uuid.uuid4()
+    return _header(request, sender, names, case_id, now, FORMAT_VERSION, message_id), payload
+
+
+def _seal_batch(
+    prepared: Sequence[tuple[EnvelopeHeader, bytes]],
+    *,
+    sender: PartyKeys,
+    directory: Directory,
+    now: datetime,
+    epochs: SenderEpochs,
+) -> list[bytes]:
+    """Format-2 envelopes of prepared headers and payloads: each payload encrypted under
+    its recipient set's epoch key, and one signature per batch of at most
+    `MAX_BATCH_SIZE`. Tests pass hostile headers and payloads here to play an
+    authenticated but hostile sender."""
+    bodies = []
+    for header, payload in prepared:
+        epoch, nonce = epochs.next(header.recipients, directory, now)
+        if not epoch.encoded:
+            epoch.encoded = tuple(encode_wrapped_key(w) for w in epoch.wrapped_keys)
+        header_bytes = encode_header(header)
+        ciphertext = epoch.aead.encrypt(nonce, payload, AAD_TAG_V2 + header_bytes)
+        bodies.append(encode_body(header_bytes, epoch.encoded, nonce, ciphertext))
+    envelopes: list[bytes] = []
+    for start in range(0, len(bodies), MAX_BATCH_SIZE):
+        chunk = bodies[start : start + MAX_BATCH_SIZE]
+        proofs, signature = sign_batch(chunk, sender.signing_key)
+        envelopes += [
+            body + encode_tail(p, signature) for body, p in zip(chunk, proofs, strict=True)
+        ]
+    for data in envelopes:
+        if len(data) > MAX_ENVELOPE_BYTES:
+            raise RecordTooLarge(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+    return envelopes
 
 
 def _seal_from_parts(
@@ -181,52 +322,19 @@ def _seal_from_parts(
     payload: bytes | None = None,
     header_overrides: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """`seal` with its random parts given. ``payload`` and ``header_overrides`` replace the
-    message's encoding and header fields: tests use them to play a hostile but
-    authenticated sender, the only party that can make such envelopes."""
+    """A format-1 envelope, with its random parts given. ``payload`` and
+    ``header_overrides`` replace the message's encoding and header fields: tests use them
+    to play a hostile but authenticated sender, the only party that can make such
+    envelopes."""
     codec = default_codec()
     envelope_info, header_info = _schemas()
     names = tuple(dict.fromkeys(recipients))
-    if not 0 < len(names) <= MAX_RECIPIENTS:
-        raise LocalError(f"an envelope has 1 to {MAX_RECIPIENTS} recipients", reason="RECIPIENTS")
-    if not timedelta(0) < ttl <= MAX_TTL:
-        raise LocalError(f"time to live must be positive and at most {MAX_TTL}", reason="TTL")
-    policy.check(
-        message.avro_name,
-        directory.role(sender.party_id),
-        tuple(directory.role(r) for r in names),
+    payload, case_id = _checked_payload(message, sender, names, directory, now, ttl, payload)
+    request = SealRequest(message, names, message_id, correlation_id, causation_id, ttl)
+    header = EnvelopeHeader.model_validate(
+        _header(request, sender, names, case_id, now, FORMAT_V1, message_id).model_dump()
+        | dict(header_overrides or {})
     )
-    if directory.signing_key(sender.party_id, sender.signing_key_id, now) is None:
-        raise LocalError(
-            f"{sender.party_id}'s signing key {sender.signing_key_id} is not valid now in the directory",
-            reason="SENDER_KEY_INVALID",
-        )
-    policy.check_sender_fields(message, sender.party_id, directory.role(sender.party_id))
-    if payload is None:
-        payload = codec.encode(message.avro_name, message.to_avro())
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise RecordTooLarge(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    case_id = getattr(message, "case_id", None)
-    if not isinstance(case_id, uuid.UUID):
-        raise LocalError(f"{message.avro_name} has no case id", reason="NO_CASE_ID")
-    header = EnvelopeHeader(
-        format_version=FORMAT_VERSION,
-        message_id=message_id,
-        message_type=message.avro_name,
-        payload_fingerprint=codec.info(message.avro_name).fingerprint,
-        sender=sender.party_id,
-        sender_key_id=sender.signing_key_id,
-        recipients=names,
-        case_id=case_id,
-        created_at=now,
-        expires_at=now + ttl,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        key_wrap=KeyWrapMode.PER_MESSAGE,
-        signature_scheme=SignatureScheme.ED25519,
-    )
-    if header_overrides:
-        header = EnvelopeHeader.model_validate({**header.model_dump(), **header_overrides})
     header_bytes = codec.encode(header_info, header.to_avro())
     ciphertext = AESGCM(payload_key).encrypt(nonce, payload, AAD_TAG + header_bytes)
     wrapped = []
@@ -268,30 +376,22 @@ def _version(data: bytes) -> int:
     return (data[0] >> 1) ^ -(data[0] & 1)
 
 
-def _decode(data: bytes) -> tuple[SecureEnvelope, bytes, bytes]:
-    """The envelope, its header bytes (the AAD) and the bytes its signature covers."""
-    codec = default_codec()
-    envelope_info, header_info = _schemas()
+def _decode(data: bytes) -> WireEnvelope:
     try:
-        record = codec.decode(envelope_info, data, max_items=MAX_ENVELOPE_ITEMS)
-        envelope = SecureEnvelope.from_avro(record)
-    except (DecodeError, ValidationError) as exc:
+        return decode_envelope(data, max_items=MAX_ENVELOPE_ITEMS)
+    except DecodeError as exc:
         raise _reject(RejectReason.MALFORMED) from exc
-    header_bytes = codec.encode(header_info, record["header"])
-    signature_field = _bytes_field(envelope.signature)
-    # the skim guarantees canonical bytes, so both slices are exactly what the sender made
-    return envelope, header_bytes, data[: len(data) - len(signature_field)]
 
 
-def _check_shape(envelope: SecureEnvelope) -> None:
-    """Structure every version-1 envelope has; a sender that breaks it made a bad envelope."""
+def _check_shape(envelope: WireEnvelope, version: int) -> None:
+    """Structure every envelope of its version has; a sender that breaks it made a bad
+    envelope."""
     h = envelope.header
-    if (
-        h.key_wrap is not KeyWrapMode.PER_MESSAGE
-        or h.signature_scheme is not SignatureScheme.ED25519
-    ):
-        raise _reject(RejectReason.UNSUPPORTED_VERSION)
-    if envelope.batch_proof is not None:
+    if version == FORMAT_V1:
+        expected = (KeyWrapMode.PER_MESSAGE, SignatureScheme.ED25519, False)
+    else:
+        expected = (KeyWrapMode.EPOCH, SignatureScheme.ED25519_MERKLE_BATCH, True)
+    if (h.key_wrap, h.signature_scheme, envelope.batch_proof is not None) != expected:
         raise _reject(RejectReason.UNSUPPORTED_VERSION)
     recipients = h.recipients
     if not 0 < len(recipients) <= MAX_RECIPIENTS or len(set(recipients)) != len(recipients):
@@ -300,6 +400,12 @@ def _check_shape(envelope: SecureEnvelope) -> None:
         raise _reject(RejectReason.MALFORMED)
     if len(envelope.nonce) != NONCE_BYTES:
         raise _reject(RejectReason.MALFORMED)
+    proof = envelope.batch_proof
+    if proof is not None:
+        if not 0 <= proof.leaf_index < proof.batch_size <= MAX_BATCH_SIZE:
+            raise _reject(RejectReason.MALFORMED)
+        if number_of(envelope.nonce) >= EPOCH_MAX_MESSAGES:
+            raise _reject(RejectReason.MALFORMED)  # past the epoch's bound
 
 
 def open_envelope(
@@ -309,15 +415,18 @@ def open_envelope(
     directory: Directory,
     replay_guard: ReplayGuard,
     now: datetime,
+    caches: OpenCaches | None = None,
 ) -> Opened:
     """Verify, decrypt and decode an envelope addressed to ``me``, or raise
-    `EnvelopeRejected` with the reason of the first check that failed."""
+    `EnvelopeRejected` with the reason of the first check that failed. ``caches`` lets
+    envelopes of one batch or epoch share a signature check and a key unwrap."""
     if len(data) > MAX_ENVELOPE_BYTES:
         raise _reject(RejectReason.TOO_LARGE)
-    if _version(data) != FORMAT_VERSION:
+    version = _version(data)
+    if version not in SUPPORTED_VERSIONS:
         raise _reject(RejectReason.UNSUPPORTED_VERSION)
-    envelope, header_bytes, signed_part = _decode(data)
-    _check_shape(envelope)
+    envelope = _decode(data)
+    _check_shape(envelope, version)
     h = envelope.header
 
     # who sent it: the key comes from the directory, never from the envelope
@@ -327,28 +436,41 @@ def open_envelope(
     if verification_key is None:
         raise _reject(RejectReason.SENDER_KEY_INVALID)
     try:
-        if len(envelope.signature) != SIGNATURE_BYTES:
-            raise InvalidSignature
-        verification_key.verify(envelope.signature, SIGNATURE_TAG + signed_part)
-    except InvalidSignature:
+        verify_signature(envelope, data, verification_key, caches)
+    except (InvalidSignature, ProofError):
         raise _reject(RejectReason.BAD_SIGNATURE) from None
 
     # authenticated from here on: the rest are the sender's statements, checked against rules
     try:
-        return _open_authenticated(data, envelope, header_bytes, me, directory, replay_guard, now)
+        return _open_authenticated(data, envelope, me, directory, replay_guard, now, caches)
     except EnvelopeRejected as exc:
         exc.authenticated_header = h  # the sender is known: a gateway may answer it
         raise
 
 
+def verify_signature(envelope: WireEnvelope, data: bytes, key: Ed25519PublicKey,
+                     caches: OpenCaches | None = None) -> None:  # fmt: skip
+    """Raise `InvalidSignature` (or `ProofError`) unless ``key`` signed the envelope
+    ``data`` decodes to: directly (format 1) or as part of a signed batch (format 2)."""
+    if len(envelope.signature) != SIGNATURE_BYTES:
+        raise InvalidSignature
+    if envelope.batch_proof is None:
+        key.verify(envelope.signature, SIGNATURE_TAG + data[: envelope.signature_start])
+        return
+    h = envelope.header
+    statement = statement_of(data[: envelope.body_end], envelope.batch_proof)
+    statements = caches.statements if caches else VerifiedStatements()
+    statements.verify((h.sender, h.sender_key_id), key, statement, envelope.signature)
+
+
 def _open_authenticated(
     data: bytes,
-    envelope: SecureEnvelope,
-    header_bytes: bytes,
+    envelope: WireEnvelope,
     me: PartyKeys,
     directory: Directory,
     replay_guard: ReplayGuard,
     now: datetime,
+    caches: OpenCaches | None,
 ) -> Opened:
     h = envelope.header
     if me.party_id not in h.recipients:
@@ -370,26 +492,57 @@ def _open_authenticated(
     except ReplayDetected:
         raise _reject(RejectReason.REPLAY) from None
 
-    payload = _decrypt(envelope, me, header_bytes)
+    header_bytes = data[: envelope.header_end]
+    if envelope.batch_proof is None:
+        payload = _decrypt_v1(envelope, me, header_bytes)
+    else:
+        payload = _decrypt_v2(envelope, me, header_bytes, caches)
     message = _payload(h, payload, directory)
     return Opened(h, message, hashlib.sha256(data).digest())
 
 
-def _decrypt(envelope: SecureEnvelope, me: PartyKeys, header_bytes: bytes) -> bytes:
-    h = envelope.header
+def _my_wrap(envelope: WireEnvelope, me: PartyKeys) -> tuple[Wrap, DecryptionKey]:
     wrapped = next(w for w in envelope.wrapped_keys if w.recipient == me.party_id)
     key = me.decryption_keys.get(wrapped.key_id)
     if key is None or _KEM_OF.get(key.algorithm) is not wrapped.kem:
         raise _reject(RejectReason.DECRYPT_FAILED)
+    return wrapped, key
+
+
+def _decrypt_v1(envelope: WireEnvelope, me: PartyKeys, header_bytes: bytes) -> bytes:
+    wrapped, key = _my_wrap(envelope, me)
     try:
         payload_key = _SUITES[wrapped.kem].decrypt(
-            wrapped.wrapped, key.private_key, info=_wrap_info(h.message_id, me.party_id)
+            wrapped.wrapped,
+            key.private_key,
+            info=_wrap_info(envelope.header.message_id, me.party_id),
         )
         if len(payload_key) != PAYLOAD_KEY_BYTES:
             raise _reject(RejectReason.DECRYPT_FAILED)
         return AESGCM(payload_key).decrypt(
             envelope.nonce, envelope.ciphertext, AAD_TAG + header_bytes
         )
+    except (InvalidTag, ValueError):
+        raise _reject(RejectReason.DECRYPT_FAILED) from None
+
+
+def _decrypt_v2(envelope: WireEnvelope, me: PartyKeys, header_bytes: bytes,
+                caches: OpenCaches | None) -> bytes:  # fmt: skip
+    wrapped, key = _my_wrap(envelope, me)
+    sender = envelope.header.sender
+    ident = (sender, me.party_id, wrapped.key_id, wrapped.kem, wrapped.wrapped)
+    try:
+        aead = caches.epochs.get(ident) if caches else None
+        if aead is None:
+            epoch_key = _SUITES[wrapped.kem].decrypt(
+                wrapped.wrapped, key.private_key, info=epoch_wrap_info(sender, me.party_id)
+            )
+            if len(epoch_key) != PAYLOAD_KEY_BYTES:
+                raise _reject(RejectReason.DECRYPT_FAILED)
+            aead = AESGCM(epoch_key)
+            if caches:
+                caches.epochs.put(ident, aead)
+        return aead.decrypt(envelope.nonce, envelope.ciphertext, AAD_TAG_V2 + header_bytes)
     except (InvalidTag, ValueError):
         raise _reject(RejectReason.DECRYPT_FAILED) from None
 

@@ -8,14 +8,15 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from broker._errors import EnvelopeRejected
+from broker._merkle import ProofError
 from broker.crypto._directory import Directory
-from broker.crypto._envelope import SIGNATURE_TAG, _decode, _version
+from broker.crypto._envelope import _decode, _version, verify_signature
 
 
 def inspect_envelope(data: bytes, directory: Directory | None) -> dict[str, Any]:
     try:
         _version(data)
-        envelope, _, signed_part = _decode(data)
+        envelope = _decode(data)
     except EnvelopeRejected as exc:
         return {"bytes": len(data), "malformed": exc.reject_reason.value}
     h = envelope.header
@@ -27,9 +28,9 @@ def inspect_envelope(data: bytes, directory: Directory | None) -> dict[str, Any]
         status = "sender key not valid at created_at"
     else:
         try:
-            key.verify(envelope.signature, SIGNATURE_TAG + signed_part)
+            verify_signature(envelope, data, key)
             status = "valid"
-        except InvalidSignature:
+        except (InvalidSignature, ProofError):
             status = "INVALID"
     return {
         "bytes": len(data),

@@ -32,10 +32,6 @@ ANSWERABLE = frozenset(RejectReason) - {
     RejectReason.NOT_A_RECIPIENT, RejectReason.REPLAY,
 }  # fmt: skip
 
-SealReceipt = Callable[[dict[str, Any], ReceiptOutcome, str | None], OutgoingRecord | None]
-"""Seals the receipt described by a follow-up's message fields, addressed to its sender;
-None if it cannot be sealed (the sender left the directory): then nothing is answered."""
-
 
 def _about(h: EnvelopeHeader, digest: bytes) -> dict[str, Any]:
     return {
@@ -84,14 +80,25 @@ def _event(action: AuditAction, f: dict[str, Any], **changes: Any) -> EventSpec:
     return EventSpec(action=action, **fields)
 
 
+def receipt_wanted(f: dict[str, Any]) -> tuple[ReceiptOutcome, str | None] | None:
+    """The outcome and reason of the receipt that answers the record ``f`` describes, if
+    it is answered."""
+    if f["kind"] == "DELIVERED":
+        return ReceiptOutcome.ACCEPTED, None
+    if f["kind"] == "REJECTED" and f["answer"]:
+        return ReceiptOutcome.REJECTED, f["reason"]
+    return None
+
+
 def publication(
     f: dict[str, Any], record: Record, *, me: str, dead_letter: Callable[[Record, dict[str, Any]], OutgoingRecord],
-    seal_receipt: SealReceipt,
+    receipt: OutgoingRecord | None,
 ) -> tuple[list[OutgoingRecord], list[EventSpec]]:  # fmt: skip
-    """The records and audit events that follow ``record``, handled as ``f`` says."""
+    """The records and audit events that follow ``record``, handled as ``f`` says.
+    ``receipt`` is the sealed answer `receipt_wanted` asked for; None if none was wanted
+    or it could not be sealed (the sender left the directory): then nothing is answered."""
     kind = f["kind"]
     if kind == "DELIVERED":
-        receipt = seal_receipt(f, ReceiptOutcome.ACCEPTED, None)
         if receipt is None:
             return [], [_event(AuditAction.DELIVERED, f)]
         return [receipt], [
@@ -109,9 +116,8 @@ def publication(
         ]  # fmt: skip
     records = [dead_letter(record, f)]
     events = [_event(AuditAction.REJECTED, f, outcome=AuditOutcome.FAILED, reason=f["reason"])]
-    answer = seal_receipt(f, ReceiptOutcome.REJECTED, f["reason"]) if f["answer"] else None
-    if answer is not None:
-        records.append(answer)
+    if receipt is not None:
+        records.append(receipt)
         events.append(
             _event(AuditAction.RECEIPT_SENT, f, sender=me, recipients=(f["sender"],),
                    outcome=AuditOutcome.FAILED, reason=f["reason"])

@@ -39,11 +39,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker._errors import EnvelopeRejected, RejectReason, TransportError
+from broker._errors import EnvelopeRejected, LocalError, RejectReason, TransportError
 from broker.audit import AuditChain, EventSpec
-from broker.crypto import Directory, PartyKeys, open_envelope, seal
+from broker.crypto import Directory, OpenCaches, PartyKeys, Sealer, SealRequest, open_envelope
 from broker.gateway import _followup as follow
 from broker.gateway._observer import GatewayObserver, NullObserver
+from broker.gateway._sealing import SealQueue
 from broker.gateway._store import GatewayStore
 from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptOutcome
 from broker.topics import DEFAULT_PREFIX, audit, dlq, gateway_group, inbox
@@ -118,6 +119,9 @@ class Gateway:
         self.clock = clock
         self.observer = observer or NullObserver()
         self.receipt_timeout = receipt_timeout
+        self.sealer = Sealer(keys, directory, clock)
+        self._seals = SealQueue(self.sealer)
+        self._open_caches = OpenCaches()
         self.audit = AuditChain(
             keys.party_id, keys.signing_key, audit(keys.party_id, prefix), clock
         )
@@ -173,6 +177,7 @@ class Gateway:
         if directory.serial < self.directory.serial:
             raise ValueError(f"directory serial {directory.serial} < {self.directory.serial}")
         self.directory = directory
+        self.sealer.directory = directory
 
     # --- publishing: records and their audit events, all or none -------------------------
 
@@ -247,10 +252,9 @@ class Gateway:
         message_id = uuid.uuid4()
         names = tuple(dict.fromkeys(recipients))
         started = time.perf_counter()
-        envelope = seal(
-            message, sender=self.keys, recipients=names, directory=self.directory, now=self.clock(),
-            correlation_id=correlation_id, causation_id=causation_id, message_id=message_id,
-        )  # fmt: skip
+        envelope = await self._seals.seal(
+            SealRequest(message, names, message_id, correlation_id, causation_id)
+        )
         self.observer.sealed(time.perf_counter() - started)
         case_id: uuid.UUID = message.case_id  # type: ignore[attr-defined]
         headers = (
@@ -275,26 +279,32 @@ class Gateway:
         self.observer.sent(message.avro_name, names)
         return message_id
 
-    def _seal_receipt(
-        self, f: dict[str, Any], outcome: ReceiptOutcome, reason: str | None
-    ) -> OutgoingRecord | None:
-        """The receipt for the message a follow-up describes, to its sender's inbox; None
-        if the sender can no longer be written to (it left the directory)."""
-        message_id, case_id = uuid.UUID(f["message_id"]), uuid.UUID(f["case_id"])
-        correlation = uuid.UUID(f["correlation_id"]) if f.get("correlation_id") else None
-        receipt = DeliveryReceipt(
-            receipt_id=uuid.uuid4(), message_id=message_id, message_type=f["message_type"],
-            case_id=case_id, received_by=self.party_id, received_at=self.clock(),
-            envelope_sha256=bytes.fromhex(f["digest"]), outcome=outcome, reason=reason,
-        )  # fmt: skip
-        try:
-            envelope = seal(receipt, sender=self.keys, recipients=[f["sender"]], directory=self.directory,
-                            now=self.clock(), causation_id=message_id, correlation_id=correlation)  # fmt: skip
-        except (ValueError, LookupError) as exc:
-            log.info("cannot answer %s: %s", message_id, exc)
-            return None
-        return OutgoingRecord(inbox(f["sender"], self.prefix), envelope, case_id.bytes,
-                              (("lvv-sender", self.party_id.encode()),))  # fmt: skip
+    def _seal_receipts(
+        self, wanted: Sequence[tuple[dict[str, Any], ReceiptOutcome, str | None]]
+    ) -> list[OutgoingRecord | None]:
+        """The receipts for the messages follow-ups describe, each to its sender's inbox,
+        sealed as one batch; None where a sender can no longer be written to (it left the
+        directory)."""
+        requests = []
+        for f, outcome, reason in wanted:
+            message_id, case_id = uuid.UUID(f["message_id"]), uuid.UUID(f["case_id"])
+            correlation = uuid.UUID(f["correlation_id"]) if f.get("correlation_id") else None
+            receipt = DeliveryReceipt(
+                receipt_id=uuid.uuid4(), message_id=message_id, message_type=f["message_type"],
+                case_id=case_id, received_by=self.party_id, received_at=self.clock(),
+                envelope_sha256=bytes.fromhex(f["digest"]), outcome=outcome, reason=reason,
+            )  # fmt: skip
+            requests.append(SealRequest(receipt, (f["sender"],), causation_id=message_id,
+                                        correlation_id=correlation))  # fmt: skip
+        out: list[OutgoingRecord | None] = []
+        for (f, _, _), sealed in zip(wanted, self.sealer.seal_each(requests), strict=True):
+            if isinstance(sealed, LocalError):
+                log.info("cannot answer %s: %s", f["message_id"], sealed)
+                out.append(None)
+                continue
+            out.append(OutgoingRecord(inbox(f["sender"], self.prefix), sealed, uuid.UUID(f["case_id"]).bytes,
+                                      (("lvv-sender", self.party_id.encode()),)))  # fmt: skip
+        return out
 
     def _dead_letter(self, record: Record, f: dict[str, Any]) -> OutgoingRecord:
         """The refused record, as it came, with the reason and where it came from."""
@@ -399,9 +409,8 @@ class Gateway:
         now = self.clock()
         started = time.perf_counter()
         try:
-            opened = open_envelope(
-                record.value, me=self.keys, directory=self.directory, replay_guard=claims, now=now
-            )
+            opened = open_envelope(record.value, me=self.keys, directory=self.directory,
+                                   replay_guard=claims, now=now, caches=self._open_caches)  # fmt: skip
         except EnvelopeRejected as exc:
             await self._refuse(record, exc.reject_reason.value, exc, decided)
             return
@@ -446,11 +455,15 @@ class Gateway:
     async def _publish_follow_ups(self, decided: Sequence[Decided]) -> None:
         """Publish what follows each decided record — all in one atomic write — and only
         then mark them done (which makes delivered messages visible)."""
+        wanted = [(f, *w) for _, _, f in decided if (w := follow.receipt_wanted(f)) is not None]
+        receipts = dict(
+            zip((id(f) for f, _, _ in wanted), self._seal_receipts(wanted), strict=True)
+        )
         records: list[OutgoingRecord] = []
         events: list[EventSpec] = []
         for record, _, f in decided:
             r, e = follow.publication(f, record, me=self.party_id, dead_letter=self._dead_letter,
-                                      seal_receipt=self._seal_receipt)  # fmt: skip
+                                      receipt=receipts.get(id(f)))  # fmt: skip
             records += r
             events += e
         await self._publish(records, events)

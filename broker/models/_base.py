@@ -18,13 +18,13 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
-def _to_utc_millis(value: datetime) -> datetime:
+def to_utc_millis(value: datetime) -> datetime:
     """Avro timestamp-millis keeps milliseconds: truncate so a round trip is the identity."""
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(_to_utc_millis)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(to_utc_millis)]
 """A point in time with a time zone, kept in UTC to the millisecond."""
 
 PARTY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"

@@ -77,11 +77,9 @@ def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
     return [*_subproof(m - k, leaves[k:], False), root(leaves[:k])]
 
 
-def verify_inclusion(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes], expected_root: bytes
-) -> None:
-    """RFC 9162 §2.1.3.2: raise `ProofError` unless ``proof`` leads from ``leaf`` at
-    ``index`` to ``expected_root`` of a tree of ``size`` leaves."""
+def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """The root of a tree of ``size`` leaves that ``proof`` leads to from ``leaf`` at
+    ``index`` (RFC 9162 §2.1.3.2); `ProofError` if the proof has the wrong length."""
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of {size}")
     fn, sn, r = index, size - 1, leaf
@@ -95,8 +93,33 @@ def verify_inclusion(
         else:
             r = node_hash(r, p)
         fn, sn = fn >> 1, sn >> 1
-    if sn != 0 or r != expected_root:
+    if sn != 0:
+        raise ProofError("inclusion proof too short")
+    return r
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], expected_root: bytes
+) -> None:
+    """Raise `ProofError` unless ``proof`` leads from ``leaf`` at ``index`` to
+    ``expected_root`` of a tree of ``size`` leaves."""
+    if root_from_inclusion(leaf, index, size, proof) != expected_root:
         raise ProofError("inclusion proof does not lead to the tree head")
+
+
+def root_and_proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """The root of a non-empty tree and every leaf's inclusion proof, in O(n log n):
+    each subtree's root is computed once."""
+    if len(leaves) == 1:
+        return leaves[0], [[]]
+    k = _split(len(leaves))
+    left, left_proofs = root_and_proofs(leaves[:k])
+    right, right_proofs = root_and_proofs(leaves[k:])
+    for proof in left_proofs:
+        proof.append(right)
+    for proof in right_proofs:
+        proof.append(left)
+    return node_hash(left, right), left_proofs + right_proofs
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes,

@@ -1,0 +1,298 @@
+"""The `SecureEnvelope`'s Avro binary form, written and read by hand for the hot path.
+
+The codec (`broker._codec`: skim, then fastavro, then pydantic) is the reference and stays
+the way every other record is read. The envelope is read for every message a gateway
+receives, and that general path costs several times more than walking this one fixed
+layout, so this module does it directly — and strictly: it accepts exactly the bytes the
+reference accepts (canonical form, docs/ENVELOPE.md §2.1; the models' rules for party ids,
+type names and uuids) and yields the same values. ``tests/test_wire.py`` holds it to that,
+on valid envelopes and on mutated ones.
+
+Layout (field order of ``nl.lvv.v1.SecureEnvelope``)::
+
+    header{format_version, message_id, message_type, payload_fingerprint, sender,
+           sender_key_id, recipients[], case_id, created_at, expires_at, correlation_id?,
+           causation_id?, key_wrap, signature_scheme}
+    wrapped_keys[{recipient, key_id, kem, wrapped}]  nonce  ciphertext
+    batch_proof?{leaf_index, batch_size, path[fixed 32]}  signature
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from broker._errors import DecodeError
+from broker.models import EnvelopeHeader, Kem, KeyWrapMode, SignatureScheme
+from broker.models._base import AVRO_FULL_NAME_PATTERN, PARTY_ID_PATTERN
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PARTY_ID = re.compile(PARTY_ID_PATTERN)
+_FULL_NAME = re.compile(AVRO_FULL_NAME_PATTERN)
+_KEY_WRAPS = tuple(KeyWrapMode)
+_SCHEMES = tuple(SignatureScheme)
+_KEMS = tuple(Kem)
+SHA256_BYTES = 32
+
+
+class Wrap(NamedTuple):
+    """A ``nl.lvv.v1.WrappedKey``: the payload key wrapped for one recipient."""
+
+    recipient: str
+    key_id: str
+    kem: Kem
+    wrapped: bytes
+
+
+class Proof(NamedTuple):
+    """A ``nl.lvv.v1.BatchProof``: where an envelope sits in its signed batch."""
+
+    leaf_index: int
+    batch_size: int
+    path: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WireEnvelope:
+    """A decoded envelope and where its parts sit in the bytes it came from."""
+
+    header: EnvelopeHeader
+    wrapped_keys: tuple[Wrap, ...]
+    nonce: bytes
+    ciphertext: bytes
+    batch_proof: Proof | None
+    signature: bytes
+    header_end: int
+    """``data[:header_end]`` is the encoded header: the payload's associated data."""
+    body_end: int
+    """``data[:body_end]`` is everything before the batch proof: a batch leaf's content."""
+    signature_start: int
+    """``data[:signature_start]`` is everything but the signature: what a v1 signature covers."""
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def long_bytes(n: int) -> bytes:
+    """Avro ``int``/``long``: zig-zag, then 7 bits a byte, least significant first."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def bytes_field(value: bytes) -> bytes:
+    """Avro ``bytes``: the length, then the bytes."""
+    return long_bytes(len(value)) + value
+
+
+def _string(value: str) -> bytes:
+    return bytes_field(value.encode())
+
+
+def _optional_uuid(value: uuid.UUID | None) -> bytes:
+    return b"\x00" if value is None else b"\x02" + _string(str(value))
+
+
+def _millis(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _array(items: Sequence[bytes]) -> bytes:
+    """One block of all items, then the end marker: the canonical form."""
+    return (long_bytes(len(items)) + b"".join(items) if items else b"") + b"\x00"
+
+
+def encode_header(h: EnvelopeHeader) -> bytes:
+    return b"".join((
+        long_bytes(h.format_version), _string(str(h.message_id)), _string(h.message_type),
+        h.payload_fingerprint, _string(h.sender), _string(h.sender_key_id),
+        _array([_string(r) for r in h.recipients]), _string(str(h.case_id)),
+        long_bytes(_millis(h.created_at)), long_bytes(_millis(h.expires_at)),
+        _optional_uuid(h.correlation_id), _optional_uuid(h.causation_id),
+        long_bytes(_KEY_WRAPS.index(h.key_wrap)), long_bytes(_SCHEMES.index(h.signature_scheme)),
+    ))  # fmt: skip
+
+
+def encode_wrapped_key(w: Wrap) -> bytes:
+    return (
+        _string(w.recipient) + _string(w.key_id) + long_bytes(_KEMS.index(w.kem)) + bytes_field(w.wrapped)
+    )  # fmt: skip
+
+
+def encode_body(
+    header: bytes, wrapped_keys: Sequence[bytes], nonce: bytes, ciphertext: bytes
+) -> bytes:
+    """The envelope up to the batch proof, from its encoded header and wrapped keys."""
+    return header + _array(wrapped_keys) + bytes_field(nonce) + bytes_field(ciphertext)
+
+
+def encode_tail(proof: Proof | None, signature: bytes) -> bytes:
+    """The batch proof and the signature: what follows the body."""
+    if proof is None:
+        return b"\x00" + bytes_field(signature)
+    return (
+        b"\x02" + long_bytes(proof.leaf_index) + long_bytes(proof.batch_size)
+        + _array(list(proof.path)) + bytes_field(signature)
+    )  # fmt: skip
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+class _Reader:
+    """A cursor over untrusted bytes. Every read checks bounds and canonical form and
+    raises `DecodeError` on the first violation."""
+
+    __slots__ = ("data", "items_left", "pos")
+
+    def __init__(self, data: bytes, max_items: int) -> None:
+        self.data = data
+        self.pos = 0
+        self.items_left = max_items
+
+    def long(self, bounds: tuple[int, int] = _INT64) -> int:
+        data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x80:  # one byte: the common case
+            self.pos = pos + 1
+            z = data[pos]
+            value = (z >> 1) ^ -(z & 1)
+        else:
+            start, shift, z = pos, 0, 0
+            while True:
+                if pos >= len(data):
+                    raise DecodeError(f"truncated varint at byte {start}")
+                byte = data[pos]
+                pos += 1
+                z |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 63:
+                    raise DecodeError(f"varint too long at byte {start}")
+            if byte == 0:
+                raise DecodeError(f"non-canonical varint at byte {start}")
+            self.pos = pos
+            value = (z >> 1) ^ -(z & 1)
+        if not bounds[0] <= value <= bounds[1]:
+            raise DecodeError(f"integer {value} out of range before byte {self.pos}")
+        return value
+
+    def take(self, n: int) -> bytes:
+        start = self.pos
+        end = start + n
+        if n < 0 or end > len(self.data):
+            raise DecodeError(f"truncated at byte {start}: {n} more bytes claimed")
+        self.pos = end
+        return self.data[start:end]
+
+    def bytes(self) -> bytes:
+        return self.take(self.long((0, len(self.data))))
+
+    def string(self) -> str:
+        try:
+            return self.bytes().decode()
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"invalid UTF-8 before byte {self.pos}") from exc
+
+    def matching(self, pattern: re.Pattern[str], what: str) -> str:
+        value = self.string()
+        if not pattern.fullmatch(value):
+            raise DecodeError(f"{what} {value[:80]!r} not in its required form")
+        return value
+
+    def read_uuid(self) -> uuid.UUID:
+        return uuid.UUID(self.matching(_UUID, "uuid"))
+
+    def optional_uuid(self) -> uuid.UUID | None:
+        return self.read_uuid() if self.long((0, 1)) else None
+
+    def index(self, count: int) -> int:
+        """An enum symbol's index."""
+        return self.long((0, count - 1))
+
+    def timestamp(self) -> datetime:
+        millis = self.long()
+        try:
+            return _EPOCH + timedelta(milliseconds=millis)
+        except OverflowError as exc:
+            raise DecodeError(f"timestamp {millis} out of range") from exc
+
+    def count(self) -> int:
+        """An array's item count: one block, its end marker read after the items."""
+        n = self.long((0, len(self.data)))
+        self.items_left -= n
+        if self.items_left < 0:
+            raise DecodeError("more array items than allowed")
+        return n
+
+    def end_of_array(self, n: int) -> None:
+        if n:
+            self.long((0, 0))  # a second block's count is out of range
+
+
+def _header(r: _Reader) -> EnvelopeHeader:
+    version = r.long(_INT32)
+    message_id = r.read_uuid()
+    message_type = r.matching(_FULL_NAME, "message type")
+    fingerprint = r.take(SHA256_BYTES)
+    sender = r.matching(_PARTY_ID, "party id")
+    sender_key_id = r.string()
+    n = r.count()
+    recipients = tuple(r.matching(_PARTY_ID, "party id") for _ in range(n))
+    r.end_of_array(n)
+    return EnvelopeHeader.model_construct(
+        format_version=version, message_id=message_id, message_type=message_type,
+        payload_fingerprint=fingerprint, sender=sender, sender_key_id=sender_key_id,
+        recipients=recipients, case_id=r.read_uuid(), created_at=r.timestamp(),
+        expires_at=r.timestamp(), correlation_id=r.optional_uuid(),
+        causation_id=r.optional_uuid(), key_wrap=_KEY_WRAPS[r.index(len(_KEY_WRAPS))],
+        signature_scheme=_SCHEMES[r.index(len(_SCHEMES))],
+    )  # fmt: skip
+
+
+def _wrapped_key(r: _Reader) -> Wrap:
+    return Wrap(
+        r.matching(_PARTY_ID, "party id"), r.string(), _KEMS[r.index(len(_KEMS))], r.bytes()
+    )
+
+
+def _batch_proof(r: _Reader) -> Proof | None:
+    if not r.long((0, 1)):
+        return None
+    leaf_index, batch_size = r.long(), r.long()
+    n = r.count()
+    path = tuple(r.take(SHA256_BYTES) for _ in range(n))
+    r.end_of_array(n)
+    return Proof(leaf_index, batch_size, path)
+
+
+def decode_envelope(data: bytes, *, max_items: int) -> WireEnvelope:
+    """Read an envelope, or raise `DecodeError`: truncated, trailing bytes, not canonical,
+    a value the contract's models refuse, or more than ``max_items`` array items in all."""
+    r = _Reader(data, max_items)
+    header = _header(r)
+    header_end = r.pos
+    n = r.count()
+    wrapped_keys = tuple(_wrapped_key(r) for _ in range(n))
+    r.end_of_array(n)
+    nonce, ciphertext = r.bytes(), r.bytes()
+    body_end = r.pos
+    proof = _batch_proof(r)
+    signature_start = r.pos
+    signature = r.bytes()
+    if r.pos != len(data):
+        raise DecodeError(f"{len(data) - r.pos} trailing bytes")
+    return WireEnvelope(header, wrapped_keys, nonce, ciphertext, proof, signature,
+                        header_end, body_end, signature_start)  # fmt: skip
