@@ -47,8 +47,8 @@ from broker._errors import EnvelopeRejected
 from broker.crypto import (
     AnchorKey,
     Opener,
-    SealRequest,
     Sealer,
+    SealRequest,
     build_directory,
     key_id,
     load_directory,
@@ -856,10 +856,11 @@ TAIL = fastavro.parse_schema(
     {
         "type": "record",
         "name": "lvvx.spec.EnvelopeTail",
-        "fields": [field for field in ENVELOPE["fields"] if field["name"] in ("batch_proof", "signature")],
+        "fields": [
+            field for field in ENVELOPE["fields"] if field["name"] in ("batch_proof", "signature")
+        ],
     },
     _NAMES,
-    _write_hint=False,
 )
 
 
@@ -918,7 +919,9 @@ class CleanEpochs:
             wrapped = []
             for r in names:
                 k = pick_key(self.parties, r, now_ms)
-                blob = hpke_seal(k["algorithm"], k["public_key"], self.info_for(self.sender, r), key)
+                blob = hpke_seal(
+                    k["algorithm"], k["public_key"], self.info_for(self.sender, r), key
+                )
                 wrapped.append(
                     {"recipient": r, "key_id": k["key_id"], "kem": k["algorithm"], "wrapped": blob}
                 )
@@ -1014,7 +1017,9 @@ def clean_seal_batch(
     signature = signing_key.sign(statement)
     envelopes = []
     for i, body in enumerate(bodies):  # 4
-        tail = encode_tail({"leaf_index": i, "batch_size": n, "path": audit_path(i, leaves)}, signature)
+        tail = encode_tail(
+            {"leaf_index": i, "batch_size": n, "path": audit_path(i, leaves)}, signature
+        )
         assert tail[0] == 0x02
         envelopes.append(body + tail)
     return CleanBatch(envelopes, headers, nonces, bodies, leaves, root, statement, signature)
@@ -1386,7 +1391,7 @@ def test_path_following_by_the_tree_shape_agrees_with_rfc_9162() -> None:
     for n in (*range(1, 40), 63, 64, 65, MAX_BATCH_SIZE):
         leaves = [rfc6962_leaf(n.to_bytes(2, "big") + m.to_bytes(2, "big")) for m in range(n)]
         root = mth(leaves)
-        for m in (range(n) if n < 100 else (0, 1, 511, 512, n - 1)):
+        for m in range(n) if n < 100 else (0, 1, 511, 512, n - 1):
             path = audit_path(m, leaves)
             assert len(path) <= 10  # §4.4: at most 10 hashes
             for follow in (root_from_path, rfc9162_root):
@@ -1403,7 +1408,9 @@ def _check_batch_structure(batch: tuple[bytes, ...] | list[bytes], sender_raw: b
     ...), each proof the RFC 6962 audit path of the clean-room tree, one signature."""
     n = len(batch)
     decoded = [decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS) for data in batch]
-    bodies = [data[: starts["batch_proof"]] for data, (_, starts) in zip(batch, decoded, strict=True)]
+    bodies = [
+        data[: starts["batch_proof"]] for data, (_, starts) in zip(batch, decoded, strict=True)
+    ]
     leaves = [batch_leaf(body) for body in bodies]
     statement = batch_statement(n, mth(leaves))
     Ed25519PublicKey.from_public_bytes(sender_raw).verify(decoded[0][0]["signature"], statement)
@@ -1614,6 +1621,7 @@ def test_both_openers_refuse_a_replay() -> None:
 # --- the known-answer vectors open with keys derived as §10 says ---------------------------
 
 VECTORS = ROOT / "tests" / "vectors" / "envelope-v1.json"
+VECTORS_V2 = ROOT / "tests" / "vectors" / "envelope-v2.json"
 
 
 def _derive(seed: str, label: bytes, size: int) -> bytes:
@@ -1670,6 +1678,35 @@ def test_clean_room_opener_opens_the_known_answer_vectors() -> None:
             assert payload == expected, vector["name"]
             assert header["message_id"] == vector["message_id"]
     assert kems == {"X25519", "MLKEM768_X25519"}
+
+
+def test_clean_room_opener_opens_the_format_2_vectors() -> None:
+    from broker.models import model_for
+
+    vectors = json.loads(VECTORS_V2.read_text(encoding="utf-8"))["vectors"]
+    opened = 0
+    for vector in vectors:
+        now_ms = int(datetime.fromisoformat(vector["now"]).timestamp() * 1000)
+        parties = {p["party_id"]: p for p in vector["recipients"]}
+        for e in vector["envelopes"]:
+            message = model_for(e["message_type"]).model_validate(e["message_json"])
+            expected = default_codec().encode(e["message_type"], message.to_avro())
+            data = bytes.fromhex(e["envelope"])
+            assert batch_leaf(data[: _body_end(data)]).hex() == e["leaf"]
+            for name in e["recipients"]:
+                header, payload, _ = clean_open(
+                    data, _vector_receiver(vector, parties[name]), now_ms
+                )
+                assert payload == expected, vector["name"]
+                assert (header["message_id"], header["format_version"]) == (e["message_id"], 2)
+                opened += 1
+    assert opened >= 5
+
+
+def _body_end(data: bytes) -> int:
+    """Where the batch proof starts: the signed body ends there (§5.5)."""
+    _, starts = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)
+    return starts["batch_proof"]  # type: ignore[no-any-return]
 
 
 # --- where the reference deviates from the spec (docs/ENVELOPE.md §6.4) ----------------------
