@@ -650,8 +650,13 @@ async def test_prometheus_observer_counts_without_ids(lvv: Lvv) -> None:
     def value(observer: PrometheusObserver, name: str, **labels: str) -> float | None:
         return observer.registry.get_sample_value(name, labels)
 
+    # the store records the receipt in a worker thread; the loop counts it when that returns
+    receipted = {"party": IND, "outcome": "ACCEPTED"}
+    await until(
+        lambda: value(ind_metrics, "lvv_receipts_received_total", **receipted) == 1,
+        "the receipt counted",
+    )
     assert value(ind_metrics, "lvv_messages_sent_total", party=IND, type="DossierDelivered") == 1
-    assert value(ind_metrics, "lvv_receipts_received_total", party=IND, outcome="ACCEPTED") == 1
     assert value(muni_metrics, "lvv_messages_sent_total", party=MUNI, type="DeliveryReceipt") == 1
     delivered = {"party": MUNI, "type": "DossierDelivered", "sender": IND}
     assert value(muni_metrics, "lvv_messages_delivered_total", **delivered) == 1
