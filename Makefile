@@ -16,7 +16,7 @@ KAFKA_CLUSTER := deploy/kafka/cluster.sh
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status \
-	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus clean
+	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus clean bench soak
 
 install: $(STAMP)
 
@@ -42,6 +42,17 @@ test: install kafka-fetch prometheus
 # The fast part only: no Kafka (tests marked `kafka` are deselected, not skipped).
 test-unit: install prometheus
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
+
+# A benchmark, not a test (bench/README.md): its own broker on port 19392, about 8 minutes;
+# writes bench/results/latest.{md,json}. BENCH_ARGS="--quick" for a one-minute smoke run.
+BENCH_ARGS ?=
+bench: install kafka-fetch
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A gateway's memory under steady load (bench/soak.py): 10 minutes by default.
+SOAK_ARGS ?=
+soak: install kafka-fetch
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

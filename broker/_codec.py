@@ -193,12 +193,18 @@ class Codec:
             raise UnknownSchema(f"no schema with fingerprint {bytes(fingerprint).hex()[:16]}…")
         return found
 
-    def encode(self, name: str | SchemaInfo, record: Mapping[str, Any]) -> bytes:
-        """Avro binary (no container, no schema) of ``record`` under schema ``name``."""
+    def encode(
+        self, name: str | SchemaInfo, record: Mapping[str, Any], *, exact: bool = False
+    ) -> bytes:
+        """Avro binary (no container, no schema) of ``record`` under schema ``name``.
+
+        A record must hold every field without a default and no other field. ``exact=True``
+        says the caller guarantees that (a model's dump: `AvroModel.avro_bytes`), which
+        skips fastavro's field check, about half of its writing cost."""
         info = name if isinstance(name, SchemaInfo) else self.info(name)
         out = io.BytesIO()
         try:
-            fastavro.schemaless_writer(out, info.parsed, record, strict_allow_default=True)
+            fastavro.schemaless_writer(out, info.parsed, record, strict_allow_default=not exact)
         except Exception as exc:  # ValueError, TypeError, AttributeError, KeyError...
             raise SchemaError(f"record does not fit {info.name}: {exc}") from exc
         return out.getvalue()

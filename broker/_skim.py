@@ -49,8 +49,14 @@ class _Cursor:
 
     def varint(self, bounds: tuple[int, int]) -> int:
         """A zigzag varint in canonical (shortest) form within ``bounds``."""
-        shift = result = 0
         data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x80:  # one byte: the common case
+            z = data[pos]
+            value = (z >> 1) ^ -(z & 1)
+            if bounds[0] <= value <= bounds[1]:
+                self.pos = pos + 1
+                return value
+        shift = result = 0
         while True:
             if pos >= len(data):
                 raise DecodeError(f"truncated varint at byte {self.pos}")

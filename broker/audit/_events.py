@@ -38,7 +38,7 @@ class BadAuditEvent(RemoteError):
 
 
 def encode(event: AuditEvent) -> bytes:
-    return default_codec().encode(AuditEvent.avro_name, event.to_avro())
+    return event.avro_bytes()
 
 
 def encode_record(record: dict[str, Any]) -> bytes:

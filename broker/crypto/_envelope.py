@@ -233,7 +233,7 @@ def _checked_payload(
         )
     policy.check_sender_fields(message, sender.party_id, sender_role)
     if payload is None:
-        payload = default_codec().encode(message.avro_name, message.to_avro())
+        payload = message.avro_bytes()
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise RecordTooLarge(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     case_id = getattr(message, "case_id", None)

@@ -81,6 +81,14 @@ class AvroModel(BaseModel):
         """The Avro record (plain dicts, lists, enums as their symbols) for the codec."""
         return _plain(self.model_dump(mode="python"))  # type: ignore[no-any-return]
 
+    def avro_bytes(self) -> bytes:
+        """The Avro encoding of this message under the current contract: the same bytes as
+        encoding `to_avro`, in about half the time (a model holds exactly its schema's
+        fields, so the codec's field check is skipped; fastavro takes tuples and enums)."""
+        from broker._codec import default_codec
+
+        return default_codec().encode(self.avro_name, self.model_dump(mode="python"), exact=True)
+
     @classmethod
     def from_avro(cls, record: dict[str, Any]) -> Self:
         """The model of a decoded Avro record; raises pydantic's ValidationError if the
