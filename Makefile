@@ -16,7 +16,7 @@ KAFKA_CLUSTER := deploy/kafka/cluster.sh
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status \
-	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus clean bench soak
+	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus clean bench soak test-faults fuzz
 
 install: $(STAMP)
 
@@ -31,17 +31,32 @@ demo: install
 test: install kafka-fetch prometheus
 	@if [ -n "$$LVVX_KAFKA_BOOTSTRAP" ]; then \
 	  echo "make test: using Kafka at $$LVVX_KAFKA_BOOTSTRAP"; \
-	  $(BIN)/pytest $(PYTEST_ARGS); \
+	  $(BIN)/pytest -m "not faults" $(PYTEST_ARGS); \
 	else \
 	  trap 'tests/brokers.sh down' EXIT; \
 	  tests/brokers.sh down; \
 	  tests/brokers.sh up || exit 1; \
-	  env $$(tests/brokers.sh env) $(BIN)/pytest $(PYTEST_ARGS); \
+	  env $$(tests/brokers.sh env) $(BIN)/pytest -m "not faults" $(PYTEST_ARGS); \
 	fi
 
 # The fast part only: no Kafka (tests marked `kafka` are deselected, not skipped).
 test-unit: install prometheus
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
+
+# Reliability under faults (tests/faults/run.py): a three-broker secured cluster of its own
+# (ports 39092-39094, data in .kafka/faults), gateway processes, 20,000 messages while leaders
+# are killed, two brokers stopped and one paused; a checked history of every operation.
+# Broker restarts dominate: 25-50 minutes on a busy 2-core machine (FAULTS_* in
+# tests/faults/run.py); FAULTS_MESSAGES=2000 FAULTS_ROUNDS=1 for a smaller run. Writes
+# tests/faults/results/latest.{md,json}; exits non-zero on any loss, duplicate or reordering.
+# First the pytest cases marked `faults` (every gateway crash point) on the test brokers.
+test-faults: install kafka-fetch
+	@trap 'tests/brokers.sh down' EXIT; \
+	tests/brokers.sh down; \
+	tests/brokers.sh up || exit 1; \
+	env $$(tests/brokers.sh env) $(BIN)/pytest -m faults $(PYTEST_ARGS) || exit 1; \
+	tests/brokers.sh down; \
+	$(BIN)/python -m tests.faults
 
 # A benchmark, not a test (bench/README.md): its own broker on port 19392, about 8 minutes;
 # writes bench/results/latest.{md,json}. BENCH_ARGS="--quick" for a one-minute smoke run.
@@ -53,6 +68,13 @@ bench: install kafka-fetch
 SOAK_ARGS ?=
 soak: install kafka-fetch
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# Fuzzing envelope opening (bench/fuzz_open.py): a million mutated envelopes, no Kafka; no
+# crash, no forgery and bounded memory, else exit 1. Writes bench/results/fuzz-open-latest.{md,json}.
+# FUZZ_ARGS="--inputs 100000" for a shorter run, "--minutes 20" to stop after that long.
+FUZZ_ARGS ?=
+fuzz: install
+	$(BIN)/python -m bench.fuzz_open $(FUZZ_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

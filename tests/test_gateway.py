@@ -675,3 +675,29 @@ async def test_prometheus_observer_counts_without_ids(lvv: Lvv) -> None:
             for label in sample.labels
         }
         assert names <= {"party", "type", "sender", "reason", "outcome", "le"}
+
+
+# --- an audit write failing between polls ----------------------------------------------------
+
+
+async def test_a_failed_checkpoint_skips_no_record(
+    lvv: Lvv, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint that cannot be written (the audit stream away) must not cost the records
+    of the poll around it: the consumer's position has passed them, so records dropped then
+    would never come again (found by the fault suite: a leader stop lost four messages)."""
+    ind = await lvv.gateway(IND, run=True)
+    muni = await lvv.gateway(MUNI)
+    sent = [await ind.send(dossier(), [MUNI]) for _ in range(3)]
+    failures = iter([True, True, True])
+    real = muni.checkpoint_if_due
+
+    async def audit_stream_away(*, now: bool = False) -> None:
+        if next(failures, False):
+            raise TransportUnavailable("audit stream away")
+        await real(now=now)
+
+    monkeypatch.setattr(muni, "checkpoint_if_due", audit_stream_away)
+    lvv.run(muni)
+    await until(lambda: len(muni.store.inbox(limit=10)) == 3, "every message delivered")
+    assert [item.message_id for item in muni.store.inbox(limit=10)] == sent

@@ -1,6 +1,7 @@
 """Crash safety on real Kafka: a recipient gateway PROCESS is killed with SIGKILL in the
-middle of a stream and started again; every message reaches its back office exactly once
-and every one is receipted to the sender."""
+middle of a stream — or dies at an exact step of its receive path (`LVVX_CRASH_AT`, see
+`broker.gateway._crashpoints`) — and is started again; every message reaches its back
+office exactly once, in order per case, and every one is receipted to the sender."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 
 from broker.examples import example
 from broker.gateway import Gateway, GatewayStore, utc_now
+from broker.gateway import _crashpoints as crash
 from broker.network import create_network, write_gateway_configs
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec
@@ -48,10 +50,11 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = folder / f"{party}.log"
 
-    def start(self) -> None:
+    def start(self, **extra_env: str) -> None:
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != crash.ENV_VAR},
             "LVVX_KEY_PASSPHRASE_FILE": str(self.folder / "secrets" / "passphrase"),
+            **extra_env,
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -65,6 +68,15 @@ class GatewayProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    async def wait_exit(self, timeout_s: float) -> int:
+        """The exit code of a process that ends by itself (a crash point)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while (code := self.proc.poll()) is None:
+            assert time.monotonic() < deadline, f"still running:\n{self.log.read_text()[-3000:]}"
+            await asyncio.sleep(0.1)
+        return code
+
     def stop(self) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
@@ -73,12 +85,16 @@ class GatewayProcess:
         return self.proc.returncode
 
     async def inbox_ids(self, client: httpx.AsyncClient) -> list[str]:
+        return [message_id for message_id, _ in await self.inbox_items(client)]
+
+    async def inbox_items(self, client: httpx.AsyncClient) -> list[tuple[str, str]]:
+        """(message id, case id) of every message in the back office's inbox, in its order."""
         response = await client.get(
             f"http://127.0.0.1:{self.port}/v1/inbox", params={"limit": 500},
             headers={"Authorization": f"Bearer {self.token}"},
         )  # fmt: skip
         response.raise_for_status()
-        return [item["message_id"] for item in response.json()["items"]]
+        return [(item["message_id"], item["case_id"]) for item in response.json()["items"]]
 
     async def wait_ready(self, client: httpx.AsyncClient) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -139,6 +155,111 @@ async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: 
         assert set(delivered) == {str(i) for i in sent}
         assert sender.store.counts()["receipted"] == MESSAGES
         assert sender.store.receipted_records() == MESSAGES  # one receipt per message, no more
+    finally:
+        assert recipient.stop() == 0, recipient.log.read_text()[-3000:]  # SIGTERM: a clean stop
+        sender.stop()
+        await sender_loop
+        await sender.close()
+        await transport.close()
+        sender.store.close()
+    store = GatewayStore(tmp_path / "state" / RECIPIENT / "gateway.db")
+    assert store.rejection_reasons() == []  # nothing dead-lettered, no PROCESSING_FAILED
+    store.close()
+
+
+# --- dying at each crash point -----------------------------------------------------------------
+
+CASES, PER_CASE = 6, 10
+"""Messages per crash-point run: a few cases with several messages each, so order per case
+is tested (one case's messages share a key, hence a partition)."""
+
+CRASH_AT = {
+    "after_open": 20, "after_deliver": 20,  # reached once per record
+    "after_audit": 4, "after_receipt": 4, "after_visible": 4, "after_commit": 4,  # per batch
+}  # fmt: skip
+"""The how-many-th time each point is reached when the recipient dies: mid-stream."""
+
+FAST_REJOIN = {"LVVX_GATEWAY_KAFKA__SESSION_TIMEOUT_MS": "6000",
+               "LVVX_GATEWAY_KAFKA__HEARTBEAT_INTERVAL_MS": "1000"}  # fmt: skip
+"""The broker's smallest session timeout: the group forgets the dead member sooner, so the
+restarted gateway gets its partitions back sooner."""
+
+
+def per_case(items: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Message ids by case id, in the order of ``items``."""
+    cases: dict[str, list[str]] = {}
+    for message_id, case_id in items:
+        cases.setdefault(case_id, []).append(message_id)
+    return cases
+
+
+IN_MAKE_TEST = ("after_audit", "after_visible")
+"""The crash points `make test` runs (the chain recovery, the redelivery of a visible but
+uncommitted record); `make test-faults` runs every one — each costs a restart and a rejoin."""
+
+
+@pytest.mark.parametrize(
+    "point",
+    [p if p in IN_MAKE_TEST else pytest.param(p, marks=pytest.mark.faults) for p in crash.POINTS],
+)
+async def test_a_recipient_dying_at_a_crash_point_delivers_every_message_exactly_once(
+    tmp_path: Path, point: str
+) -> None:
+    assert set(CRASH_AT) == set(crash.POINTS)
+    net = create_network(tmp_path, now=utc_now())
+    prefix = f"lvv.crashpoint-{secrets.token_hex(4)}.v1"
+    port = write_gateway_configs(
+        net, kafka=KAFKA_BOOTSTRAP, prefix=prefix, first_port=_free_port()
+    )[RECIPIENT]
+    transport = KafkaTransport(KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP))
+    await transport.ensure_topics(
+        [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
+    )
+    sender = Gateway(keys=net.keys[SENDER], directory=net.directory, transport=transport,
+                     store=GatewayStore(tmp_path / "sender.db"), prefix=prefix)  # fmt: skip
+    await sender.start()
+    sender_loop = asyncio.create_task(sender.run())  # takes the receipts in
+    recipient = GatewayProcess(tmp_path, RECIPIENT, port)
+    recipient.start(**FAST_REJOIN, **{crash.ENV_VAR: f"{point}:{CRASH_AT[point]}"})
+    dossier = example("DossierDelivered")
+    cases = [uuid.uuid4() for _ in range(CASES)]
+    sent: list[tuple[str, str]] = []
+
+    async def send_all() -> None:  # round robin over the cases, while the recipient dies
+        for n in range(CASES * PER_CASE):
+            case = cases[n % CASES]
+            message_id = await sender.send(
+                dossier.model_copy(update={"case_id": case}), [RECIPIENT]
+            )
+            sent.append((str(message_id), str(case)))
+            await asyncio.sleep(0.02)
+
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            await recipient.wait_ready(client)
+            sending = asyncio.create_task(send_all())
+            code = await recipient.wait_exit(timeout_s=90)
+            assert code == crash.EXIT_CODE, recipient.log.read_text()[-3000:]
+            assert f"crash point {point} #{CRASH_AT[point]} reached" in recipient.log.read_text()
+            recipient.start(**FAST_REJOIN)  # as its operators would: without the crash
+            await recipient.wait_ready(client)
+            await sending
+            deadline = time.monotonic() + 120
+            while True:
+                delivered = await recipient.inbox_items(client)
+                done = (
+                    len(delivered) >= len(sent) and sender.store.counts()["awaiting_receipt"] == 0
+                )
+                if done or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+        ids = [message_id for message_id, _ in delivered]
+        assert len(ids) == len(set(ids)), "duplicated at the back office"
+        assert set(ids) == {message_id for message_id, _ in sent}, "lost"
+        assert per_case(delivered) == per_case(sent), "out of order within a case"
+        assert sender.store.counts()["receipted"] == len(sent)
+        assert sender.store.receipted_records() == len(sent)  # one receipt per message, no more
+        assert sum((await transport.end_offsets([dlq(RECIPIENT, prefix)])).values()) == 0
     finally:
         assert recipient.stop() == 0, recipient.log.read_text()[-3000:]  # SIGTERM: a clean stop
         sender.stop()

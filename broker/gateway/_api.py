@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broker._errors import LocalError, PolicyDenied, RecordTooLarge, TransportError, UnknownParty
 from broker.crypto import MAX_RECIPIENTS
@@ -94,6 +95,7 @@ def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
 _BEARER = HTTPBearer(auto_error=False)  # module level: route annotations resolve here
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
+"""What every /v1 route may answer: a missing or wrong token, a request that breaks its schema."""
 
 
 class _Gatekeeper:
@@ -177,9 +179,15 @@ def create_app(
 
     app.add_middleware(_Gatekeeper, token=token, max_body_bytes=max_body_bytes)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        reason = {401: "UNAUTHORIZED", 404: "NOT_FOUND"}.get(exc.status_code, "ERROR")
+    # Starlette's class, not FastAPI's subclass: the router's own errors (an unknown path, a
+    # wrong method, a body it cannot decode) get a reason too, not a bare {"detail": ...}
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI could not decode at all (not UTF-8 JSON)
+            return _problem(422, "SCHEMA_VIOLATION", "the body is not valid JSON")
+        reason = {401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
+            exc.status_code, "ERROR"
+        )
         response = _problem(exc.status_code, reason, exc.detail)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
@@ -220,7 +228,7 @@ def create_app(
         return Accepted(message_id=message_id)
 
     @app.get("/v1/messages/{message_id}", dependencies=v1, response_model=MessageStatus,
-             responses={404: {"model": Problem}})  # fmt: skip
+             responses={**_ERRORS, 404: {"model": Problem}})  # fmt: skip
     async def status(message_id: uuid.UUID) -> Any:
         """Status of a message this gateway sent, with the receipts received so far."""
         found = gateway.store.sent_status(message_id)
@@ -233,13 +241,13 @@ def create_app(
             overdue=overdue, receipts=found.receipts,
         )  # fmt: skip
 
-    @app.get("/v1/messages", dependencies=v1)
+    @app.get("/v1/messages", dependencies=v1, responses=_ERRORS)
     async def overdue(overdue: bool = Query(True)) -> dict[str, list[uuid.UUID]]:
         """Sent messages still waiting for a receipt after the receipt timeout."""
         del overdue
         return {"overdue": gateway.store.overdue(gateway.clock(), receipt_timeout)}
 
-    @app.get("/v1/inbox", dependencies=v1, response_model=Inbox)
+    @app.get("/v1/inbox", dependencies=v1, response_model=Inbox, responses=_ERRORS)
     async def inbox(limit: int = Query(50, ge=1, le=500)) -> Any:
         """Delivered messages not yet acknowledged, oldest first."""
         items = gateway.store.inbox(limit=limit)
@@ -250,7 +258,7 @@ def create_app(
         ])  # fmt: skip
 
     @app.post("/v1/inbox/{message_id}/ack", status_code=204, dependencies=v1,
-              responses={404: {"model": Problem}})  # fmt: skip
+              responses={**_ERRORS, 404: {"model": Problem}})  # fmt: skip
     async def ack(message_id: uuid.UUID) -> Response:
         """The back office has taken the message; it leaves the inbox."""
         if not gateway.store.ack(message_id, gateway.clock()):

@@ -39,9 +39,25 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker._errors import EnvelopeRejected, LocalError, RejectReason, TransportError
+from broker._errors import (
+    DirectoryRejected,
+    EnvelopeRejected,
+    LocalError,
+    RejectReason,
+    TransportError,
+    TransportTimeout,
+)
 from broker.audit import AuditChain, EventSpec
-from broker.crypto import Directory, OpenCaches, PartyKeys, Sealer, SealRequest, open_envelope
+from broker.crypto import (
+    MAX_ENVELOPE_BYTES,
+    Directory,
+    OpenCaches,
+    PartyKeys,
+    Sealer,
+    SealRequest,
+    open_envelope,
+)
+from broker.gateway import _crashpoints as crash
 from broker.gateway import _followup as follow
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._sealing import SealQueue
@@ -57,6 +73,9 @@ from broker.transport import (
     TopicSpec,
     Transport,
 )
+
+Publication = tuple[list[OutgoingRecord], list[EventSpec], bool, asyncio.Future[None]]
+"""Records, their audit events, whether a checkpoint is wanted, and the publisher's future."""
 
 log = logging.getLogger("lvvx.gateway")
 
@@ -130,10 +149,9 @@ class Gateway:
         self._stopping = asyncio.Event()
         # publications waiting for the next atomic write, and the task writing them: one
         # audit append at a time, since the chain is a line
-        self._queue: list[
-            tuple[list[OutgoingRecord], list[EventSpec], bool, asyncio.Future[None]]
-        ] = []
+        self._queue: list[Publication] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._audit_head_uncertain = False
         self.ready = False
         self.audit_writable = True
 
@@ -173,9 +191,13 @@ class Gateway:
         self._consumer = self._producer = None
 
     def update_directory(self, directory: Directory) -> None:
-        """Take a newer directory (its serial must not be lower than the current one's)."""
-        if directory.serial < self.directory.serial:
-            raise ValueError(f"directory serial {directory.serial} < {self.directory.serial}")
+        """Take a newer directory (its serial must not be lower than the current one's), and
+        remember its serial, so that a restart cannot go back to an older one either."""
+        if directory.serial < max(self.directory.serial, self.store.directory_serial()):
+            raise DirectoryRejected(
+                f"directory serial {directory.serial} is older than the one in use ({self.directory.serial})"
+            )
+        self.store.use_directory_serial(directory.serial)
         self.directory = directory
         self.sealer.directory = directory
 
@@ -200,6 +222,13 @@ class Gateway:
                 self._queue[:MAX_PUBLICATIONS_PER_WRITE],
                 self._queue[MAX_PUBLICATIONS_PER_WRITE:],
             )
+            try:
+                await self._audit_head_known(producer)
+            except BaseException as exc:
+                self._fail(batch, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
             pending = self.audit.prepare([e for _, events, _, _ in batch for e in events],
                                          checkpoint=any(cp for _, _, cp, _ in batch))  # fmt: skip
             try:
@@ -207,21 +236,33 @@ class Gateway:
                     [*(r for records, _, _, _ in batch for r in records), *pending.records]
                 )
             except BaseException as exc:
-                self.audit_writable = False
-                self.observer.audit_failed()
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_exception(
-                            exc if isinstance(exc, Exception) else TransportError("stopped")
-                        )
+                # a timed-out write may still land: read the chain's head before the next
+                self._audit_head_uncertain = isinstance(exc, TransportTimeout)
+                self._fail(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            crash.reached("after_audit")
             self.audit_writable = True
             self.audit.commit(pending)
             for *_, done in batch:
                 if not done.done():
                     done.set_result(None)
+
+    def _fail(self, batch: Sequence[Publication], exc: BaseException) -> None:
+        self.audit_writable = False
+        self.observer.audit_failed()
+        for *_, done in batch:
+            if not done.done():
+                done.set_exception(exc if isinstance(exc, Exception) else TransportError("stopped"))
+
+    async def _audit_head_known(self, producer: Producer) -> None:
+        """After a write whose outcome is unknown: wait until it is final, then take the
+        chain's head from the topic, so a write that landed late is never forked."""
+        if self._audit_head_uncertain:
+            await producer.settle()
+            await self.audit.recover(self.transport)
+            self._audit_head_uncertain = False
 
     async def checkpoint_if_due(self, *, now: bool = False) -> None:
         """A tree head over the chain when events have waited long enough for one (or,
@@ -312,14 +353,18 @@ class Gateway:
         key = (
             uuid.UUID(f["message_id"]).bytes if f.get("message_id") else bytes.fromhex(f["digest"])
         )
-        headers = (
+        headers: tuple[tuple[str, bytes], ...] = (
             ("lvv-reason", f["reason"].encode()),
             ("lvv-rejected-at", self.clock().isoformat().encode()),
             ("lvv-source", source.encode()),
             ("lvv-gateway", self.party_id.encode()),
             ("lvv-envelope-sha256", f["digest"].encode()),
         )
-        return OutgoingRecord(dlq(self.party_id, self.prefix), record.value, key, headers)
+        value = record.value
+        if len(value) > MAX_ENVELOPE_BYTES:  # cut: whole, it may not fit a record with our headers
+            value = value[:MAX_ENVELOPE_BYTES]  # (the whole record stays in the inbox)
+            headers += (("lvv-original-bytes", str(len(record.value)).encode()),)
+        return OutgoingRecord(dlq(self.party_id, self.prefix), value, key, headers)
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -330,10 +375,12 @@ class Gateway:
             raise TransportError("gateway is not started")
         while not self._stopping.is_set():
             try:
+                # the checkpoint before the poll: records polled and then dropped because a
+                # write failed would be skipped, as the consumer's position has passed them
+                await self.checkpoint_if_due()
                 records = await consumer.poll(
                     timeout_ms=POLL_TIMEOUT_MS, max_records=POLL_MAX_RECORDS
                 )
-                await self.checkpoint_if_due()
             except TransportError as exc:
                 self._not_ready(exc)
                 await self._pause(RETRY_BACKOFF_S[-1])
@@ -349,6 +396,7 @@ class Gateway:
                 break  # stopping: decided but not published; redelivery will publish it
             if done:
                 await self._commit(consumer, done)
+                crash.reached("after_commit")
         with contextlib.suppress(TransportError):  # stopping: cover the last events too
             await self.checkpoint_if_due(now=True)
 
@@ -415,6 +463,7 @@ class Gateway:
             await self._refuse(record, exc.reject_reason.value, exc, decided)
             return
         self.observer.opened(time.perf_counter() - started)
+        crash.reached("after_open")
         h, message = opened.header, opened.message
         if isinstance(message, DeliveryReceipt):
             f = follow.receipt_received(h, message, digest)
@@ -433,6 +482,7 @@ class Gateway:
                 message_json=message.model_dump_json(), followup=f, now=now,
             )  # fmt: skip
             self.observer.delivered(h.message_type, h.sender, (now - h.created_at).total_seconds())
+            crash.reached("after_deliver")
         await self._follow_up(record, source, f, decided)
 
     async def _refuse(self, record: Record, reason: str, rejection: EnvelopeRejected | None,
@@ -467,7 +517,9 @@ class Gateway:
             records += r
             events += e
         await self._publish(records, events)
+        crash.reached("after_receipt")
         await asyncio.to_thread(self.store.followups_done, [source for _, source, _ in decided])
+        crash.reached("after_visible")
         for event in events:
             if event.action is AuditAction.RECEIPT_SENT:
                 self.observer.sent(DeliveryReceipt.avro_name, event.recipients)

@@ -51,10 +51,14 @@ def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserve
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = GatewayStore(settings.data_dir / "gateway.db")
     # never go back to an older directory than one used before (a withheld revocation)
-    directory = load_directory(
-        settings.directory_file.read_bytes(), anchor=anchor, now=utc_now(), network=settings.network,
-        min_serial=store.directory_serial(),
-    )  # fmt: skip
+    try:
+        directory = load_directory(
+            settings.directory_file.read_bytes(), anchor=anchor, now=utc_now(), network=settings.network,
+            min_serial=store.directory_serial(),
+        )  # fmt: skip
+    except BaseException:
+        store.close()  # refused: nothing stays open or changed
+        raise
     store.use_directory_serial(directory.serial)
     observer = PrometheusObserver(settings.party)
     timeout = timedelta(seconds=settings.receipt_timeout_s)

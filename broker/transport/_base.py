@@ -109,7 +109,13 @@ class Producer(ABC):
 
     @abstractmethod
     async def send_atomic(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
-        """Store all records or none of them (readers never see a partial set)."""
+        """Store all records or none of them (readers never see a partial set). On
+        `TransportTimeout` the outcome is unknown: the set may still be stored later."""
+
+    async def settle(self) -> None:
+        """Return once no earlier atomic send is still in flight — after that its outcome
+        is final and visible to readers — or raise `TransportTimeout`."""
+        return None
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -162,6 +162,7 @@ class KafkaProducer(Producer):
         self._transactional_id = transactional_id
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()  # one transaction at a time per producer
+        self._unfinished: asyncio.Future[list[RecordMetadata]] | None = None
 
     async def start(self) -> None:
         o = self._options
@@ -222,10 +223,32 @@ class KafkaProducer(Producer):
             _check_size(r.key, r.value, r.headers)
         producer = self._live()
         async with self._lock:
+            await self._settle_unlocked()
+            # A transaction is never cancelled half way: aiokafka would go on committing it
+            # in the background, and the next one would find the producer mid-commit. On a
+            # timeout it runs on (outcome unknown), and the next send waits for its end.
+            task = asyncio.ensure_future(self._transaction(producer, records))
+            self._unfinished = task
             with _translated("atomic send"):
                 return await asyncio.wait_for(
-                    self._transaction(producer, records), self._options.send_timeout_ms / 1000
+                    asyncio.shield(task), self._options.send_timeout_ms / 1000
                 )
+
+    async def settle(self) -> None:
+        async with self._lock:
+            await self._settle_unlocked()
+
+    async def _settle_unlocked(self) -> None:
+        task, timeout = self._unfinished, self._options.send_timeout_ms / 1000
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            raise TransportTimeout("an earlier atomic send is still unfinished") from None
+        except Exception:  # its own caller was told (or timed out: outcome unknown)
+            pass
+        self._unfinished = None
 
     @staticmethod
     async def _transaction(

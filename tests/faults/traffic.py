@@ -1,0 +1,181 @@
+"""Traffic through the gateways' HTTP APIs, every operation recorded in a `History`.
+
+Senders: workers each take a case of the casebook (bench/_soak_traffic.py's `CaseSource`) and
+send its messages in order, each from its sender's gateway, at a shared fixed rate. A send
+is OK when the gateway answered 202 with a message id, FAILED when it answered with an error
+that means nothing was sent (4xx; 503 other than a timeout, which the API documents as
+"nothing was sent"), and UNKNOWN when no answer came or the gateway timed out itself.
+
+Readers: one per gateway reads its inbox and acknowledges what it read, recording each
+message the first time it shows (a message shown again before its acknowledgement went
+through is the same delivery, not a second one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from bench._soak_traffic import ACKS_IN_FLIGHT, INBOX_BATCH, CaseSource, Pacer, Send, api_client
+from tests.faults.history import History, Outcome
+
+SEND_TIMEOUT_S = 90.0
+"""One API call. Longer than the gateway's own Kafka send timeout (30 s), so the gateway's
+answer — an acknowledgement or an error — normally comes before the client gives up."""
+
+UNKNOWN_REASONS = frozenset({"TRANSPORT_TIMEOUT"})
+"""503 reasons after which the write may still have happened (a Kafka request timed out)."""
+
+WORKERS_PER_MSG_S = 0.5
+"""Sender workers per message/s of rate: a send normally takes well under this many seconds."""
+
+MIN_WORKERS = 8
+"""So a few slow sends (a leader moving) do not stall the whole stream."""
+
+READ_IDLE_S = 0.1
+
+
+def short_type(message_type: str) -> str:
+    """``DossierDelivered`` from an Avro full name or a short one."""
+    return message_type.rsplit(".", 1)[-1]
+
+
+def outcome_of(response: httpx.Response) -> tuple[Outcome, str]:
+    if response.status_code == 202:
+        return Outcome.OK, ""
+    try:
+        reason = str(response.json().get("reason", ""))
+    except ValueError:
+        reason = ""
+    detail = f"HTTP {response.status_code} {reason}".strip()
+    if response.status_code >= 500 and (response.status_code != 503 or reason in UNKNOWN_REASONS):
+        return Outcome.UNKNOWN, detail
+    return Outcome.FAILED, detail
+
+
+class Traffic:
+    """Senders and readers over one API client per gateway and direction."""
+
+    def __init__(self, gateways: dict[str, tuple[str, str]], history: History) -> None:
+        """``gateways``: party → (base URL, token)."""
+        self.history = history
+        self.senders = {p: self._client(*g) for p, g in gateways.items()}
+        self.readers = {p: self._client(*g) for p, g in gateways.items()}
+        self.source = CaseSource(self._parties_in_order(gateways))
+        self.errors: Counter[str] = Counter()
+        self.sent = 0
+
+    @staticmethod
+    def _client(base_url: str, token: str) -> httpx.AsyncClient:
+        client = api_client(base_url, token)
+        client.timeout = httpx.Timeout(SEND_TIMEOUT_S, connect=10.0)
+        return client
+
+    @staticmethod
+    def _parties_in_order(gateways: dict[str, tuple[str, str]]) -> Any:
+        from bench._soak_infra import PARTIES
+
+        return tuple(p for p in PARTIES if p.party_id in gateways)
+
+    async def close(self) -> None:
+        for client in (*self.senders.values(), *self.readers.values()):
+            await client.aclose()
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def send(self, rate: float, messages: int, stop: asyncio.Event) -> None:
+        """Send at ``rate`` messages/s until ``messages`` are sent and ``stop`` is set (the
+        fault is over), whichever is later."""
+        pacer = Pacer(rate, float("inf"))
+        target = self.sent + messages
+        workers = max(MIN_WORKERS, round(rate * WORKERS_PER_MSG_S))
+
+        async def worker() -> None:
+            while not (self.sent >= target and stop.is_set()):
+                await self._send_case(self.source.next_case(), pacer)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    async def _send_case(self, case: list[Send], pacer: Pacer) -> None:
+        for seq, send in enumerate(case):
+            await pacer.slot()
+            await self._send(send, seq)
+
+    async def _send(self, send: Send, seq: int) -> None:
+        case_id = uuid.UUID(send.body["message"]["case_id"])
+        kind = short_type(send.body["type"])
+        self.sent += 1
+        try:
+            response = await self.senders[send.sender].post("/v1/messages", json=send.body)
+        except httpx.ConnectError as exc:  # the request never reached the gateway
+            outcome, detail = Outcome.FAILED, type(exc).__name__
+        except httpx.HTTPError as exc:  # sent, no answer: it may have been written
+            outcome, detail = Outcome.UNKNOWN, type(exc).__name__
+        else:
+            outcome, detail = outcome_of(response)
+        message_id = None
+        if outcome is Outcome.OK:
+            message_id = uuid.UUID(response.json()["message_id"])
+        else:
+            self.errors[f"send {detail}"] += 1
+        self.history.send(send.sender, send.recipients, case_id, kind, seq, outcome, message_id,
+                          detail)  # fmt: skip
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def read(self, party: str, stop: asyncio.Event) -> None:
+        """Read and acknowledge ``party``'s inbox until ``stop`` is set and it is empty."""
+        client = self.readers[party]
+        held: set[str] = set()  # shown, acknowledgement not yet through
+        while True:
+            items = await self._page(party, client)
+            on_page: set[str] = set()
+            for item in items:
+                message_id = item["message_id"]
+                # twice on one page is two deliveries, even before any acknowledgement
+                if message_id not in held or message_id in on_page:
+                    self.history.delivered(party, uuid.UUID(message_id), item["sender"],
+                                           uuid.UUID(item["case_id"]), short_type(item["type"]))  # fmt: skip
+                held.add(message_id)
+                on_page.add(message_id)
+            held -= await self._ack_all(party, client, list(on_page))
+            if not items:
+                if stop.is_set():
+                    return
+                await asyncio.sleep(READ_IDLE_S)
+
+    async def _page(self, party: str, client: httpx.AsyncClient) -> list[dict[str, Any]]:
+        try:
+            response = await client.get("/v1/inbox", params={"limit": INBOX_BATCH})
+        except httpx.HTTPError as exc:
+            self.errors[f"inbox {party} {type(exc).__name__}"] += 1
+            await asyncio.sleep(1.0)
+            return []
+        if response.status_code != 200:
+            self.errors[f"inbox {party} HTTP {response.status_code}"] += 1
+            await asyncio.sleep(1.0)
+            return []
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def _ack_all(self, party: str, client: httpx.AsyncClient, ids: list[str]) -> set[str]:
+        """Acknowledge ``ids``, `ACKS_IN_FLIGHT` at a time; those the gateway took."""
+        gate = asyncio.Semaphore(ACKS_IN_FLIGHT)
+
+        async def one(message_id: str) -> str | None:
+            async with gate:
+                try:
+                    response = await client.post(f"/v1/inbox/{message_id}/ack")
+                except httpx.HTTPError as exc:
+                    self.errors[f"ack {party} {type(exc).__name__}"] += 1
+                    return None
+                if response.status_code != 204:
+                    self.errors[f"ack {party} HTTP {response.status_code}"] += 1
+                    return None
+                return message_id
+
+        return {m for m in await asyncio.gather(*map(one, ids)) if m is not None}

@@ -1,0 +1,255 @@
+"""A network cut on real Kafka: two gateways reach Kafka only through a TCP proxy
+(`tests.faults.proxy`), which is cut while messages flow and then restored. Pass: every send
+ended in an acknowledgement or an error (no hang); nothing acknowledged is lost (no false
+acknowledgement); nothing is delivered twice, or out of order within a case; every
+acknowledged message is receipted; nothing is dead-lettered.
+
+Why this test runs a broker of its own. A Kafka client uses its bootstrap address only for
+the first Metadata request; after that it connects to the address the broker *advertises*
+(``advertised.listeners``). In front of an ordinary broker a proxy would be bypassed at once:
+the clients would go straight to the broker's own port, and cutting the proxy would cut
+nothing. So the broker here (`deploy/kafka/kafka.sh` with ``KAFKA_LISTENERS`` and
+``KAFKA_ADVERTISED_LISTENERS``) has two client listeners:
+
+- ``PLAINTEXT`` on `PORT`, advertised as itself: for kafka.sh's readiness probe (which must
+  not need the proxy) and for the test's own checks around the cut;
+- ``PROXIED`` on `BEHIND_PORT`, advertised as 127.0.0.1:`PROXY_PORT`, where the proxy listens
+  and forwards to `BEHIND_PORT`.
+
+Kafka answers Metadata with the addresses of the listener the request came in on, so a client
+bootstrapped at the proxy keeps talking through the proxy — to the group coordinator and the
+transaction coordinator too — and only through it. The broker is started if nothing listens
+on `PORT` yet (and cleaned away afterwards); the ports and data folder can be set with
+``LVVX_KAFKA_PROXIED_*`` variables below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from broker._errors import LvvError
+from broker.examples import example
+from broker.gateway import Gateway, GatewayStore, InboxItem
+from broker.models import PartyRole
+from broker.topics import audit, dlq, inbox
+from broker.transport import TopicSpec
+from broker.transport._kafka import KafkaOptions, KafkaTransport
+from tests.conftest import REPO
+from tests.crypto_net import NOW, A, Net
+from tests.faults.proxy import CutMode, TcpProxy
+
+pytestmark = pytest.mark.kafka
+
+PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_PORT", "19794"))
+CONTROLLER_PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_CONTROLLER_PORT", "19795"))
+BEHIND_PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_BEHIND_PORT", "19796"))
+PROXY_PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_PROXY_PORT", "19797"))
+DATA_DIR = Path(os.environ.get("LVVX_KAFKA_PROXIED_DIR", REPO / ".kafka" / "proxied"))
+
+NET = Net()
+SENDER, RECIPIENT = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
+
+WORKERS, CASES_PER_WORKER, PER_CASE = 4, 2, 10
+"""Concurrent back-office senders, each with its own cases, so several sends are in flight
+when the cut comes and order per case is still defined (one sender per case)."""
+
+CUT_AFTER = 20
+"""Acknowledged sends before the cut: traffic flows in both directions by then."""
+
+SEND_TIMEOUT_MS = 6_000
+CUT_S = 2.5 * SEND_TIMEOUT_MS / 1000
+"""Longer than a send may take and than the group's session: sends must fail, and the
+recipient loses its group membership and has to rejoin."""
+
+ANSWER_BOUND_S = CUT_S + 3 * SEND_TIMEOUT_MS / 1000
+"""A send must be answered, acknowledged or refused, within this: a hang is a failure. Not
+`SEND_TIMEOUT_MS`: a transaction cut short by the timeout still ends (aborts or commits)
+before the send returns, and that needs the network back."""
+
+SETTLE_S = 120
+"""After the restore, everything must be delivered and receipted within this."""
+
+OPTIONS = KafkaOptions(
+    bootstrap_servers=f"127.0.0.1:{PROXY_PORT}", client_id="network-cut",
+    request_timeout_ms=5_000, send_timeout_ms=SEND_TIMEOUT_MS,
+    session_timeout_ms=6_000, heartbeat_interval_ms=1_000,
+)  # fmt: skip
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _kafka_sh(command: str) -> None:
+    env = {
+        **os.environ,
+        "LVVX_KAFKA_PORT": str(PORT),
+        "KAFKA_CONTROLLER_PORT": str(CONTROLLER_PORT),
+        "KAFKA_DATA_DIR": str(DATA_DIR),
+        "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m",
+        "KAFKA_START_TIMEOUT": "300",
+        "KAFKA_LISTENERS": f"PLAINTEXT://127.0.0.1:{PORT},PROXIED://127.0.0.1:{BEHIND_PORT},"
+        f"CONTROLLER://127.0.0.1:{CONTROLLER_PORT}",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{PORT},PROXIED://127.0.0.1:{PROXY_PORT}",
+        "KAFKA_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    }
+    done = subprocess.run([str(REPO / "deploy" / "kafka" / "kafka.sh"), command], env=env,
+                          capture_output=True, text=True, timeout=400, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.fail(f"kafka.sh {command} failed:\n{done.stdout}\n{done.stderr}")
+
+
+@pytest.fixture(scope="module")
+def proxied_broker() -> Iterator[None]:
+    """The two-listener broker (module docstring): reused if it runs, else started and,
+    at the end, stopped and deleted."""
+    if _listening(PORT):
+        yield
+        return
+    _kafka_sh("up")
+    try:
+        yield
+    finally:
+        _kafka_sh("clean")
+
+
+@pytest.fixture
+async def proxy(proxied_broker: None) -> AsyncIterator[TcpProxy]:
+    async with TcpProxy("127.0.0.1", BEHIND_PORT, listen_port=PROXY_PORT) as proxy:
+        yield proxy
+
+
+@dataclass
+class Outcomes:
+    """What each send told its back office: message id (acknowledged) or error, by seq."""
+
+    acked: dict[int, uuid.UUID] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    acked_after_restore: int = 0
+    slowest_s: float = 0.0
+
+
+async def _send_cases(
+    gateway: Gateway, worker: int, out: Outcomes, restored: asyncio.Event
+) -> None:
+    """One back office: its own cases in turn, each message tagged with its seq (its
+    dossier id), so a message can be recognised also when its send failed."""
+    cases = [uuid.uuid4() for _ in range(CASES_PER_WORKER)]
+    dossier = example("DossierDelivered")
+    for round_ in range(PER_CASE):
+        for c, case in enumerate(cases):
+            seq = (round_ * CASES_PER_WORKER + c) * WORKERS + worker
+            message = dossier.model_copy(update={"case_id": case, "dossier_id": uuid.UUID(int=seq)})
+            started = time.monotonic()
+            try:
+                out.acked[seq] = await gateway.send(message, [RECIPIENT])
+                out.acked_after_restore += restored.is_set()
+            except LvvError as exc:
+                out.failed[seq] = type(exc).__name__
+            out.slowest_s = max(out.slowest_s, time.monotonic() - started)
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode", ["drop", "hang"])
+async def test_a_cut_network_loses_nothing_and_acknowledges_nothing_falsely(
+    tmp_path: Path, proxy: TcpProxy, mode: CutMode
+) -> None:
+    prefix = f"lvv.netcut-{uuid.uuid4().hex[:8]}.v1"
+    direct = KafkaTransport(KafkaOptions(bootstrap_servers=f"127.0.0.1:{PORT}"))
+    await direct.ensure_topics(
+        [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
+    )
+    gateways = [
+        Gateway(
+            keys=NET.keys(p),
+            directory=NET.directory,
+            transport=KafkaTransport(OPTIONS),
+            store=GatewayStore(tmp_path / f"{p}.db"),
+            prefix=prefix,
+            clock=lambda: NOW,
+        )
+        for p in (SENDER, RECIPIENT)
+    ]
+    sender, recipient = gateways
+    for gw in gateways:
+        await gw.start()
+    loops = [asyncio.create_task(gw.run()) for gw in gateways]
+    out, restored = Outcomes(), asyncio.Event()
+    workers = [asyncio.create_task(_send_cases(sender, w, out, restored)) for w in range(WORKERS)]
+    total = WORKERS * CASES_PER_WORKER * PER_CASE
+    try:
+        async with asyncio.timeout(120):
+            while len(out.acked) < CUT_AFTER:
+                await asyncio.sleep(0.05)
+        connections = proxy.connections
+        await proxy.cut(mode)
+        await asyncio.sleep(CUT_S)
+        await proxy.restore()
+        restored.set()
+        try:
+            async with asyncio.timeout(SETTLE_S):
+                await asyncio.gather(*workers)
+                while (
+                    not set(out.acked.values()) <= {i.message_id for i in _inbox(recipient)}
+                    or sender.store.counts()["awaiting_receipt"] > 0
+                ):
+                    await asyncio.sleep(0.5)
+        except TimeoutError:
+            loops_now = [t.exception() if t.done() else "running" for t in loops]
+            pytest.fail(f"not settled {SETTLE_S} s after the restore: {len(out.acked)} acknowledged, "
+                        f"{len(_inbox(recipient))} delivered, sender {sender.store.counts()}, "
+                        f"gateway loops {loops_now}, workers done {[w.done() for w in workers]}")  # fmt: skip
+        delivered = _inbox(recipient)
+        seqs = [i.message["dossier_id"] for i in delivered]
+        seqs = [uuid.UUID(s).int for s in seqs]
+        print(f"\n{mode}: {len(out.acked)} acknowledged, {len(out.failed)} refused "
+              f"({sorted(set(out.failed.values()))}), {len(delivered)} delivered, "
+              f"slowest answer {out.slowest_s:.1f} s, {proxy.connections - connections} reconnections")  # fmt: skip
+        assert len(out.acked) + len(out.failed) == total
+        assert out.slowest_s < ANSWER_BOUND_S, "a send hung instead of answering"
+        held = out.slowest_s > SEND_TIMEOUT_MS / 1000
+        assert out.failed or held, "the cut did not bite: no send failed or waited it out"
+        assert out.acked_after_restore > 0, "the sender did not recover after the restore"
+        assert len(seqs) == len(set(seqs)), "delivered twice"
+        assert set(out.acked) <= set(seqs), "acknowledged but lost (a false acknowledgement)"
+        assert set(seqs) <= set(out.acked) | set(out.failed), "delivered but never sent"
+        ids = {i.message_id for i in delivered}
+        assert {out.acked[s] for s in out.acked} <= ids
+        by_case: dict[uuid.UUID, list[int]] = {}
+        for item, seq in zip(delivered, seqs, strict=True):
+            by_case.setdefault(item.case_id, []).append(seq)
+        assert all(s == sorted(s) for s in by_case.values()), "out of order within a case"
+        assert sender.store.counts()["receipted"] == len(out.acked)
+        assert sum((await direct.end_offsets([dlq(RECIPIENT, prefix)])).values()) == 0
+        assert recipient.store.rejection_reasons() == sender.store.rejection_reasons() == []
+        for party in (SENDER, RECIPIENT):  # each audit chain a line: no gap, no fork
+            records = await direct.read_topic(audit(party, prefix))
+            seqs = [int(dict(r.headers)["lvv-audit-seq"]) for r in records]
+            assert seqs == list(range(len(seqs))), f"{party}'s audit chain forked or has a gap"
+    finally:
+        for task in workers:
+            task.cancel()
+        await proxy.restore()
+        for gw in gateways:
+            gw.stop()
+        await asyncio.gather(*loops, return_exceptions=True)
+        for gw in gateways:
+            await gw.close()
+            await gw.transport.close()
+            gw.store.close()
+        await direct.close()
+
+
+def _inbox(gateway: Gateway) -> list[InboxItem]:
+    return gateway.store.inbox(limit=1000, include_acked=True)
