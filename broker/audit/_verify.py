@@ -66,10 +66,13 @@ class Chain:
     )  # seq → (event, bytes)
     checkpoints: int = 0
     ok: bool = True
+    size: int = 0
+    """One past the highest sequence number seen (kept as events are added: a chain of
+    tens of thousands of events must not be scanned per event)."""
 
-    @property
-    def size(self) -> int:
-        return max(self.events, default=-1) + 1
+    def add(self, event: AuditEvent, value: bytes) -> None:
+        self.events[event.seq] = (event, value)
+        self.size = max(self.size, event.seq + 1)
 
     def leaves(self) -> list[bytes] | None:
         """Leaf hashes of the whole chain, or None if it has gaps."""
@@ -182,7 +185,7 @@ def _take(
         return  # an identical copy (a retried write) is harmless
     if event.seq < chain.size:
         issues.append(Issue(Finding.REORDER, gateway, f"after event {chain.size - 1}", event.seq))
-    chain.events[event.seq] = (event, record.value)
+    chain.add(event, record.value)
 
 
 def _gaps(chain: Chain, issues: list[Issue]) -> None:
