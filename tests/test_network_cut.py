@@ -161,7 +161,7 @@ async def _send_cases(
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("mode", ["drop", "hang"])
+@pytest.mark.parametrize("mode", [pytest.param("drop", marks=pytest.mark.faults), "hang"])
 async def test_a_cut_network_loses_nothing_and_acknowledges_nothing_falsely(
     tmp_path: Path, proxy: TcpProxy, mode: CutMode
 ) -> None:
