@@ -358,6 +358,11 @@ class KafkaConsumer(Consumer):
         return frozenset(TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment())
 
 
+_CREATE_REFUSED_TRIES = 5
+"""Creations refused for want of authorization tried again, a second apart, when the topics
+are still unknown: enough for a new topic's metadata to reach every broker."""
+
+
 class KafkaTransport(Transport):
     """A Kafka cluster reached through ``options.bootstrap_servers``."""
 
@@ -387,13 +392,35 @@ class KafkaTransport(Transport):
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Only topics that do not exist are asked for: on a secured cluster a party may
         use its provisioned topics but not create any (`lvvx topics apply` does)."""
+        specs = await self._missing(specs)
+        for _ in range(_CREATE_REFUSED_TRIES):
+            refused = await self._create(specs)
+            if not refused:
+                return
+            # a party may not create topics; one `topics apply` just made may not be known
+            # yet to the broker we asked (metadata spreads): ask again before giving up
+            await asyncio.sleep(1.0)
+            specs = await self._missing([s for s in specs if s.name in refused])
+            if not specs:
+                return
+        raise TransportError(f"cannot create topics {[s.name for s in specs]}: not authorized")
+
+    async def _missing(self, specs: Sequence[TopicSpec]) -> list[TopicSpec]:
+        """The topics the cluster does not know (a topic still electing leaders exists)."""
+        if not specs:
+            return []
         admin = await self._admin_client()
         with _translated("describe topics"):
-            described = await admin.describe_topics([s.name for s in specs]) if specs else []
-        present = {t["topic"] for t in described if t["error_code"] == 0}
-        specs = [s for s in specs if s.name not in present]
+            described = await admin.describe_topics([s.name for s in specs])
+        unknown = (UnknownTopicOrPartitionError.errno, TopicAuthorizationFailedError.errno)
+        present = {t["topic"] for t in described if t["error_code"] not in unknown}
+        return [s for s in specs if s.name not in present]
+
+    async def _create(self, specs: Sequence[TopicSpec]) -> set[str]:
+        """Create ``specs``; the names refused for want of authorization."""
         if not specs:
-            return
+            return set()
+        admin = await self._admin_client()
         new = [
             # -1: the broker's default.replication.factor (CreateTopics v4+); aiokafka then
             # wants an (empty) replica assignment, or its argument check refuses
@@ -408,11 +435,15 @@ class KafkaTransport(Transport):
         ]
         with _translated("create topics"):
             response = await admin.create_topics(new)
+        refused = set()
         for topic, code, *message in response.topic_errors:
             error = for_code(code)
-            if code != 0 and error is not TopicAlreadyExistsError:
+            if error is TopicAuthorizationFailedError:
+                refused.add(topic)
+            elif code != 0 and error is not TopicAlreadyExistsError:
                 raise TransportError(f"cannot create topic {topic}: {error.__name__} {message}")
-        await self._wait_visible([s.name for s in specs])
+        await self._wait_visible([s.name for s in specs if s.name not in refused])
+        return refused
 
     async def _wait_visible(self, names: list[str]) -> None:
         """New topics take a moment to get leaders; sending before that only retries."""
