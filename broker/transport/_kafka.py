@@ -358,6 +358,9 @@ class KafkaConsumer(Consumer):
         return frozenset(TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment())
 
 
+_AUTHORIZATION_SETTLE_S = 5.0
+"""How long a topic refused to this principal is asked about again before the refusal counts."""
+
 _CREATE_REFUSED_TRIES = 5
 """Creations refused for want of authorization tried again, a second apart, when the topics
 are still unknown: enough for a new topic's metadata to reach every broker."""
@@ -409,9 +412,7 @@ class KafkaTransport(Transport):
         """The topics the cluster does not know (a topic still electing leaders exists)."""
         if not specs:
             return []
-        admin = await self._admin_client()
-        with _translated("describe topics"):
-            described = await admin.describe_topics([s.name for s in specs])
+        described = await self._describe([s.name for s in specs])
         unknown = (UnknownTopicOrPartitionError.errno, TopicAuthorizationFailedError.errno)
         present = {t["topic"] for t in described if t["error_code"] not in unknown}
         return [s for s in specs if s.name not in present]
@@ -444,6 +445,19 @@ class KafkaTransport(Transport):
                 raise TransportError(f"cannot create topic {topic}: {error.__name__} {message}")
         await self._wait_visible([s.name for s in specs if s.name not in refused])
         return refused
+
+    async def _describe(self, names: list[str]) -> list[dict[str, Any]]:
+        """Describe ``names``, asking again for up to `_AUTHORIZATION_SETTLE_S` while a topic
+        is refused: ACLs just applied reach every broker of a cluster a moment later."""
+        admin = await self._admin_client()
+        deadline = time.monotonic() + _AUTHORIZATION_SETTLE_S
+        while True:
+            with _translated("describe topics"):
+                described: list[dict[str, Any]] = await admin.describe_topics(names)
+            refused = any(t["error_code"] == TopicAuthorizationFailedError.errno for t in described)
+            if not refused or time.monotonic() > deadline:
+                return described
+            await asyncio.sleep(0.5)
 
     async def _wait_visible(self, names: list[str]) -> None:
         """New topics take a moment to get leaders; sending before that only retries."""
@@ -496,9 +510,7 @@ class KafkaTransport(Transport):
     async def _partitions(self, topics: Sequence[str]) -> list[KafkaTopicPartition]:
         """The partitions of ``topics``; a topic that does not exist has none, one this
         principal may not see is an error (a reader must not take it for an empty one)."""
-        admin = await self._admin_client()
-        with _translated("describe topics"):
-            described = await admin.describe_topics(list(topics))
+        described = await self._describe(list(topics))
         for t in described:
             if t["error_code"] not in (0, UnknownTopicOrPartitionError.errno):
                 error = for_code(t["error_code"])
