@@ -30,6 +30,7 @@ from functools import cache
 from typing import Any
 
 from broker._errors import EnvelopeRejected
+from broker._varint import INT64
 from broker.crypto import Directory, Opener, PartyKeys, Sealer, SealRequest, open_envelope, seal
 from broker.crypto import _wire as wire
 from broker.crypto._envelope import MAX_ENVELOPE_ITEMS, _seal_batch, _seal_from_parts, prepare
@@ -97,7 +98,7 @@ class _Tracer(wire._Reader):
         super().__init__(data, MAX_ENVELOPE_ITEMS)
         self.spans: list[tuple[int, int]] = []
 
-    def long(self, bounds: tuple[int, int] = wire._INT64) -> int:
+    def long(self, bounds: tuple[int, int] = INT64) -> int:
         start = self.pos
         value = super().long(bounds)
         self.spans.append((start, self.pos))

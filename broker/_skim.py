@@ -23,11 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from broker._errors import DecodeError
+from broker._varint import INT32 as _INT32
+from broker._varint import INT64 as _INT64
+from broker._varint import read_varint
 
 Skipper = Callable[["_Cursor"], None]
 
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64 = (-(2**63), 2**63 - 1)
 _FIXED_WIDTH = {"null": 0, "float": 4, "double": 8}
 
 
@@ -56,24 +57,7 @@ class _Cursor:
             if bounds[0] <= value <= bounds[1]:
                 self.pos = pos + 1
                 return value
-        shift = result = 0
-        while True:
-            if pos >= len(data):
-                raise DecodeError(f"truncated varint at byte {self.pos}")
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise DecodeError(f"varint too long at byte {self.pos}")
-        if byte == 0 and pos - self.pos > 1:
-            raise DecodeError(f"non-canonical varint at byte {self.pos}")
-        self.pos = pos
-        value = (result >> 1) ^ -(result & 1)
-        if not bounds[0] <= value <= bounds[1]:
-            raise DecodeError(f"integer {value} out of range at byte {self.pos}")
+        value, self.pos = read_varint(data, pos, bounds)
         return value
 
 

@@ -27,11 +27,12 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from broker._errors import DecodeError
+from broker._varint import INT32 as _INT32
+from broker._varint import INT64 as _INT64
+from broker._varint import read_varint
 from broker.models import EnvelopeHeader, Kem, KeyWrapMode, SignatureScheme
 from broker.models._base import AVRO_FULL_NAME_PATTERN, PARTY_ID_PATTERN
 
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64 = (-(2**63), 2**63 - 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PARTY_ID = re.compile(PARTY_ID_PATTERN)
@@ -165,28 +166,12 @@ class _Reader:
     def long(self, bounds: tuple[int, int] = _INT64) -> int:
         data, pos = self.data, self.pos
         if pos < len(data) and data[pos] < 0x80:  # one byte: the common case
-            self.pos = pos + 1
             z = data[pos]
             value = (z >> 1) ^ -(z & 1)
-        else:
-            start, shift, z = pos, 0, 0
-            while True:
-                if pos >= len(data):
-                    raise DecodeError(f"truncated varint at byte {start}")
-                byte = data[pos]
-                pos += 1
-                z |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    break
-                shift += 7
-                if shift > 63:
-                    raise DecodeError(f"varint too long at byte {start}")
-            if byte == 0:
-                raise DecodeError(f"non-canonical varint at byte {start}")
-            self.pos = pos
-            value = (z >> 1) ^ -(z & 1)
-        if not bounds[0] <= value <= bounds[1]:
-            raise DecodeError(f"integer {value} out of range before byte {self.pos}")
+            if bounds[0] <= value <= bounds[1]:
+                self.pos = pos + 1
+                return value
+        value, self.pos = read_varint(data, pos, bounds)
         return value
 
     def take(self, n: int) -> bytes:
