@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from bench._backoffice import problem, read_inbox
 from broker.casebook import Case, CasePath, CaseWriter, Party
 from broker.models import AvroModel
 
@@ -38,18 +39,9 @@ MAX_CONNECTIONS = 64
 """Per gateway and client: more than the senders a gateway gets at 200 msg/s (half of them
 go to the municipality), and than `ACKS_IN_FLIGHT`."""
 
-ACKS_IN_FLIGHT = 16
-"""Acknowledgements a back office has open at once."""
-
 KEEPALIVE_EXPIRY_S = 2.0
 """Drop idle connections before uvicorn does (after 5 s): reusing one it is closing fails
 the request with "server disconnected", an error of the client's making."""
-
-INBOX_BATCH = 500
-"""Messages read per GET /v1/inbox (the API's maximum)."""
-
-READ_IDLE_S = 0.05
-"""Pause after reading an empty inbox."""
 
 CASE_SEED = 2018
 
@@ -72,37 +64,35 @@ def _fits(case: Case, parties: frozenset[str]) -> bool:
 
 class CaseSource:
     """Cases of the casebook whose every message stays among ``parties``, round-robin over
-    the paths that allow that; reproducible from the seed."""
+    the (municipality and NGO pair, path) combinations that allow that; reproducible from
+    the seed. With the whole demo network every pair and every path takes its turn."""
+
+    PERIOD = 10
+    """The casebook picks a case's municipality and NGO from its index; ten consecutive
+    indices cover every pair, and index ``i + 10k`` picks the same pair as ``i``."""
 
     def __init__(self, parties: tuple[Party, ...], seed: int = CASE_SEED) -> None:
-        self._names = frozenset(p.party_id for p in parties)
-        self._municipality, self._ngo = parties[0].party_id, parties[1].party_id
+        names = frozenset(p.party_id for p in parties)
+        probe = CaseWriter(seed=0)
+        self._turns = [
+            (i, path)
+            for i in range(self.PERIOD)
+            for path in CasePath
+            if _fits(probe.case(i, path), names)
+        ]
+        if not self._turns:
+            raise ValueError("no casebook case stays among these parties")
         self._writer = CaseWriter(seed=seed)
-        self._base = self._base_index()
-        self._paths = [p for p in CasePath if self._fits_path(p)]
-        if not self._paths:
-            raise ValueError("no casebook path stays among these parties")
         self._n = 0
-
-    def _base_index(self) -> int:
-        """The casebook picks a case's municipality and NGO from its index: the first index
-        (of ten, which cover every pair) that picks ours."""
-        for i in range(10):
-            probe = CaseWriter(seed=0).case(i)
-            if (probe.municipality.party_id, probe.ngo.party_id) == (self._municipality, self._ngo):
-                return i
-        raise ValueError(f"no case index pairs {self._municipality} with {self._ngo}")
-
-    def _fits_path(self, path: CasePath) -> bool:
-        return _fits(CaseWriter(seed=0).case(self._base, path), self._names)
 
     @property
     def paths(self) -> list[CasePath]:
-        return list(self._paths)
+        return [p for p in CasePath if any(p is path for _, path in self._turns)]
 
     def next_case(self) -> list[Send]:
-        path = self._paths[self._n % len(self._paths)]
-        case = self._writer.case(self._base + 10 * self._n, path)
+        first, path = self._turns[self._n % len(self._turns)]
+        index = first + self.PERIOD * (self._n // len(self._turns))
+        case = self._writer.case(index, path)
         self._n += 1
         return [_send(step.sender, step.recipients, step.message) for step in case.steps]
 
@@ -173,13 +163,22 @@ class Ledger:
             else:
                 self.pending.add(key)
 
-    def arrived(self, message_id: uuid.UUID, party: str) -> None:
+    # the back office's `Watcher`
+
+    def delivered(self, party: str, item: dict[str, Any]) -> None:
         self.tally[party].delivered += 1
-        key = (message_id, party)
+        key = (uuid.UUID(item["message_id"]), party)
         if key in self.pending:
             self.pending.remove(key)
         else:
             self.unpaired.add(key)
+
+    def acked(self, party: str, seconds: float) -> None:
+        self.tally[party].acked += 1
+        self.latencies["ack"].append(seconds)
+
+    def inbox_read(self, party: str, seconds: float) -> None:
+        self.latencies["inbox"].append(seconds)
 
     def error(self, party: str, kind: str) -> None:
         self.tally[party].errors[kind] += 1
@@ -203,14 +202,6 @@ def api_client(base_url: str, token: str) -> httpx.AsyncClient:
         base_url=base_url, headers={"Authorization": f"Bearer {token}"},
         timeout=REQUEST_TIMEOUT_S, limits=httpx.Limits(max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY_S),
     )  # fmt: skip
-
-
-def _problem(response: httpx.Response) -> str:
-    try:
-        reason = response.json().get("reason", "")
-    except ValueError:
-        reason = ""
-    return f"HTTP {response.status_code} {reason}".strip()
 
 
 class Traffic:
@@ -244,65 +235,14 @@ class Traffic:
             self.ledger.error(send.sender, f"send {type(exc).__name__}")
             return
         if response.status_code != 202:
-            self.ledger.error(send.sender, f"send {_problem(response)}")
+            self.ledger.error(send.sender, f"send {problem(response)}")
             return
         self.ledger.latencies["send"].append(time.perf_counter() - started)
         self.ledger.accepted(send, uuid.UUID(response.json()["message_id"]))
 
     async def read_inbox(self, party: str, stop: asyncio.Event) -> None:
-        """Read and acknowledge ``party``'s inbox until ``stop`` is set and it is empty."""
-        client = self.readers[party]
-        held: set[str] = set()  # seen, ack not yet through: it shows again, and is no duplicate
-        while True:
-            items = await self._read(party, client)
-            for item in items:
-                if item["message_id"] not in held:
-                    held.add(item["message_id"])
-                    self.ledger.arrived(uuid.UUID(item["message_id"]), party)
-            held -= await self._ack_all(party, client, [item["message_id"] for item in items])
-            if not items:
-                if stop.is_set():
-                    return
-                await asyncio.sleep(READ_IDLE_S)
-
-    async def _read(self, party: str, client: httpx.AsyncClient) -> list[dict[str, Any]]:
-        started = time.perf_counter()
-        try:
-            response = await client.get("/v1/inbox", params={"limit": INBOX_BATCH})
-        except httpx.HTTPError as exc:
-            self.ledger.error(party, f"inbox {type(exc).__name__}")
-            return []
-        if response.status_code != 200:
-            self.ledger.error(party, f"inbox {_problem(response)}")
-            return []
-        self.ledger.latencies["inbox"].append(time.perf_counter() - started)
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
-
-    async def _ack_all(self, party: str, client: httpx.AsyncClient, ids: list[str]) -> set[str]:
-        """Acknowledge ``ids``, `ACKS_IN_FLIGHT` at a time; those the gateway took."""
-        gate = asyncio.Semaphore(ACKS_IN_FLIGHT)
-
-        async def one(message_id: str) -> str | None:
-            async with gate:
-                return await self._ack(party, client, message_id)
-
-        return {m for m in await asyncio.gather(*map(one, ids)) if m is not None}
-
-    async def _ack(self, party: str, client: httpx.AsyncClient, message_id: str) -> str | None:
-        """Acknowledge one message; its id once the gateway took the ack."""
-        started = time.perf_counter()
-        try:
-            response = await client.post(f"/v1/inbox/{message_id}/ack")
-        except httpx.HTTPError as exc:
-            self.ledger.error(party, f"ack {type(exc).__name__}")
-            return None
-        if response.status_code != 204:
-            self.ledger.error(party, f"ack {_problem(response)}")
-            return None
-        self.ledger.latencies["ack"].append(time.perf_counter() - started)
-        self.ledger.tally[party].acked += 1
-        return message_id
+        """``party``'s back office: reads and acknowledges until ``stop`` and empty."""
+        await read_inbox(party, self.readers[party], self.ledger, stop)
 
 
 def percentiles_ms(latencies: list[float]) -> dict[str, float]:

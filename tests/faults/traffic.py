@@ -6,9 +6,9 @@ is OK when the gateway answered 202 with a message id, FAILED when it answered w
 that means nothing was sent (4xx; 503 other than a timeout, which the API documents as
 "nothing was sent"), and UNKNOWN when no answer came or the gateway timed out itself.
 
-Readers: one per gateway reads its inbox and acknowledges what it read, recording each
-message the first time it shows (a message shown again before its acknowledgement went
-through is the same delivery, not a second one).
+Readers: one back office per gateway (bench/_backoffice.py) reads its inbox and acknowledges
+what it read; each delivery goes into the history (a message shown again before its
+acknowledgement went through is the same delivery, not a second one).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from bench._soak_traffic import ACKS_IN_FLIGHT, INBOX_BATCH, CaseSource, Pacer, Send, api_client
+from bench._backoffice import read_inbox
+from bench._soak_traffic import CaseSource, Pacer, Send, api_client
 from tests.faults.history import History, Outcome
 
 SEND_TIMEOUT_S = 90.0
@@ -35,8 +36,6 @@ WORKERS_PER_MSG_S = 0.5
 
 MIN_WORKERS = 8
 """So a few slow sends (a leader moving) do not stall the whole stream."""
-
-READ_IDLE_S = 0.1
 
 
 def short_type(message_type: str) -> str:
@@ -125,57 +124,21 @@ class Traffic:
         self.history.send(send.sender, send.recipients, case_id, kind, seq, outcome, message_id,
                           detail)  # fmt: skip
 
-    # --- reading -------------------------------------------------------------------------
+    # --- reading: the back office's `Watcher` ---------------------------------------------
 
     async def read(self, party: str, stop: asyncio.Event) -> None:
         """Read and acknowledge ``party``'s inbox until ``stop`` is set and it is empty."""
-        client = self.readers[party]
-        held: set[str] = set()  # shown, acknowledgement not yet through
-        while True:
-            items = await self._page(party, client)
-            on_page: set[str] = set()
-            for item in items:
-                message_id = item["message_id"]
-                # twice on one page is two deliveries, even before any acknowledgement
-                if message_id not in held or message_id in on_page:
-                    self.history.delivered(party, uuid.UUID(message_id), item["sender"],
-                                           uuid.UUID(item["case_id"]), short_type(item["type"]))  # fmt: skip
-                held.add(message_id)
-                on_page.add(message_id)
-            held -= await self._ack_all(party, client, list(on_page))
-            if not items:
-                if stop.is_set():
-                    return
-                await asyncio.sleep(READ_IDLE_S)
+        await read_inbox(party, self.readers[party], self, stop)
 
-    async def _page(self, party: str, client: httpx.AsyncClient) -> list[dict[str, Any]]:
-        try:
-            response = await client.get("/v1/inbox", params={"limit": INBOX_BATCH})
-        except httpx.HTTPError as exc:
-            self.errors[f"inbox {party} {type(exc).__name__}"] += 1
-            await asyncio.sleep(1.0)
-            return []
-        if response.status_code != 200:
-            self.errors[f"inbox {party} HTTP {response.status_code}"] += 1
-            await asyncio.sleep(1.0)
-            return []
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
+    def delivered(self, party: str, item: dict[str, Any]) -> None:
+        self.history.delivered(party, uuid.UUID(item["message_id"]), item["sender"],
+                               uuid.UUID(item["case_id"]), short_type(item["type"]))  # fmt: skip
 
-    async def _ack_all(self, party: str, client: httpx.AsyncClient, ids: list[str]) -> set[str]:
-        """Acknowledge ``ids``, `ACKS_IN_FLIGHT` at a time; those the gateway took."""
-        gate = asyncio.Semaphore(ACKS_IN_FLIGHT)
+    def acked(self, party: str, seconds: float) -> None:
+        pass
 
-        async def one(message_id: str) -> str | None:
-            async with gate:
-                try:
-                    response = await client.post(f"/v1/inbox/{message_id}/ack")
-                except httpx.HTTPError as exc:
-                    self.errors[f"ack {party} {type(exc).__name__}"] += 1
-                    return None
-                if response.status_code != 204:
-                    self.errors[f"ack {party} HTTP {response.status_code}"] += 1
-                    return None
-                return message_id
+    def inbox_read(self, party: str, seconds: float) -> None:
+        pass
 
-        return {m for m in await asyncio.gather(*map(one, ids)) if m is not None}
+    def error(self, party: str, kind: str) -> None:
+        self.errors[f"{party} {kind}"] += 1
