@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from broker.casebook import DTV, IND, MUNICIPALITIES, NGOS, Party
+from broker.casebook import DTV, IND, MUNICIPALITIES, NETWORK, NGOS, Party
 from broker.network import LocalNetwork, create_network, write_gateway_configs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +32,9 @@ KAFKA_DATA_DIR = REPO / ".kafka" / "soak"
 PARTIES: tuple[Party, ...] = (MUNICIPALITIES[0], NGOS[0], IND, DTV)
 """Amsterdam, its guiding NGO, IND and DT&V: every message of three of the casebook's paths
 (onward migration, legalisation, exit) stays among them."""
+
+NETWORKS: dict[str, tuple[Party, ...]] = {"demo": NETWORK, "four": PARTIES}
+"""What a soak runs on: the demo's whole network (every party, every path), or the four."""
 
 FIRST_HTTP_PORT = 18481
 """Where the search for free consecutive API ports starts (clear of the demo's 8081-8092)."""
@@ -100,12 +103,12 @@ def _free_ports(count: int, start: int = FIRST_HTTP_PORT) -> int:
 
 
 def make_network(
-    folder: Path, *, kafka: str | None, prefix: str
+    folder: Path, *, kafka: str | None, prefix: str, parties: tuple[Party, ...] = PARTIES
 ) -> tuple[LocalNetwork, dict[str, int]]:
     """Keys, signed directory and a gateway configuration per party in ``folder``; each
     party's API port. Without ``kafka`` the gateways share the embedded log ``log.db``."""
-    net = create_network(folder, now=datetime.now(UTC), parties=PARTIES)
-    first = _free_ports(len(PARTIES))
+    net = create_network(folder, now=datetime.now(UTC), parties=parties)
+    first = _free_ports(len(parties))
     ports = write_gateway_configs(net, kafka=kafka, prefix=prefix, first_port=first)
     return net, ports
 

@@ -1,9 +1,11 @@
 """Soak: does a gateway's memory stay flat, and does nothing get lost, under steady load?
 
-    .venv/bin/python -m bench.soak [--minutes 10] [--rate 200] [--bootstrap HOST:PORT | --embedded]
+    .venv/bin/python -m bench.soak [--minutes 10] [--rate 200] [--network demo|four]
+                                   [--bootstrap HOST:PORT | --embedded]
 
-Builds a network of four parties (Gemeente Amsterdam, an NGO, IND, DT&V) in a temporary
-folder, starts one `lvvx gateway run` process per party, and drives casebook cases through
+Builds a network in a temporary folder — the demo's twelve parties, or with ``--network four``
+Gemeente Amsterdam, an NGO, IND and DT&V — starts one `lvvx gateway run` process per party,
+and drives casebook cases (every path whose parties are all there) through
 their HTTP APIs at a fixed rate of messages per second (all gateways together); each
 gateway's inbox is read and acknowledged as a back office would. Every 5 s it samples, per
 gateway process, VmRSS and VmHWM (/proc/PID/status), consumer lag, DLQ depth and receipts
@@ -42,7 +44,7 @@ from typing import Any
 import httpx
 
 from bench._soak_infra import (
-    PARTIES,
+    NETWORKS,
     GatewayProcess,
     SoakSetupError,
     make_network,
@@ -67,6 +69,7 @@ from bench._soak_traffic import (
     api_client,
     percentiles_ms,
 )
+from broker.casebook import Party
 
 SAMPLE_EVERY_S = 5.0
 DEFAULT_RATE = 200.0
@@ -90,12 +93,13 @@ def say(text: str) -> None:
 class Soak:
     """Load, sampling and drain against gateways that are already running."""
 
-    def __init__(self, gateways: list[GatewayProcess], *, rate: float, minutes: float,
-                 drain_s: float, sample_every_s: float) -> None:  # fmt: skip
+    def __init__(self, gateways: list[GatewayProcess], *, parties: tuple[Party, ...],
+                 rate: float, minutes: float, drain_s: float,
+                 sample_every_s: float) -> None:  # fmt: skip
         self.gateways = gateways
         self.rate, self.load_s, self.drain_s = rate, minutes * 60, drain_s
         self.sample_every_s = sample_every_s
-        self.source = CaseSource(PARTIES)
+        self.source = CaseSource(parties)
         self.ledger = Ledger([gw.party for gw in gateways])
         self.samples: list[Sample] = []
         self.phase = "load"
@@ -274,13 +278,14 @@ def run(args: argparse.Namespace) -> int:
     transport = "embedded" if args.embedded else "kafka"
     with work_folder(args.keep) as folder, kafka_for(args) as bootstrap:
         prefix = f"lvv.soak-{secrets.token_hex(4)}.v1" if bootstrap else "lvv.v1"
-        net, ports = make_network(folder, kafka=bootstrap, prefix=prefix)
+        parties = NETWORKS[args.network]
+        net, ports = make_network(folder, kafka=bootstrap, prefix=prefix, parties=parties)
         say(f"{len(ports)} gateways over {bootstrap or 'the embedded log'}, network in {folder}")
         with running_gateways(net, ports) as gateways:
             # what the gateways log while starting (a fresh broker's coordinator moving) is not counted
             marks = {gw.party: gw.log_file.stat().st_size for gw in gateways}
-            soak = Soak(gateways, rate=args.rate, minutes=args.minutes, drain_s=args.drain_seconds,
-                        sample_every_s=args.sample_seconds)  # fmt: skip
+            soak = Soak(gateways, parties=parties, rate=args.rate, minutes=args.minutes,
+                        drain_s=args.drain_seconds, sample_every_s=args.sample_seconds)  # fmt: skip
             asyncio.run(soak.run())
             died_before_stop = [gw.party for gw in gateways if not gw.alive]
             exit_codes = stop_gateways(gateways)
@@ -291,7 +296,8 @@ def run(args: argparse.Namespace) -> int:
                 )
         result = soak.summary(transport, exit_codes, logs, died_before_stop)
         config: dict[str, Any] = {
-            "transport": transport, "bootstrap": bootstrap, "rate": args.rate,
+            "transport": transport, "bootstrap": bootstrap, "network": args.network,
+            "rate": args.rate,
             "minutes": args.minutes, "drain_seconds": args.drain_seconds,
             "sample_seconds": args.sample_seconds, "started_at": started_at,
             "python": platform.python_version(), "cpus": os.cpu_count(),
@@ -320,6 +326,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=DEFAULT_RATE,
         help="messages/s, all gateways together (default 200)",
+    )
+    parser.add_argument(
+        "--network",
+        choices=sorted(NETWORKS),
+        default="demo",
+        help="demo: a gateway for each of the demo's parties (default); four: four of them",
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
