@@ -534,6 +534,44 @@ async def test_failing_record_is_retried_then_dead_lettered_and_the_next_is_deli
     await lvv.halt(muni)
 
 
+async def test_a_store_failure_after_the_follow_ups_were_published_is_retried_not_fatal(
+    lvv: Lvv, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+) -> None:
+    """The receipt is out, then marking it done fails: the loop retries (publishing again,
+    as a restart would), and the message is still delivered and receipted once."""
+    ind = await lvv.gateway(IND, run=True)
+    muni = await lvv.gateway(MUNI)
+    real = muni.store.followups_done
+    failures = 0
+
+    def followups_done(sources: Any) -> None:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise RuntimeError("disk says no")
+        real(sources)
+
+    monkeypatch.setattr(muni.store, "followups_done", followups_done)
+    task = lvv.run(muni)
+    message_id = await ind.send(dossier(), [MUNI])
+    healthy = await ind.send(dossier(), [MUNI])
+
+    await until(lambda: len(muni.store.inbox(limit=10)) == 2 or task.done(), "both deliveries")
+    if task.done():
+        lvv.tasks.pop(id(muni))
+        pytest.fail(f"run() ended: {task.exception()!r}")
+    assert failures == 1
+    assert [i.message_id for i in muni.store.inbox(limit=10)] == [message_id, healthy]
+    await until(lambda: ind.store.counts()["receipted"] == 2, "both receipts")
+    await lvv.halt(muni)
+    await lvv.halt(ind)
+    receipts = [opened_receipt(r, IND) for r in await lvv.records(inbox(IND))]
+    assert len(receipts) >= 2  # the first published twice: once before the failure, once after
+    assert ind.store.receipted_records() == 2  # but counted once per message
+    assert muni.store.rejection_reasons() == []
+    assert await lvv.records(dlq(MUNI)) == []
+
+
 async def test_loop_survives_the_log_being_away_when_dead_lettering_a_failed_record(
     lvv: Lvv, monkeypatch: pytest.MonkeyPatch, fast_retries: None
 ) -> None:

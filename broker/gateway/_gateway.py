@@ -526,7 +526,11 @@ class Gateway:
 
     async def _follow_up_all(self, decided: list[Decided]) -> bool:
         """Publish a batch's follow-ups — also when a stop was asked for meanwhile: that is
-        finishing the work in hand — waiting out a broker outage unless stopping."""
+        finishing the work in hand — waiting out a broker outage unless stopping.
+
+        A failure of our own (the store, a bug) is retried the same way, not let out of the
+        loop: the decisions are stored, so trying again is what a restart would do too (a
+        follow-up published twice is recognised as such); meanwhile /readyz says not ready."""
         attempt = 0
         while True:
             try:
@@ -534,6 +538,9 @@ class Gateway:
                 return True
             except TransportError as exc:
                 self._not_ready(exc)
+            except Exception:
+                log.exception("follow-ups of %d records failed", len(decided))
+                self.ready = False
             if self._stopping.is_set():
                 return False
             await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
