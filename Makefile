@@ -46,7 +46,7 @@ test-unit: install prometheus
 # Reliability under faults (tests/faults/run.py): a three-broker secured cluster of its own
 # (ports 39092-39094, data in .kafka/faults), gateway processes, 20,000 messages while leaders
 # are killed, two brokers stopped and one paused; a checked history of every operation.
-# Broker restarts dominate: 25-50 minutes on a busy 2-core machine (FAULTS_* in
+# Broker restarts dominate: about 35 minutes on a busy 2-core machine (FAULTS_* in
 # tests/faults/run.py); FAULTS_MESSAGES=2000 FAULTS_ROUNDS=1 for a smaller run. Writes
 # tests/faults/results/latest.{md,json}; exits non-zero on any loss, duplicate or reordering.
 # First the pytest cases marked `faults` (every gateway crash point) on the test brokers.

@@ -66,7 +66,8 @@ SETTLE_S = 5.0
 PROGRESS_EVERY_S = 15.0
 
 AUDIT_TIMEOUT_S = 600.0
-"""`lvvx audit verify` over the run's chains; its chain check is slow on long chains."""
+"""`lvvx audit verify` over the run's chains: reading and checking every signed event of a
+full run's chains (well over 100,000) takes minutes on a busy machine."""
 
 INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
 """Kafka's own: offsets commits and transactions need them in sync too."""
@@ -206,6 +207,9 @@ class Run:
         except cluster.ClusterError as exc:
             self.errors.append(f"{name}: {exc}")
             healthy = False
+        except asyncio.CancelledError:  # Ctrl-C: the traffic stops too, not at its quota
+            sending.cancel()
+            raise
         finally:
             fault_over.set()
             await sending
