@@ -6,6 +6,7 @@ office exactly once, in order per case, and every one is receipted to the sender
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,7 +25,7 @@ import pytest
 from broker.examples import example
 from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway import _crashpoints as crash
-from broker.network import create_network, write_gateway_configs
+from broker.network import LocalNetwork, create_network, write_gateway_configs
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
@@ -109,13 +112,27 @@ class GatewayProcess:
         raise AssertionError(f"gateway not ready:\n{self.log.read_text()[-3000:]}")
 
 
-async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: Path) -> None:
+@dataclass
+class Rig:
+    """A sender gateway in this process (taking its receipts in) and the recipient's
+    `lvvx gateway run`, on fresh topics of their own."""
+
+    net: LocalNetwork
+    prefix: str
+    transport: KafkaTransport
+    sender: Gateway
+    recipient: GatewayProcess
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp_path: Path, name: str) -> AsyncIterator[Rig]:
+    """Yields a `Rig` whose recipient is not started yet; on the way out the recipient must
+    stop cleanly on SIGTERM, and nothing may have been dead-lettered or failed there."""
     net = create_network(tmp_path, now=utc_now())
-    prefix = f"lvv.crash-{secrets.token_hex(4)}.v1"
+    prefix = f"lvv.{name}-{secrets.token_hex(4)}.v1"
     port = write_gateway_configs(
         net, kafka=KAFKA_BOOTSTRAP, prefix=prefix, first_port=_free_port()
     )[RECIPIENT]
-
     transport = KafkaTransport(KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP))
     await transport.ensure_topics(
         [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
@@ -125,36 +142,8 @@ async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: 
     await sender.start()
     sender_loop = asyncio.create_task(sender.run())  # takes the receipts in
     recipient = GatewayProcess(tmp_path, RECIPIENT, port)
-    recipient.start()
-    sent: list[uuid.UUID] = []
-    kills = 0
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
-            await recipient.wait_ready(client)
-            dossier = example("DossierDelivered")
-            for n in range(MESSAGES):
-                message = dossier.model_copy(update={"case_id": uuid.uuid4()})
-                sent.append(await sender.send(message, [RECIPIENT]))
-                if n in (MESSAGES // 3, 2 * MESSAGES // 3):  # kill mid-stream, twice
-                    await asyncio.sleep(0.3)  # let it be in the middle of handling records
-                    recipient.kill()
-                    kills += 1
-                    recipient.start()
-                    await recipient.wait_ready(client)
-            deadline = time.monotonic() + 120
-            while True:
-                delivered = await recipient.inbox_ids(client)
-                done = len(delivered) >= MESSAGES and sender.store.counts()["awaiting_receipt"] == 0
-                if done or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.5)
-        assert kills == 2
-        assert len(delivered) == len(set(delivered)) == MESSAGES, (
-            "lost or duplicated at the back office"
-        )
-        assert set(delivered) == {str(i) for i in sent}
-        assert sender.store.counts()["receipted"] == MESSAGES
-        assert sender.store.receipted_records() == MESSAGES  # one receipt per message, no more
+        yield Rig(net, prefix, transport, sender, recipient)
     finally:
         assert recipient.stop() == 0, recipient.log.read_text()[-3000:]  # SIGTERM: a clean stop
         sender.stop()
@@ -165,6 +154,44 @@ async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: 
     store = GatewayStore(tmp_path / "state" / RECIPIENT / "gateway.db")
     assert store.rejection_reasons() == []  # nothing dead-lettered, no PROCESSING_FAILED
     store.close()
+
+
+async def wait_delivered(r: Rig, client: httpx.AsyncClient, count: int) -> list[tuple[str, str]]:
+    """The recipient's inbox once ``count`` messages are in it and the sender has every
+    receipt — or after two minutes, for the caller's assertions to show what is missing."""
+    deadline = time.monotonic() + 120
+    while True:
+        delivered = await r.recipient.inbox_items(client)
+        done = len(delivered) >= count and r.sender.store.counts()["awaiting_receipt"] == 0
+        if done or time.monotonic() > deadline:
+            return delivered
+        await asyncio.sleep(0.5)
+
+
+async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: Path) -> None:
+    sent: list[uuid.UUID] = []
+    kills = 0
+    async with rig(tmp_path, "crash") as r, httpx.AsyncClient(timeout=10) as client:
+        r.recipient.start()
+        await r.recipient.wait_ready(client)
+        dossier = example("DossierDelivered")
+        for n in range(MESSAGES):
+            message = dossier.model_copy(update={"case_id": uuid.uuid4()})
+            sent.append(await r.sender.send(message, [RECIPIENT]))
+            if n in (MESSAGES // 3, 2 * MESSAGES // 3):  # kill mid-stream, twice
+                await asyncio.sleep(0.3)  # let it be in the middle of handling records
+                r.recipient.kill()
+                kills += 1
+                r.recipient.start()
+                await r.recipient.wait_ready(client)
+        delivered = [message_id for message_id, _ in await wait_delivered(r, client, MESSAGES)]
+        assert kills == 2
+        assert len(delivered) == len(set(delivered)) == MESSAGES, (
+            "lost or duplicated at the back office"
+        )
+        assert set(delivered) == {str(i) for i in sent}
+        assert r.sender.store.counts()["receipted"] == MESSAGES
+        assert r.sender.store.receipted_records() == MESSAGES  # one receipt per message, no more
 
 
 # --- dying at each crash point -----------------------------------------------------------------
@@ -206,67 +233,34 @@ async def test_a_recipient_dying_at_a_crash_point_delivers_every_message_exactly
     tmp_path: Path, point: str
 ) -> None:
     assert set(CRASH_AT) == set(crash.POINTS)
-    net = create_network(tmp_path, now=utc_now())
-    prefix = f"lvv.crashpoint-{secrets.token_hex(4)}.v1"
-    port = write_gateway_configs(
-        net, kafka=KAFKA_BOOTSTRAP, prefix=prefix, first_port=_free_port()
-    )[RECIPIENT]
-    transport = KafkaTransport(KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP))
-    await transport.ensure_topics(
-        [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
-    )
-    sender = Gateway(keys=net.keys[SENDER], directory=net.directory, transport=transport,
-                     store=GatewayStore(tmp_path / "sender.db"), prefix=prefix)  # fmt: skip
-    await sender.start()
-    sender_loop = asyncio.create_task(sender.run())  # takes the receipts in
-    recipient = GatewayProcess(tmp_path, RECIPIENT, port)
-    recipient.start(**FAST_REJOIN, **{crash.ENV_VAR: f"{point}:{CRASH_AT[point]}"})
     dossier = example("DossierDelivered")
     cases = [uuid.uuid4() for _ in range(CASES)]
     sent: list[tuple[str, str]] = []
+    async with rig(tmp_path, "crashpoint") as r, httpx.AsyncClient(timeout=10) as client:
 
-    async def send_all() -> None:  # round robin over the cases, while the recipient dies
-        for n in range(CASES * PER_CASE):
-            case = cases[n % CASES]
-            message_id = await sender.send(
-                dossier.model_copy(update={"case_id": case}), [RECIPIENT]
-            )
-            sent.append((str(message_id), str(case)))
-            await asyncio.sleep(0.02)
-
-    try:
-        async with httpx.AsyncClient(timeout=10) as client:
-            await recipient.wait_ready(client)
-            sending = asyncio.create_task(send_all())
-            code = await recipient.wait_exit(timeout_s=90)
-            assert code == crash.EXIT_CODE, recipient.log.read_text()[-3000:]
-            assert f"crash point {point} #{CRASH_AT[point]} reached" in recipient.log.read_text()
-            recipient.start(**FAST_REJOIN)  # as its operators would: without the crash
-            await recipient.wait_ready(client)
-            await sending
-            deadline = time.monotonic() + 120
-            while True:
-                delivered = await recipient.inbox_items(client)
-                done = (
-                    len(delivered) >= len(sent) and sender.store.counts()["awaiting_receipt"] == 0
+        async def send_all() -> None:  # round robin over the cases, while the recipient dies
+            for n in range(CASES * PER_CASE):
+                case = cases[n % CASES]
+                message_id = await r.sender.send(
+                    dossier.model_copy(update={"case_id": case}), [RECIPIENT]
                 )
-                if done or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.5)
+                sent.append((str(message_id), str(case)))
+                await asyncio.sleep(0.02)
+
+        r.recipient.start(**FAST_REJOIN, **{crash.ENV_VAR: f"{point}:{CRASH_AT[point]}"})
+        await r.recipient.wait_ready(client)
+        sending = asyncio.create_task(send_all())
+        code = await r.recipient.wait_exit(timeout_s=90)
+        assert code == crash.EXIT_CODE, r.recipient.log.read_text()[-3000:]
+        assert f"crash point {point} #{CRASH_AT[point]} reached" in r.recipient.log.read_text()
+        r.recipient.start(**FAST_REJOIN)  # as its operators would: without the crash
+        await r.recipient.wait_ready(client)
+        await sending
+        delivered = await wait_delivered(r, client, len(sent))
         ids = [message_id for message_id, _ in delivered]
         assert len(ids) == len(set(ids)), "duplicated at the back office"
         assert set(ids) == {message_id for message_id, _ in sent}, "lost"
         assert per_case(delivered) == per_case(sent), "out of order within a case"
-        assert sender.store.counts()["receipted"] == len(sent)
-        assert sender.store.receipted_records() == len(sent)  # one receipt per message, no more
-        assert sum((await transport.end_offsets([dlq(RECIPIENT, prefix)])).values()) == 0
-    finally:
-        assert recipient.stop() == 0, recipient.log.read_text()[-3000:]  # SIGTERM: a clean stop
-        sender.stop()
-        await sender_loop
-        await sender.close()
-        await transport.close()
-        sender.store.close()
-    store = GatewayStore(tmp_path / "state" / RECIPIENT / "gateway.db")
-    assert store.rejection_reasons() == []  # nothing dead-lettered, no PROCESSING_FAILED
-    store.close()
+        assert r.sender.store.counts()["receipted"] == len(sent)
+        assert r.sender.store.receipted_records() == len(sent)  # one receipt per message, no more
+        assert sum((await r.transport.end_offsets([dlq(RECIPIENT, r.prefix)])).values()) == 0

@@ -39,14 +39,15 @@ import pytest
 
 from broker._errors import LvvError
 from broker.examples import example
-from broker.gateway import Gateway, GatewayStore, InboxItem
+from broker.gateway import Gateway, InboxItem
 from broker.models import PartyRole
 from broker.topics import audit, dlq, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from tests.conftest import REPO
-from tests.crypto_net import NOW, A, Net
+from tests.crypto_net import A, Net
 from tests.faults.proxy import CutMode, TcpProxy
+from tests.live_gateways import running_gateways
 
 pytestmark = pytest.mark.kafka
 
@@ -130,6 +131,16 @@ async def proxy(proxied_broker: None) -> AsyncIterator[TcpProxy]:
         yield proxy
 
 
+@pytest.fixture
+async def direct(proxied_broker: None) -> AsyncIterator[KafkaTransport]:
+    """A client that bypasses the proxy: for setting up and checking around the cut."""
+    transport = KafkaTransport(KafkaOptions(bootstrap_servers=f"127.0.0.1:{PORT}"))
+    try:
+        yield transport
+    finally:
+        await transport.close()
+
+
 @dataclass
 class Outcomes:
     """What each send told its back office: message id (acknowledged) or error, by seq."""
@@ -163,92 +174,73 @@ async def _send_cases(
 
 @pytest.mark.parametrize("mode", [pytest.param("drop", marks=pytest.mark.faults), "hang"])
 async def test_a_cut_network_loses_nothing_and_acknowledges_nothing_falsely(
-    tmp_path: Path, proxy: TcpProxy, mode: CutMode
+    tmp_path: Path, proxy: TcpProxy, direct: KafkaTransport, mode: CutMode
 ) -> None:
     prefix = f"lvv.netcut-{uuid.uuid4().hex[:8]}.v1"
-    direct = KafkaTransport(KafkaOptions(bootstrap_servers=f"127.0.0.1:{PORT}"))
     await direct.ensure_topics(
         [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
     )
-    gateways = [
-        Gateway(
-            keys=NET.keys(p),
-            directory=NET.directory,
-            transport=KafkaTransport(OPTIONS),
-            store=GatewayStore(tmp_path / f"{p}.db"),
-            prefix=prefix,
-            clock=lambda: NOW,
-        )
-        for p in (SENDER, RECIPIENT)
-    ]
-    sender, recipient = gateways
-    for gw in gateways:
-        await gw.start()
-    loops = [asyncio.create_task(gw.run()) for gw in gateways]
-    out, restored = Outcomes(), asyncio.Event()
-    workers = [asyncio.create_task(_send_cases(sender, w, out, restored)) for w in range(WORKERS)]
-    total = WORKERS * CASES_PER_WORKER * PER_CASE
-    try:
-        async with asyncio.timeout(120):
-            while len(out.acked) < CUT_AFTER:
-                await asyncio.sleep(0.05)
-        connections = proxy.connections
-        await proxy.cut(mode)
-        await asyncio.sleep(CUT_S)
-        await proxy.restore()
-        restored.set()
+    async with running_gateways(NET, (SENDER, RECIPIENT), options=OPTIONS, prefix=prefix,
+                                state=tmp_path) as live:  # fmt: skip
+        sender, recipient = live.gateways
+        out, restored = Outcomes(), asyncio.Event()
+        workers = [
+            asyncio.create_task(_send_cases(sender, w, out, restored)) for w in range(WORKERS)
+        ]
+        total = WORKERS * CASES_PER_WORKER * PER_CASE
         try:
-            async with asyncio.timeout(SETTLE_S):
-                await asyncio.gather(*workers)
-                while (
-                    not set(out.acked.values()) <= {i.message_id for i in _inbox(recipient)}
-                    or sender.store.counts()["awaiting_receipt"] > 0
-                ):
-                    await asyncio.sleep(0.5)
-        except TimeoutError:
-            loops_now = [t.exception() if t.done() else "running" for t in loops]
-            pytest.fail(f"not settled {SETTLE_S} s after the restore: {len(out.acked)} acknowledged, "
-                        f"{len(_inbox(recipient))} delivered, sender {sender.store.counts()}, "
-                        f"gateway loops {loops_now}, workers done {[w.done() for w in workers]}")  # fmt: skip
-        delivered = _inbox(recipient)
-        seqs = [i.message["dossier_id"] for i in delivered]
-        seqs = [uuid.UUID(s).int for s in seqs]
-        print(f"\n{mode}: {len(out.acked)} acknowledged, {len(out.failed)} refused "
-              f"({sorted(set(out.failed.values()))}), {len(delivered)} delivered, "
-              f"slowest answer {out.slowest_s:.1f} s, {proxy.connections - connections} reconnections")  # fmt: skip
-        assert len(out.acked) + len(out.failed) == total
-        assert out.slowest_s < ANSWER_BOUND_S, "a send hung instead of answering"
-        held = out.slowest_s > SEND_TIMEOUT_MS / 1000
-        assert out.failed or held, "the cut did not bite: no send failed or waited it out"
-        assert out.acked_after_restore > 0, "the sender did not recover after the restore"
-        assert len(seqs) == len(set(seqs)), "delivered twice"
-        assert set(out.acked) <= set(seqs), "acknowledged but lost (a false acknowledgement)"
-        assert set(seqs) <= set(out.acked) | set(out.failed), "delivered but never sent"
-        ids = {i.message_id for i in delivered}
-        assert {out.acked[s] for s in out.acked} <= ids
-        by_case: dict[uuid.UUID, list[int]] = {}
-        for item, seq in zip(delivered, seqs, strict=True):
-            by_case.setdefault(item.case_id, []).append(seq)
-        assert all(s == sorted(s) for s in by_case.values()), "out of order within a case"
-        assert sender.store.counts()["receipted"] == len(out.acked)
-        assert sum((await direct.end_offsets([dlq(RECIPIENT, prefix)])).values()) == 0
-        assert recipient.store.rejection_reasons() == sender.store.rejection_reasons() == []
-        for party in (SENDER, RECIPIENT):  # each audit chain a line: no gap, no fork
-            records = await direct.read_topic(audit(party, prefix))
-            seqs = [int(dict(r.headers)["lvv-audit-seq"]) for r in records]
-            assert seqs == list(range(len(seqs))), f"{party}'s audit chain forked or has a gap"
-    finally:
-        for task in workers:
-            task.cancel()
-        await proxy.restore()
-        for gw in gateways:
-            gw.stop()
-        await asyncio.gather(*loops, return_exceptions=True)
-        for gw in gateways:
-            await gw.close()
-            await gw.transport.close()
-            gw.store.close()
-        await direct.close()
+            async with asyncio.timeout(120):
+                while len(out.acked) < CUT_AFTER:
+                    await asyncio.sleep(0.05)
+            connections = proxy.connections
+            await proxy.cut(mode)
+            await asyncio.sleep(CUT_S)
+            await proxy.restore()
+            restored.set()
+            try:
+                async with asyncio.timeout(SETTLE_S):
+                    await asyncio.gather(*workers)
+                    while (
+                        not set(out.acked.values()) <= {i.message_id for i in _inbox(recipient)}
+                        or sender.store.counts()["awaiting_receipt"] > 0
+                    ):
+                        await asyncio.sleep(0.5)
+            except TimeoutError:
+                loops_now = [t.exception() if t.done() else "running" for t in live.loops]
+                pytest.fail(f"not settled {SETTLE_S} s after the restore: {len(out.acked)} acknowledged, "
+                            f"{len(_inbox(recipient))} delivered, sender {sender.store.counts()}, "
+                            f"gateway loops {loops_now}, workers done {[w.done() for w in workers]}")  # fmt: skip
+            delivered = _inbox(recipient)
+            seqs = [i.message["dossier_id"] for i in delivered]
+            seqs = [uuid.UUID(s).int for s in seqs]
+            print(f"\n{mode}: {len(out.acked)} acknowledged, {len(out.failed)} refused "
+                  f"({sorted(set(out.failed.values()))}), {len(delivered)} delivered, "
+                  f"slowest answer {out.slowest_s:.1f} s, {proxy.connections - connections} reconnections")  # fmt: skip
+            assert len(out.acked) + len(out.failed) == total
+            assert out.slowest_s < ANSWER_BOUND_S, "a send hung instead of answering"
+            held = out.slowest_s > SEND_TIMEOUT_MS / 1000
+            assert out.failed or held, "the cut did not bite: no send failed or waited it out"
+            assert out.acked_after_restore > 0, "the sender did not recover after the restore"
+            assert len(seqs) == len(set(seqs)), "delivered twice"
+            assert set(out.acked) <= set(seqs), "acknowledged but lost (a false acknowledgement)"
+            assert set(seqs) <= set(out.acked) | set(out.failed), "delivered but never sent"
+            ids = {i.message_id for i in delivered}
+            assert {out.acked[s] for s in out.acked} <= ids
+            by_case: dict[uuid.UUID, list[int]] = {}
+            for item, seq in zip(delivered, seqs, strict=True):
+                by_case.setdefault(item.case_id, []).append(seq)
+            assert all(s == sorted(s) for s in by_case.values()), "out of order within a case"
+            assert sender.store.counts()["receipted"] == len(out.acked)
+            assert sum((await direct.end_offsets([dlq(RECIPIENT, prefix)])).values()) == 0
+            assert recipient.store.rejection_reasons() == sender.store.rejection_reasons() == []
+            for party in (SENDER, RECIPIENT):  # each audit chain a line: no gap, no fork
+                records = await direct.read_topic(audit(party, prefix))
+                seqs = [int(dict(r.headers)["lvv-audit-seq"]) for r in records]
+                assert seqs == list(range(len(seqs))), f"{party}'s audit chain forked or has a gap"
+        finally:
+            for task in workers:
+                task.cancel()
+            await proxy.restore()
 
 
 def _inbox(gateway: Gateway) -> list[InboxItem]:

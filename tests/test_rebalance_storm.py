@@ -20,13 +20,14 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.abc import ConsumerRebalanceListener
 
 from broker.examples import example
-from broker.gateway import Gateway, GatewayStore
+from broker.gateway import Gateway
 from broker.models import PartyRole
 from broker.topics import dlq, gateway_group, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from tests.conftest import KAFKA_BOOTSTRAP
-from tests.crypto_net import NOW, A, Net
+from tests.crypto_net import A, Net
+from tests.live_gateways import per_case, running_gateways
 
 pytestmark = pytest.mark.kafka
 
@@ -95,69 +96,50 @@ async def test_a_rebalance_storm_loses_and_duplicates_nothing(tmp_path: Path) ->
         TopicSpec(topic, partitions=INBOX_PARTITIONS), TopicSpec(inbox(SENDER, prefix)),
         TopicSpec(dlq(RECIPIENT, prefix)), TopicSpec(dlq(SENDER, prefix)),
     ])  # fmt: skip
-    gateways = [
-        Gateway(
-            keys=NET.keys(p),
-            directory=NET.directory,
-            transport=KafkaTransport(OPTIONS),
-            store=GatewayStore(tmp_path / f"{p}.db"),
-            prefix=prefix,
-            clock=lambda: NOW,
-        )
-        for p in (SENDER, RECIPIENT)
-    ]
-    sender, recipient = gateways
-    for gw in gateways:
-        await gw.start()
-    loops = [asyncio.create_task(gw.run()) for gw in gateways]
     storm, calm = Storm(), asyncio.Event()
-    blowing = asyncio.create_task(storm.blow(gateway_group(RECIPIENT, prefix), topic, calm))
-    assignments: list[frozenset[object]] = []
-    watching = asyncio.create_task(_watch_assignment(recipient, assignments, calm))
-    cases = [uuid.uuid4() for _ in range(CASES)]
-    sent: list[tuple[uuid.UUID, uuid.UUID]] = []
-    try:
-        dossier = example("DossierDelivered")
-        for n in range(CASES * PER_CASE):
-            case = cases[n % CASES]
-            message = dossier.model_copy(update={"case_id": case})
-            sent.append((await sender.send(message, [RECIPIENT]), case))
-            await asyncio.sleep(SEND_GAP_S)
-        calm.set()
-        await blowing
-        async with asyncio.timeout(120):
-            while (
-                len(recipient.store.inbox(limit=1000, include_acked=True)) < len(sent)
-                or sender.store.counts()["awaiting_receipt"] > 0
-            ):
-                await asyncio.sleep(0.5)
-        delivered = recipient.store.inbox(limit=1000, include_acked=True)
-        changes = sum(a != b for a, b in itertools.pairwise(assignments))
-        print(f"\n{len(sent)} messages; {storm.joins} storm members joined and left; "
-              f"{storm.rebalances} rebalances they took part in, {storm.partitions_taken} partitions "
-              f"they were given; the gateway's assignment changed {changes} times")  # fmt: skip
-        assert storm.partitions_taken > 0, "the storm never took a partition"
-        ids = [i.message_id for i in delivered]
-        assert len(ids) == len(set(ids)), "delivered twice"
-        assert set(ids) == {m for m, _ in sent}, "lost"
-        assert _per_case([(i.message_id, i.case_id) for i in delivered]) == _per_case(sent), (
-            "out of order within a case"
-        )
-        assert sender.store.counts()["receipted"] == len(sent)
-        assert sender.store.receipted_records() == len(sent)
-        assert sum((await admin.end_offsets([dlq(RECIPIENT, prefix)])).values()) == 0
-        assert recipient.store.rejection_reasons() == []
-    finally:
-        calm.set()
-        await asyncio.gather(blowing, watching, return_exceptions=True)
-        for gw in gateways:
-            gw.stop()
-        await asyncio.gather(*loops, return_exceptions=True)
-        for gw in gateways:
-            await gw.close()
-            await gw.transport.close()
-            gw.store.close()
-        await admin.close()
+    async with running_gateways(NET, (SENDER, RECIPIENT), options=OPTIONS, prefix=prefix,
+                                state=tmp_path) as live:  # fmt: skip
+        sender, recipient = live.gateways
+        blowing = asyncio.create_task(storm.blow(gateway_group(RECIPIENT, prefix), topic, calm))
+        assignments: list[frozenset[object]] = []
+        watching = asyncio.create_task(_watch_assignment(recipient, assignments, calm))
+        cases = [uuid.uuid4() for _ in range(CASES)]
+        sent: list[tuple[uuid.UUID, uuid.UUID]] = []
+        try:
+            dossier = example("DossierDelivered")
+            for n in range(CASES * PER_CASE):
+                case = cases[n % CASES]
+                message = dossier.model_copy(update={"case_id": case})
+                sent.append((await sender.send(message, [RECIPIENT]), case))
+                await asyncio.sleep(SEND_GAP_S)
+            calm.set()
+            await blowing
+            async with asyncio.timeout(120):
+                while (
+                    len(recipient.store.inbox(limit=1000, include_acked=True)) < len(sent)
+                    or sender.store.counts()["awaiting_receipt"] > 0
+                ):
+                    await asyncio.sleep(0.5)
+            delivered = recipient.store.inbox(limit=1000, include_acked=True)
+            changes = sum(a != b for a, b in itertools.pairwise(assignments))
+            print(f"\n{len(sent)} messages; {storm.joins} storm members joined and left; "
+                  f"{storm.rebalances} rebalances they took part in, {storm.partitions_taken} "
+                  f"partitions they were given; the gateway's assignment changed {changes} times")  # fmt: skip
+            assert storm.partitions_taken > 0, "the storm never took a partition"
+            ids = [i.message_id for i in delivered]
+            assert len(ids) == len(set(ids)), "delivered twice"
+            assert set(ids) == {m for m, _ in sent}, "lost"
+            assert per_case((i.message_id, i.case_id) for i in delivered) == per_case(sent), (
+                "out of order within a case"
+            )
+            assert sender.store.counts()["receipted"] == len(sent)
+            assert sender.store.receipted_records() == len(sent)
+            assert sum((await admin.end_offsets([dlq(RECIPIENT, prefix)])).values()) == 0
+            assert recipient.store.rejection_reasons() == []
+        finally:
+            calm.set()
+            await asyncio.gather(blowing, watching, return_exceptions=True)
+            await admin.close()
 
 
 async def _watch_assignment(
@@ -171,10 +153,3 @@ async def _watch_assignment(
             if not seen or seen[-1] != now:
                 seen.append(now)
         await asyncio.sleep(0.05)
-
-
-def _per_case(items: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[uuid.UUID, list[uuid.UUID]]:
-    cases: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for message_id, case_id in items:
-        cases.setdefault(case_id, []).append(message_id)
-    return cases
