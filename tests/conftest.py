@@ -126,3 +126,11 @@ async def transport(
 def topic() -> str:
     """A fresh topic name, so tests never see each other's records."""
     return f"test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway's retry pauses cut to milliseconds."""
+    from broker.gateway import _gateway as gateway_module
+
+    monkeypatch.setattr(gateway_module, "RETRY_BACKOFF_S", (0.001, 0.001, 0.001, 0.005))

@@ -50,7 +50,7 @@ from broker.cli import cli
 from broker.crypto import AnchorKey, Directory, KeyStore, load_directory
 from broker.demo import DemoResult, run_demo
 from broker.examples import example
-from broker.gateway import Gateway, GatewayStore, utc_now
+from broker.gateway import Gateway, utc_now
 from broker.gateway import _gateway as gateway_module
 from broker.models import AuditAction, AuditCheckpoint, AuditEvent, AuditOutcome, PartyRole
 from broker.topics import DEFAULT_PREFIX, audit, inbox
@@ -66,6 +66,7 @@ from broker.transport import (
 )
 from broker.transport._embedded import EmbeddedTransport
 from tests.crypto_net import NOW, A, Net
+from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, until
 
 NET = Net()
 IND = A[PartyRole.IND]
@@ -82,7 +83,6 @@ def is_audit(topic: str) -> bool:
 
 WITHIN_GRACE = NOW + DEFAULT_GRACE  # not yet overdue: "more than the grace" counts
 LATER = NOW + DEFAULT_GRACE + timedelta(seconds=1)
-WAIT_S = 10.0  # generous bound on a condition; tests normally pass in milliseconds
 
 
 def dossier() -> Any:
@@ -100,69 +100,14 @@ def public(party: str) -> Ed25519PublicKey:
 # --- gateways on one embedded log --------------------------------------------------------------
 
 
-class Network:
-    """Gateways of the test network over one embedded log, closed at the end."""
+class Network(EmbeddedNetwork):
+    """Gateways of the test network, and their audit topics read as DT&V reads them."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.log = EmbeddedTransport(folder / "log.db")
-        self.gateways: list[Gateway] = []
-        self.stores: list[GatewayStore] = []
-        self.tasks: dict[int, asyncio.Task[None]] = {}
-
-    async def gateway(
-        self, party: str, *, transport: Transport | None = None, run: bool = True
-    ) -> Gateway:
-        """A started gateway of ``party`` on its own state file (reopened on a restart)."""
-        store = GatewayStore(self.folder / f"{party}.db")
-        self.stores.append(store)
-        gw = Gateway(
-            keys=NET.keys(party), directory=NET.directory, transport=transport or self.log,
-            store=store, clock=lambda: NOW,
-        )  # fmt: skip
-        self.gateways.append(gw)
-        await gw.start()
-        if run:
-            self.run(gw)
-        return gw
-
-    def run(self, gw: Gateway) -> None:
-        self.tasks[id(gw)] = asyncio.create_task(gw.run(), name=f"run {gw.party_id}")
-
-    async def halt(self, gw: Gateway) -> None:
-        """stop() and wait for run() to return; its last events get a checkpoint."""
-        gw.stop()
-        await asyncio.wait_for(self.tasks.pop(id(gw)), WAIT_S)
-
-    async def shut(self, gw: Gateway) -> None:
-        """Halt (if running) and close ``gw`` and its store, as a process that exits."""
-        if id(gw) in self.tasks:
-            await self.halt(gw)
-        await gw.close()
-        gw.store.close()
-        self.gateways.remove(gw)
-        self.stores.remove(gw.store)
-
-    async def halt_all(self) -> None:
-        for gw in self.gateways:
-            if id(gw) in self.tasks:
-                await self.halt(gw)
+        super().__init__(folder, NET)
 
     async def stream(self) -> list[Record]:
         return await read_audit(self.log, NET.directory, DEFAULT_PREFIX)
-
-    async def aclose(self) -> None:
-        for gw in self.gateways:
-            gw.stop()
-        results = await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        for gw in self.gateways:
-            await gw.close()
-        for store in self.stores:
-            store.close()
-        await self.log.close()
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
 
 
 @pytest.fixture
@@ -172,19 +117,6 @@ async def net(tmp_path: Path) -> AsyncIterator[Network]:
         yield network
     finally:
         await network.aclose()
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway_module, "RETRY_BACKOFF_S", (0.001, 0.001, 0.001, 0.005))
-
-
-async def until(check: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 async def until_event(net: Network, party: str, action: AuditAction, message_id: uuid.UUID) -> None:
@@ -593,7 +525,7 @@ def test_a_checkpoint_with_another_root_resigned_by_the_gateway_is_a_bad_checkpo
 async def test_a_message_never_handled_is_pending_within_the_grace_and_lost_after(
     net: Network,
 ) -> None:
-    ind = await net.gateway(IND)
+    ind = await net.gateway(IND, run=True)
     muni = await net.gateway(MUNI, run=False)  # its inbox exists; nobody reads it yet
     message_id = await ind.send(dossier(), [MUNI])
     await ind.checkpoint_if_due(now=True)
@@ -840,8 +772,8 @@ def test_an_altered_checkpoint_label_is_refused(stream: Stream, label: str) -> N
 
 @pytest.mark.parametrize("graceful", [True, False], ids=["stopped", "killed"])
 async def test_the_chain_continues_after_a_restart(net: Network, graceful: bool) -> None:
-    ind = await net.gateway(IND)
-    muni = await net.gateway(MUNI)
+    ind = await net.gateway(IND, run=True)
+    muni = await net.gateway(MUNI, run=True)
     first = await ind.send(dossier(), [MUNI])
     await until_event(net, IND, AuditAction.RECEIPT_RECEIVED, first)
     if graceful:
@@ -911,7 +843,7 @@ async def test_a_quiet_gateways_events_get_a_checkpoint_after_checkpoint_every_s
     net: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(chain_module, "CHECKPOINT_EVERY_S", 0.05)
-    ind = await net.gateway(IND)
+    ind = await net.gateway(IND, run=True)
     await net.gateway(MUNI, run=False)  # its inbox exists, but nobody answers
     message_id = await ind.send(dossier(), [MUNI])
     await until(lambda: ind.audit.uncovered == 0, "a checkpoint of the quiet gateway")
@@ -996,8 +928,8 @@ async def test_nothing_is_sent_or_delivered_while_the_audit_topic_cannot_be_writ
     net: Network, fast_retries: None
 ) -> None:
     ind_gate, muni_gate = AuditGate(), AuditGate()
-    ind = await net.gateway(IND, transport=GatedTransport(net.log, ind_gate))
-    muni = await net.gateway(MUNI, transport=GatedTransport(net.log, muni_gate))
+    ind = await net.gateway(IND, transport=GatedTransport(net.log, ind_gate), run=True)
+    muni = await net.gateway(MUNI, transport=GatedTransport(net.log, muni_gate), run=True)
 
     # sending: the envelope and its SENT event go together or not at all
     ind_gate.closed = True

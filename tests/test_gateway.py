@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,133 +23,37 @@ from prometheus_client import generate_latest
 
 from broker._errors import RejectReason, TransportUnavailable, UnknownTopic
 from broker.examples import example
-from broker.gateway import PROCESSING_FAILED, Gateway, GatewayStore
+from broker.gateway import PROCESSING_FAILED, Gateway
 from broker.gateway import _gateway as gateway_module
 from broker.gateway._metrics import PrometheusObserver
 from broker.models import AvroModel, DeliveryReceipt, PartyRole, ReceiptOutcome
 from broker.topics import dlq, gateway_group, inbox
-from broker.transport import Producer, Record, RecordMetadata, TopicSpec
-from broker.transport._embedded import EmbeddedProducer, EmbeddedTransport
+from broker.transport import Record, RecordMetadata, TopicSpec
+from broker.transport._embedded import EmbeddedProducer
 from tests.crypto_net import NOW, ROLE_OF, A, Net
+from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, until
 
 NET = Net()
 IND = A[PartyRole.IND]
 MUNI = A[PartyRole.MUNICIPALITY]
 NGO = A[PartyRole.NGO]
 OTHER_MUNI = next(p for p, r in ROLE_OF.items() if r is PartyRole.MUNICIPALITY and p != MUNI)
-KEY = b"one-partition"  # records injected with one key stay in order (one partition)
-WAIT_S = 10.0  # generous upper bound for a condition; tests normally pass in milliseconds
 
 
 def dossier() -> AvroModel:
     return example("DossierDelivered")
 
 
-class Lvv:
-    """Gateways of the test network on one embedded log, closed at the end of the test."""
-
-    def __init__(self, log: EmbeddedTransport, folder: Path) -> None:
-        self.log, self.folder = log, folder
-        self.gateways: list[Gateway] = []
-        self.tasks: dict[int, asyncio.Task[None]] = {}
-        self.stores: list[GatewayStore] = []
-        self._producer: Producer | None = None
-
-    def store(self, party: str) -> GatewayStore:
-        # one file per party: a restarted gateway reopens the state of the one before
-        store = GatewayStore(self.folder / f"{party}.db")
-        self.stores.append(store)
-        return store
-
-    async def gateway(
-        self,
-        party: str,
-        *,
-        net: Net = NET,
-        store: GatewayStore | None = None,
-        observer: PrometheusObserver | None = None,
-        clock: Callable[[], datetime] = lambda: NOW,
-        run: bool = False,
-    ) -> Gateway:
-        """A started gateway of ``party`` (its inbox and DLQ topics exist from here on)."""
-        gw = Gateway(
-            keys=net.keys(party), directory=net.directory, transport=self.log,
-            store=store or self.store(party), clock=clock, observer=observer,
-        )  # fmt: skip
-        self.gateways.append(gw)
-        await gw.start()
-        if run:
-            self.run(gw)
-        return gw
-
-    def run(self, gw: Gateway) -> asyncio.Task[None]:
-        task = asyncio.create_task(gw.run(), name=f"run {gw.party_id}")
-        self.tasks[id(gw)] = task
-        return task
-
-    async def halt(self, gw: Gateway) -> None:
-        """stop() and wait for run() to return (it must, within a poll or two)."""
-        gw.stop()
-        await asyncio.wait_for(self.tasks.pop(id(gw)), WAIT_S)
-
-    async def inject(self, topic: str, value: bytes, key: bytes = KEY) -> RecordMetadata:
-        """Put raw bytes in a topic, as a hostile or broken party with write access could."""
-        if self._producer is None:
-            self._producer = self.log.producer()
-            await self._producer.start()
-        return await self._producer.send(topic, value, key=key)
-
-    async def records(self, topic: str) -> list[Record]:
-        """Every record of ``topic``, read by a consumer of a fresh group."""
-        consumer = self.log.consumer(f"test-reader-{uuid.uuid4().hex}", [topic])
-        await consumer.start()
-        found: list[Record] = []
-        try:
-            while batch := await consumer.poll(timeout_ms=50):
-                found += batch
-        finally:
-            await consumer.close()
-        return sorted(found, key=lambda r: (r.partition, r.offset))
-
-    async def aclose(self) -> None:
-        for gw in self.gateways:
-            gw.stop()
-        results = await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        for gw in self.gateways:
-            await gw.close()
-        if self._producer is not None:
-            await self._producer.close()
-        for store in self.stores:
-            store.close()
-        await self.log.close()
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
-
 @pytest.fixture
-async def lvv(tmp_path: Path) -> AsyncIterator[Lvv]:
-    network = Lvv(EmbeddedTransport(tmp_path / "log.db"), tmp_path)
+async def lvv(tmp_path: Path) -> AsyncIterator[EmbeddedNetwork]:
+    network = EmbeddedNetwork(tmp_path, NET)
     try:
         yield network
     finally:
         await network.aclose()
 
 
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway_module, "RETRY_BACKOFF_S", (0.001, 0.001, 0.001, 0.001))
-
-
-async def until(check: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def until_records(lvv: Lvv, topic: str, count: int) -> list[Record]:
+async def until_records(lvv: EmbeddedNetwork, topic: str, count: int) -> list[Record]:
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while len(found := await lvv.records(topic)) < count:
         if asyncio.get_running_loop().time() > deadline:
@@ -176,7 +80,7 @@ def opened_receipt(record: Record, me: str, now: datetime = NOW) -> DeliveryRece
 
 
 async def test_message_to_two_recipients_is_delivered_to_both_and_receipted_by_each(
-    lvv: Lvv,
+    lvv: EmbeddedNetwork,
 ) -> None:
     ind = await lvv.gateway(IND, run=True)
     muni = await lvv.gateway(MUNI, run=True)
@@ -213,7 +117,7 @@ async def test_message_to_two_recipients_is_delivered_to_both_and_receipted_by_e
     assert ind.store.counts()["receipted"] == 1
 
 
-async def test_multi_recipient_send_is_all_or_nothing(lvv: Lvv) -> None:
+async def test_multi_recipient_send_is_all_or_nothing(lvv: EmbeddedNetwork) -> None:
     ind = await lvv.gateway(IND)
     await lvv.gateway(MUNI)  # its inbox exists; the second recipient's never was created
     absent = "ngo-perspectief"
@@ -231,7 +135,7 @@ async def test_multi_recipient_send_is_all_or_nothing(lvv: Lvv) -> None:
 
 
 async def test_redelivery_at_the_same_position_is_neither_delivered_nor_receipted_twice(
-    lvv: Lvv,
+    lvv: EmbeddedNetwork,
 ) -> None:
     ind = await lvv.gateway(IND)
     first = await lvv.gateway(MUNI)
@@ -253,7 +157,7 @@ async def test_redelivery_at_the_same_position_is_neither_delivered_nor_receipte
 
 
 async def test_redelivery_after_a_crash_before_the_receipt_sends_the_missing_receipt_once(
-    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ind = await lvv.gateway(IND)
     first = await lvv.gateway(MUNI)
@@ -288,7 +192,9 @@ async def test_redelivery_after_a_crash_before_the_receipt_sends_the_missing_rec
     assert ind.store.sent_status(message_id).status == "RECEIPTED"  # type: ignore[union-attr]
 
 
-async def test_same_envelope_at_a_new_position_is_a_replay_and_not_delivered(lvv: Lvv) -> None:
+async def test_same_envelope_at_a_new_position_is_a_replay_and_not_delivered(
+    lvv: EmbeddedNetwork,
+) -> None:
     ind = await lvv.gateway(IND)
     muni = await lvv.gateway(MUNI)
     await ind.send(dossier(), [MUNI])
@@ -307,7 +213,7 @@ async def test_same_envelope_at_a_new_position_is_a_replay_and_not_delivered(lvv
     assert dead.value == original.value
 
 
-async def test_other_envelope_with_a_seen_message_id_is_a_replay(lvv: Lvv) -> None:
+async def test_other_envelope_with_a_seen_message_id_is_a_replay(lvv: EmbeddedNetwork) -> None:
     await lvv.gateway(IND)
     muni = await lvv.gateway(MUNI)
     message_id = uuid.uuid4()
@@ -330,7 +236,7 @@ async def test_other_envelope_with_a_seen_message_id_is_a_replay(lvv: Lvv) -> No
 
 
 async def test_refused_records_are_dead_lettered_with_their_reason_and_the_loop_goes_on(
-    lvv: Lvv,
+    lvv: EmbeddedNetwork,
 ) -> None:
     await lvv.gateway(IND)
     await lvv.gateway(OTHER_MUNI)
@@ -367,7 +273,9 @@ async def test_refused_records_are_dead_lettered_with_their_reason_and_the_loop_
     assert await lvv.records(inbox(OTHER_MUNI)) == []
 
 
-async def test_authenticated_sender_refused_by_policy_gets_a_rejected_receipt(lvv: Lvv) -> None:
+async def test_authenticated_sender_refused_by_policy_gets_a_rejected_receipt(
+    lvv: EmbeddedNetwork,
+) -> None:
     hostile = Net(roles={NGO: PartyRole.IND})  # the NGO's own directory says it is the IND
     ngo = await lvv.gateway(NGO, net=hostile, run=True)
     muni = await lvv.gateway(MUNI, run=True)
@@ -390,7 +298,9 @@ async def test_authenticated_sender_refused_by_policy_gets_a_rejected_receipt(lv
     assert len(await lvv.records(inbox(NGO))) == 1  # one receipt, not answered in turn
 
 
-async def test_a_refused_receipt_is_never_answered_but_a_refused_message_is(lvv: Lvv) -> None:
+async def test_a_refused_receipt_is_never_answered_but_a_refused_message_is(
+    lvv: EmbeddedNetwork,
+) -> None:
     ind = await lvv.gateway(IND)
     muni = await lvv.gateway(MUNI)
     stale = {"now": NOW - timedelta(days=2), "ttl": timedelta(hours=1)}  # authenticated, EXPIRED
@@ -437,7 +347,7 @@ def fail_first_send(monkeypatch: pytest.MonkeyPatch, gw: Gateway) -> None:
 
 
 async def test_rejected_receipt_is_sent_once_after_a_crash_before_it(
-    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hostile = Net(roles={NGO: PartyRole.IND})
     await lvv.gateway(NGO, net=hostile)
@@ -468,7 +378,7 @@ async def test_rejected_receipt_is_sent_once_after_a_crash_before_it(
 
 
 async def test_rejected_receipt_after_a_crash_keeps_the_reason_of_the_dead_letter(
-    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [NOW]
     await lvv.gateway(IND)
@@ -501,7 +411,7 @@ async def test_rejected_receipt_after_a_crash_keeps_the_reason_of_the_dead_lette
 
 
 async def test_failing_record_is_retried_then_dead_lettered_and_the_next_is_delivered(
-    lvv: Lvv, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch, fast_retries: None
 ) -> None:
     ind = await lvv.gateway(IND)
     muni = await lvv.gateway(MUNI)
@@ -535,7 +445,7 @@ async def test_failing_record_is_retried_then_dead_lettered_and_the_next_is_deli
 
 
 async def test_a_store_failure_after_the_follow_ups_were_published_is_retried_not_fatal(
-    lvv: Lvv, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch, fast_retries: None
 ) -> None:
     """The receipt is out, then marking it done fails: the loop retries (publishing again,
     as a restart would), and the message is still delivered and receipted once."""
@@ -573,7 +483,7 @@ async def test_a_store_failure_after_the_follow_ups_were_published_is_retried_no
 
 
 async def test_loop_survives_the_log_being_away_when_dead_lettering_a_failed_record(
-    lvv: Lvv, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch, fast_retries: None
 ) -> None:
     ind = await lvv.gateway(IND)
     muni = await lvv.gateway(MUNI)
@@ -612,7 +522,7 @@ async def test_loop_survives_the_log_being_away_when_dead_lettering_a_failed_rec
 
 
 async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
-    lvv: Lvv, monkeypatch: pytest.MonkeyPatch
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ind = await lvv.gateway(IND)
     muni = await lvv.gateway(MUNI)
@@ -652,7 +562,9 @@ async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
 # --- overdue receipts ------------------------------------------------------------------------
 
 
-async def test_message_to_a_party_whose_gateway_is_down_becomes_overdue(lvv: Lvv) -> None:
+async def test_message_to_a_party_whose_gateway_is_down_becomes_overdue(
+    lvv: EmbeddedNetwork,
+) -> None:
     ind = await lvv.gateway(IND, run=True)
     await lvv.log.ensure_topics([TopicSpec(inbox(MUNI))])  # provisioned, gateway not running
     timeout = ind.receipt_timeout
@@ -671,7 +583,7 @@ async def test_message_to_a_party_whose_gateway_is_down_becomes_overdue(lvv: Lvv
 # --- metrics ---------------------------------------------------------------------------------
 
 
-async def test_prometheus_observer_counts_without_ids(lvv: Lvv) -> None:
+async def test_prometheus_observer_counts_without_ids(lvv: EmbeddedNetwork) -> None:
     ind_metrics, muni_metrics = PrometheusObserver(IND), PrometheusObserver(MUNI)
     ind = await lvv.gateway(IND, observer=ind_metrics, run=True)
     muni = await lvv.gateway(MUNI, observer=muni_metrics, run=True)
@@ -719,7 +631,7 @@ async def test_prometheus_observer_counts_without_ids(lvv: Lvv) -> None:
 
 
 async def test_a_failed_checkpoint_skips_no_record(
-    lvv: Lvv, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+    lvv: EmbeddedNetwork, fast_retries: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A checkpoint that cannot be written (the audit stream away) must not cost the records
     of the poll around it: the consumer's position has passed them, so records dropped then
