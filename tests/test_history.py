@@ -103,6 +103,30 @@ def test_one_unknown_send_explains_one_delivered_message_not_two() -> None:
     assert verdict.unknown_delivered == 1
 
 
+def test_a_send_of_unknown_outcome_reaches_all_its_recipients_or_none() -> None:
+    every, none, some = History(), History(), History()
+    for h in (every, none, some):
+        h.send(A, (B, C), CASE, "T", 0, Outcome.UNKNOWN, detail="ReadTimeout")
+    [m] = ids(1)
+    delivered(every, B, m)
+    delivered(every, C, m)
+    delivered(some, C, m)
+    assert check(every).ok and check(none).ok
+    verdict = check(some)
+    assert kinds(some) == {"partial": 1}
+    [partial] = verdict.anomalies
+    assert (partial.party, partial.case_id) == (B, CASE)
+    assert partial.detail == "T from gemeente-amsterdam reached dtv only"
+
+
+def test_unknown_sends_that_cannot_be_told_apart_are_not_judged_partial() -> None:
+    h = History()
+    h.send(A, (B, C), CASE, "T", 0, Outcome.UNKNOWN)
+    h.send(A, (B, C), CASE, "T", 1, Outcome.FAILED)  # same sender, case and type
+    delivered(h, C, uuid.uuid4())
+    assert "partial" not in kinds(h)
+
+
 def test_a_failed_send_that_arrives_anyway_is_reported() -> None:
     h = History()
     h.send(A, (B,), CASE, "T", 0, Outcome.FAILED, detail="HTTP 503 TRANSPORT_UNAVAILABLE")

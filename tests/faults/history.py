@@ -22,8 +22,10 @@ After the final full read, `check` reports, each as an `Anomaly`:
 | MISDELIVERED | an acknowledged message delivered to a party that is not a recipient |
 | FAILED_DELIVERED | a message of a send the gateway said had failed was delivered after all |
 | PHANTOM | a delivered message that no send (of any outcome) explains |
+| PARTIAL | a send of unknown outcome delivered to some of its recipients, not all |
 
-A send of unknown outcome may arrive or not: neither counts against the system. Its message
+A send of unknown outcome may arrive or not: neither counts against the system — but at all of
+its recipients or at none, since a send is one Kafka transaction over their inboxes. Its message
 id is unknown, so a delivery is matched to it by (sender, case, type, recipient), at most one
 delivered message per such send.
 """
@@ -51,6 +53,7 @@ class AnomalyKind(StrEnum):
     MISDELIVERED = "misdelivered"
     FAILED_DELIVERED = "failed_delivered"
     PHANTOM = "phantom"
+    PARTIAL = "partial"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,7 @@ def check(history: History) -> Verdict:
     unexplained, unknown_delivered = _unexplained(history, acked, first)
     anomalies += unexplained
     anomalies += _order(history, acked, first)
+    anomalies += _partial(history, acked, first)
     return Verdict(
         anomalies,
         Counter(s.outcome.value for s in history.sends),
@@ -291,4 +295,31 @@ def _order(history: History, acked: dict[uuid.UUID, SendOp],
             out.append(Anomaly(AnomalyKind.ORDER, d.party, d.message_id, s.case_id,
                                f"send {s.seq} from {s.sender} after send {highest[stream]}", s.scenario))  # fmt: skip
         highest[stream] = max(highest[stream], s.seq)
+    return out
+
+
+def _partial(history: History, acked: dict[uuid.UUID, SendOp],
+             first: dict[tuple[str, uuid.UUID], DeliveryOp]) -> list[Anomaly]:  # fmt: skip
+    """Sends of unknown outcome that reached some of their recipients and not the others.
+    Such a send is matched to its deliveries by (sender, case, type); where two sends not
+    acknowledged share those, which delivery is whose is ambiguous and they are left out."""
+    Route = tuple[str, uuid.UUID, str]
+    unacked: Counter[Route] = Counter(
+        (s.sender, s.case_id, s.message_type) for s in history.sends if s.outcome is not Outcome.OK
+    )
+    reached: dict[Route, set[str]] = defaultdict(set)
+    for (party, message_id), d in first.items():
+        if message_id not in acked:
+            reached[(d.sender, d.case_id, d.message_type)].add(party)
+    out = []
+    for s in history.sends:
+        route = (s.sender, s.case_id, s.message_type)
+        if s.outcome is not Outcome.UNKNOWN or unacked[route] > 1:
+            continue
+        got = reached.get(route, set()) & set(s.recipients)
+        missing = [r for r in s.recipients if r not in got]
+        if got and missing:
+            out.append(Anomaly(AnomalyKind.PARTIAL, ", ".join(missing), None, s.case_id,
+                               f"{s.message_type} from {s.sender} reached {', '.join(sorted(got))} only",
+                               s.scenario))  # fmt: skip
     return out
