@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections import Counter
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 
 from bench._backoffice import problem, read_inbox
-from broker.casebook import Case, CasePath, CaseWriter, Party
+from broker.casebook import MUNICIPALITIES, NGOS, Case, CasePath, CaseWriter, Party
 from broker.models import AvroModel
 
 REQUEST_TIMEOUT_S = 30.0
@@ -67,9 +68,9 @@ class CaseSource:
     the (municipality and NGO pair, path) combinations that allow that; reproducible from
     the seed. With the whole demo network every pair and every path takes its turn."""
 
-    PERIOD = 10
-    """The casebook picks a case's municipality and NGO from its index; ten consecutive
-    indices cover every pair, and index ``i + 10k`` picks the same pair as ``i``."""
+    PERIOD = math.lcm(len(MUNICIPALITIES), len(NGOS))
+    """The casebook picks a case's municipality and NGO from its index (modulo their counts):
+    this many consecutive indices cover every pair, and ``i + PERIOD`` picks what ``i`` does."""
 
     def __init__(self, parties: tuple[Party, ...], seed: int = CASE_SEED) -> None:
         names = frozenset(p.party_id for p in parties)
