@@ -94,22 +94,31 @@ def own_kafka(say: Callable[[str], None] = print) -> Iterator[str]:
 # --- the network -----------------------------------------------------------------------------
 
 
-def _free_ports(count: int, start: int = FIRST_HTTP_PORT) -> int:
-    """The first port of ``count`` consecutive free ones from ``start`` on."""
+def free_ports(count: int, start: int = FIRST_HTTP_PORT) -> int:
+    """The first of ``count`` consecutive ports from ``start`` on that can be bound now (not
+    merely without a listener: a client connection may hold a port too)."""
     for first in range(start, 65535 - count, count):
-        if not any(_port_in_use(p) for p in range(first, first + count)):
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + count):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
             return first
-    raise SoakSetupError("no free ports for the gateways' APIs")
+        except OSError:
+            continue
+    raise SoakSetupError(f"no {count} free ports for the gateways' APIs from {start} on")
 
 
 def make_network(
-    folder: Path, *, kafka: str | None, prefix: str, parties: tuple[Party, ...] = PARTIES
-) -> tuple[LocalNetwork, dict[str, int]]:
+    folder: Path, *, kafka: str | None, prefix: str, parties: tuple[Party, ...] = PARTIES,
+    tls: Path | None = None, ports_from: int = FIRST_HTTP_PORT,
+) -> tuple[LocalNetwork, dict[str, int]]:  # fmt: skip
     """Keys, signed directory and a gateway configuration per party in ``folder``; each
-    party's API port. Without ``kafka`` the gateways share the embedded log ``log.db``."""
+    party's API port (the first free run from ``ports_from``). Without ``kafka`` the gateways
+    share the embedded log ``log.db``; with ``tls`` (a PKI folder) they use mutual TLS."""
     net = create_network(folder, now=datetime.now(UTC), parties=parties)
-    first = _free_ports(len(parties))
-    ports = write_gateway_configs(net, kafka=kafka, prefix=prefix, first_port=first)
+    first = free_ports(len(parties), ports_from)
+    ports = write_gateway_configs(net, kafka=kafka, prefix=prefix, first_port=first, tls=tls)
     return net, ports
 
 

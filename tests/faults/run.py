@@ -16,28 +16,26 @@ Settings (environment):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from bench._soak_infra import (
     PARTIES,
     GatewayProcess,
+    make_network,
     start_gateway,
     stop_gateways,
     wait_ready,
 )
-from broker.network import LocalNetwork, create_network, write_gateway_configs
+from broker.network import LocalNetwork
 from broker.provision import Layout, apply, desired_topics
 from broker.topics import dlq, inbox
 from broker.transport._kafka import KafkaTransport
@@ -99,20 +97,6 @@ class Settings:
         )
 
 
-def free_ports(count: int, start: int = FIRST_HTTP_PORT) -> int:
-    """The first of ``count`` consecutive ports from ``start`` on that can be bound now."""
-    for first in range(start, start + 1000, count):
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(first, first + count):
-                    s = held.enter_context(socket.socket())
-                    s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} free ports from {start} on")
-
-
 def undelivered(history: History) -> int:
     """(acknowledged message, recipient) pairs not yet seen in that recipient's inbox."""
     seen = {(d.party, d.message_id) for d in history.deliveries}
@@ -138,11 +122,8 @@ class Run:
     def network(self) -> tuple[LocalNetwork, dict[str, int]]:
         folder = cluster.BASE / "run"
         shutil.rmtree(folder, ignore_errors=True)
-        net = create_network(folder, now=datetime.now(UTC), parties=PARTIES)
-        ports = write_gateway_configs(net, kafka=cluster.BOOTSTRAP, prefix=self.prefix,
-                                      first_port=free_ports(len(PARTIES)),
-                                      tls=cluster.PKI_DIR)  # fmt: skip
-        return net, ports
+        return make_network(folder, kafka=cluster.BOOTSTRAP, prefix=self.prefix,
+                            tls=cluster.PKI_DIR, ports_from=FIRST_HTTP_PORT)  # fmt: skip
 
     async def main(self) -> dict[str, Any]:
         started = time.monotonic()
