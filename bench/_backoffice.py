@@ -37,13 +37,17 @@ class Watcher(Protocol):
         """A failed call: ``kind`` is the operation and the error, e.g. ``ack HTTP 503 ...``."""
 
 
+def reason_of(response: httpx.Response) -> str:
+    """The API's reason code of an error response (``TRANSPORT_TIMEOUT``), or ``""``."""
+    try:
+        return str(response.json().get("reason", ""))
+    except ValueError:
+        return ""
+
+
 def problem(response: httpx.Response) -> str:
     """``HTTP 503 TRANSPORT_TIMEOUT``: the status and the API's reason code, if it gave one."""
-    try:
-        reason = response.json().get("reason", "")
-    except ValueError:
-        reason = ""
-    return f"HTTP {response.status_code} {reason}".strip()
+    return f"HTTP {response.status_code} {reason_of(response)}".strip()
 
 
 async def read_inbox(

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 
 from tests.faults.history import AnomalyKind, History, Outcome, check
+from tests.faults.traffic import outcome_of
 
 A, B, C = "gemeente-amsterdam", "ind", "dtv"
 CASE, OTHER_CASE = uuid.uuid4(), uuid.uuid4()
@@ -205,3 +207,20 @@ def test_anomalies_carry_the_scenario_of_their_send() -> None:
 def test_an_acknowledged_send_needs_its_message_id() -> None:
     with pytest.raises(ValueError, match="message id"):
         History().send(A, (B,), CASE, "T", 0, Outcome.OK)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "outcome"),
+    [
+        (202, "", Outcome.OK),
+        (503, "TRANSPORT_TIMEOUT", Outcome.UNKNOWN),  # a Kafka request timed out: maybe written
+        (503, "TRANSPORT_UNAVAILABLE", Outcome.FAILED),  # documented as "nothing was sent"
+        (500, "", Outcome.UNKNOWN),
+        (422, "POLICY_VIOLATION", Outcome.FAILED),
+    ],
+)
+def test_a_send_answer_gives_its_outcome(status: int, reason: str, outcome: Outcome) -> None:
+    body = {"reason": reason} if reason else {"message_id": str(uuid.uuid4())}
+    got, detail = outcome_of(httpx.Response(status, json=body))
+    assert got is outcome
+    assert detail == ("" if status == 202 else f"HTTP {status} {reason}".strip())

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench._backoffice import read_inbox
+from bench._backoffice import problem, read_inbox, reason_of
 from bench._soak_traffic import CaseSource, Pacer, Send, api_client
 from tests.faults.history import History, Outcome
 
@@ -46,11 +46,7 @@ def short_type(message_type: str) -> str:
 def outcome_of(response: httpx.Response) -> tuple[Outcome, str]:
     if response.status_code == 202:
         return Outcome.OK, ""
-    try:
-        reason = str(response.json().get("reason", ""))
-    except ValueError:
-        reason = ""
-    detail = f"HTTP {response.status_code} {reason}".strip()
+    reason, detail = reason_of(response), problem(response)
     if response.status_code >= 500 and (response.status_code != 503 or reason in UNKNOWN_REASONS):
         return Outcome.UNKNOWN, detail
     return Outcome.FAILED, detail
