@@ -17,6 +17,7 @@ from rich.table import Table
 
 from broker import __version__
 from broker._errors import LvvError
+from broker._files import PROCESS_UMASK
 
 console = Console(stderr=False)
 errors = Console(stderr=True)
@@ -31,7 +32,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except LvvError as exc:
-            errors.print(f"[red]error[/red] {exc}", highlight=False)
+            errors.print(f"[red]error[/red] {exc}", highlight=False, soft_wrap=True)  # one line
             sys.exit(2)
 
 
@@ -128,17 +129,15 @@ def demo(
 ) -> None:
     """Run the whole LVV network and drive cases through the case flow."""
     import secrets
-    import shutil
 
     from broker.demo import run_demo
+    from broker.demo_folder import fresh_data_folder
     from broker.network import write_gateway_configs, write_run_info
     from broker.transport import open_transport
 
     # aiokafka logs retriable start-up conditions of fresh topics as errors; they pass
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    if data.exists():
-        shutil.rmtree(data)  # each run makes a fresh network: new keys, log and state
-    data.mkdir(parents=True)
+    fresh_data_folder(data)  # removes only a folder the demo made (NOT_A_DEMO_FOLDER)
     # on a shared Kafka, a run's own topics keep earlier runs' records out of it
     prefix = f"lvv.demo-{secrets.token_hex(4)}.v1" if kafka else "lvv.v1"
     transport = open_transport(kafka, data, tls=pki_folder)
@@ -292,6 +291,9 @@ _register_commands()
 
 
 def main() -> None:
+    # everything this process makes — stores, logs, keys, configurations — is for the
+    # party's operator only, also what a library writes without asking for a mode
+    os.umask(PROCESS_UMASK)
     cli(prog_name="lvvx")
 
 

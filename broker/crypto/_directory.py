@@ -1,9 +1,10 @@
 """The key directory: built and signed by the trust anchor, checked by every gateway.
 
-A gateway pins the anchor's public key and accepts a directory only if the anchor signed
-it, it has not expired, its serial is not lower than the one in use, it belongs to the
-expected network, and every key in it is one we may use. `Directory` is the checked result:
-lookups with the key objects already made, so sealing and opening never parse a key.
+A gateway pins the anchor's public key (with its validity window) and accepts a directory
+only if the anchor key is valid now and signed it, it has not expired, its serial is not
+lower than the one in use, it belongs to the expected network, and every key in it is one we
+may use. `Directory` is the checked result: lookups with the key objects already made, so
+sealing and opening never parse a key.
 """
 
 from __future__ import annotations
@@ -59,10 +60,17 @@ _ENCRYPTION_ALGORITHMS = frozenset({KeyAlgorithm.X25519, KeyAlgorithm.MLKEM768_X
 
 @dataclass(frozen=True, slots=True)
 class AnchorKey:
-    """The pinned public key of the network's trust anchor."""
+    """The pinned public key of the network's trust anchor, with its validity window.
+
+    A pinned anchor record (`from_record`) always carries its window, and a directory is
+    trusted only within it (`load_directory`): an anchor key past its end may have leaked
+    since, and one before its start is not yet the network's. A key made directly without
+    a window (known-answer vectors, test networks) is not bounded in time."""
 
     key_id: str
     public_key: Ed25519PublicKey
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
 
     @classmethod
     def from_record(cls, record: PublicKey) -> AnchorKey:
@@ -70,10 +78,28 @@ class AnchorKey:
             raise LocalError("the trust anchor key must be Ed25519", reason="BAD_KEY")
         if record.key_id != key_id(record.public_key):
             raise LocalError("the trust anchor's key id does not match its key", reason="BAD_KEY")
+        if not record.valid_from < record.valid_until:
+            raise LocalError("the trust anchor key has an empty validity window", reason="BAD_KEY")
         try:
-            return cls(record.key_id, signing_public_key(record.public_key))
+            public = signing_public_key(record.public_key)
         except ValueError as exc:
             raise LocalError(f"trust anchor key: {exc}", reason="BAD_KEY") from exc
+        return cls(record.key_id, public, record.valid_from, record.valid_until)
+
+    def check_valid_at(self, now: datetime) -> None:
+        """Raise `DirectoryRejected` unless the anchor key is valid at ``now``
+        (``valid_from`` ≤ now < ``valid_until``, as for every key: docs/ENVELOPE.md §3.6)."""
+        if self.valid_from is not None and now < self.valid_from:
+            raise DirectoryRejected(
+                f"the pinned trust anchor {self.key_id} is not valid before "
+                f"{self.valid_from.isoformat()}",
+                reason="ANCHOR_NOT_YET_VALID",
+            )
+        if self.valid_until is not None and now >= self.valid_until:
+            raise DirectoryRejected(
+                f"the pinned trust anchor {self.key_id} expired at {self.valid_until.isoformat()}",
+                reason="ANCHOR_EXPIRED",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +253,9 @@ def load_directory(
     min_serial: int = 0,
     network: str | None = None,
 ) -> Directory:
-    """Check a signed directory against the pinned anchor and return it, or raise
-    `DirectoryRejected` saying why."""
+    """Check a signed directory against the pinned anchor (valid itself at ``now``) and
+    return it, or raise `DirectoryRejected` saying why. ``network`` is None only for tools
+    that inspect any directory; a gateway always names its own."""
     if len(data) > MAX_DIRECTORY_BYTES:
         raise DirectoryRejected(f"directory of {len(data)} bytes is too large")
     codec = default_codec()
@@ -240,6 +267,7 @@ def load_directory(
         raise DirectoryRejected(f"unsupported directory format {signed.format_version}")
     if signed.anchor_key_id != anchor.key_id:
         raise DirectoryRejected("signed by another anchor than the pinned one")
+    anchor.check_valid_at(now)
     try:
         anchor.public_key.verify(signed.signature, DIRECTORY_SIGNATURE_TAG + signed.directory)
     except InvalidSignature:

@@ -3,15 +3,23 @@
 from broker.gateway._gateway import DEFAULT_RECEIPT_TIMEOUT, PROCESSING_FAILED, Gateway, utc_now
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._store import GatewayStore, InboxItem, SentStatus
+from broker.gateway._webhook import (
+    SIGNATURE_HEADER,
+    WebhookSignatureInvalid,
+    verify_webhook_signature,
+)
 
 __all__ = [
     "DEFAULT_RECEIPT_TIMEOUT",
     "PROCESSING_FAILED",
+    "SIGNATURE_HEADER",
     "Gateway",
     "GatewayObserver",
     "GatewayStore",
     "InboxItem",
     "NullObserver",
     "SentStatus",
+    "WebhookSignatureInvalid",
     "utc_now",
+    "verify_webhook_signature",
 ]

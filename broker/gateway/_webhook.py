@@ -1,19 +1,42 @@
 """Optional push delivery: POST each delivered message to the back office's webhook, with
 retries and exponential back-off, and acknowledge it in the inbox once the back office
 answered 2xx. Until then the message stays in the pull inbox too, so nothing is lost when
-the back office is down for a while."""
+the back office is down for a while.
+
+Every POST is signed with the webhook's own secret — never the API's bearer token, which
+would let whoever runs the webhook endpoint (or reads its logs) use the gateway's API. The
+scheme is Stripe's::
+
+    LVVX-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." || raw body)>
+
+A back office verifies it over the raw body bytes exactly as received (before parsing the
+JSON), compares in constant time, and refuses a timestamp more than 5 minutes
+(`WEBHOOK_TOLERANCE_S`) from its own clock, so a captured request cannot be replayed later.
+It may see the same message again after a timeout or a restart and keeps it once by its
+``message_id``. `verify_webhook_signature` does all of that; any ``v1`` in the header may
+match, so a secret can be rotated by signing with both for a while.
+
+The secret comes from ``LVVX_GATEWAY_WEBHOOK_SECRET`` or ``webhook_secret_file``, never from
+the TOML file (`broker.gateway._settings`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 import httpx
 
-from broker.gateway._store import GatewayStore
+from broker._errors import RemoteError
 
 log = logging.getLogger("lvvx.webhook")
 
@@ -24,20 +47,142 @@ BACKOFF_MAX_S = 60.0
 
 IDLE_POLL_S = 0.5
 
+SIGNATURE_HEADER = "LVVX-Signature"
+SIGNATURE_SCHEME = "v1"  # HMAC-SHA256 over "<t>.<body>"; a new scheme gets a new name
+
+WEBHOOK_TOLERANCE_S = 300.0
+"""The replay window a receiver applies: 5 minutes covers clocks apart and a slow request,
+and bounds how long a captured request stays usable."""
+
+MAX_SIGNATURE_HEADER_CHARS = 1024
+"""A header of a timestamp and a few signatures is under 300 characters; more is not ours."""
+
+
+class WebhookSignatureInvalid(RemoteError):
+    """A webhook request's signature header is missing, malformed, stale or does not match:
+    the request is not (or no longer) the gateway's. ``reason`` says which: MALFORMED,
+    BAD_SIGNATURE, EXPIRED or FROM_FUTURE."""
+
+
+class PushItem(Protocol):
+    """What the pusher reads of an inbox item (`broker.gateway.InboxItem`)."""
+
+    @property
+    def message_id(self) -> uuid.UUID: ...
+    @property
+    def message_type(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def case_id(self) -> uuid.UUID: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def message(self) -> dict[str, Any]: ...
+
+
+class PushSource(Protocol):
+    """The inbox the pusher drains (`broker.gateway.GatewayStore`)."""
+
+    def inbox(self, *, limit: int) -> Sequence[PushItem]: ...
+    def ack(self, message_id: uuid.UUID, now: datetime, *, sender: str | None = None) -> bool: ...
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    signed = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``LVVX-Signature`` header value for ``body`` sent at ``timestamp`` (unix s)."""
+    return f"t={timestamp},{SIGNATURE_SCHEME}={_mac(secret, timestamp, body)}"
+
+
+def verify_webhook_signature(
+    secret: str,
+    header: str,
+    body: bytes,
+    *,
+    now: float,
+    tolerance_s: float = WEBHOOK_TOLERANCE_S,
+) -> None:
+    """Check a webhook request as a back office must: ``header`` is the ``LVVX-Signature``
+    value, ``body`` the raw request body, ``now`` the receiver's clock (unix seconds).
+    Raises `WebhookSignatureInvalid` with its reason; returns only for a genuine, fresh
+    request."""
+    timestamp, signatures = _parse(header)
+    if now - timestamp > tolerance_s:
+        raise WebhookSignatureInvalid("signed too long ago (a replay?)", reason="EXPIRED")
+    if timestamp - now > tolerance_s:
+        raise WebhookSignatureInvalid("signed in the future", reason="FROM_FUTURE")
+    expected = _mac(secret, timestamp, body).encode()
+    # every candidate compared, in constant time (as bytes: a header may hold any character)
+    matched = [hmac.compare_digest(expected, s.encode(errors="replace")) for s in signatures]
+    if not any(matched):
+        raise WebhookSignatureInvalid("signature does not match", reason="BAD_SIGNATURE")
+
+
+def _parse(header: str) -> tuple[int, list[str]]:
+    """The timestamp and the ``v1`` signatures of a header ``t=<int>,v1=<hex>[,v1=<hex>…]``
+    (other schemes are ignored, as Stripe's receivers do)."""
+    if len(header) > MAX_SIGNATURE_HEADER_CHARS:
+        raise WebhookSignatureInvalid("signature header too long", reason="MALFORMED")
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise WebhookSignatureInvalid("signature header is not key=value", reason="MALFORMED")
+        if key == "t":
+            timestamps.append(value)
+        elif key == SIGNATURE_SCHEME:
+            signatures.append(value)
+    if len(timestamps) != 1 or not timestamps[0].isascii() or not timestamps[0].isdigit():
+        raise WebhookSignatureInvalid("signature header needs one t=<unix seconds>",
+                                      reason="MALFORMED")  # fmt: skip
+    if not signatures:
+        raise WebhookSignatureInvalid(f"signature header has no {SIGNATURE_SCHEME}=",
+                                      reason="MALFORMED")  # fmt: skip
+    return int(timestamps[0]), signatures
+
+
+def _body(item: PushItem) -> bytes:
+    """The JSON the back office gets, as the exact bytes that are signed and sent."""
+    return json.dumps({
+        "message_id": str(item.message_id), "type": item.message_type, "sender": item.sender,
+        "case_id": str(item.case_id), "created_at": item.created_at.isoformat(),
+        "message": item.message,
+    }, ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
+
 
 class WebhookPusher:
     def __init__(
-        self, store: GatewayStore, url: str, token: str, client: httpx.AsyncClient | None = None
+        self,
+        store: PushSource,
+        url: str,
+        secret: str,
+        client: httpx.AsyncClient | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._url = url
-        self._token = token
-        self._client = client or httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S)
+        self._secret = secret
+        self._clock = clock
+        # a redirect is not followed: it could lead the signed content somewhere else
+        self._client = client or httpx.AsyncClient(
+            timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False
+        )
         self._next_try: dict[uuid.UUID, tuple[float, float]] = {}  # id → (when, current back-off)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
     async def run(self) -> None:
         try:
@@ -47,7 +192,7 @@ class WebhookPusher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), IDLE_POLL_S)
         finally:
-            await self._client.aclose()
+            await self.aclose()
 
     async def push_due(self) -> int:
         """POST every unacknowledged message whose back-off has passed; returns how many
@@ -58,21 +203,19 @@ class WebhookPusher:
             when, _ = self._next_try.get(item.message_id, (0.0, 0.0))
             if when > now:
                 continue
-            body = {
-                "message_id": str(item.message_id), "type": item.message_type, "sender": item.sender,
-                "case_id": str(item.case_id), "created_at": item.created_at.isoformat(),
-                "message": item.message,
-            }  # fmt: skip
+            body = _body(item)
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: webhook_signature(self._secret, body, int(self._clock())),
+            }  # signed afresh on every try, so a retry is within the receiver's window
             try:
-                response = await self._client.post(
-                    self._url, json=body, headers={"Authorization": f"Bearer {self._token}"}
-                )
+                response = await self._client.post(self._url, content=body, headers=headers)
                 ok = 200 <= response.status_code < 300
             except httpx.HTTPError as exc:
                 log.info("webhook %s unreachable: %s", self._url, type(exc).__name__)
                 ok = False
             if ok:
-                self._store.ack(item.message_id, item.received_at)
+                self._store.ack(item.message_id, item.received_at, sender=item.sender)
                 self._next_try.pop(item.message_id, None)
                 taken += 1
             else:
@@ -80,3 +223,13 @@ class WebhookPusher:
                 wait = min(wait * 2, BACKOFF_MAX_S)
                 self._next_try[item.message_id] = (now + wait, wait)
         return taken
+
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "WEBHOOK_TOLERANCE_S",
+    "WebhookPusher",
+    "WebhookSignatureInvalid",
+    "verify_webhook_signature",
+    "webhook_signature",
+]
