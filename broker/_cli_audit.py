@@ -121,10 +121,15 @@ def audit_verify(data: Path, kafka: str | None, prefix: str | None, directory_fi
         console.print(f"messages: {report.sent} sent, {report.accounted} accounted for at every recipient, "
                       f"{report.pending} still in flight")  # fmt: skip
         for issue in report.issues:
-            console.print(f"[red]{issue.kind.value}[/red] {issue.gateway or ''} seq {issue.seq} "
+            colour = "yellow" if issue.notice else "red"
+            console.print(f"[{colour}]{issue.kind.value}[/{colour}] {issue.gateway or ''} seq {issue.seq} "
                           f"{issue.message_id or ''}: {issue.detail}", highlight=False)  # fmt: skip
+        notices = len(report.issues) - len(report.errors)
+        also = f" ({notices} notices)" if notices else ""
         console.print(
-            "[green]clean[/green]" if report.clean else f"[red]{len(report.issues)} findings[/red]"
+            f"[green]clean[/green]{also}"
+            if report.clean
+            else f"[red]{len(report.errors)} findings[/red]{also}"
         )
     sys.exit(0 if report.clean else 1)
 

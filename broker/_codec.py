@@ -142,7 +142,8 @@ def _read_json(path: Path) -> Schema:
 class Codec:
     """The parsed contract. Build it once (see `default_codec`) and share it."""
 
-    def __init__(self, top_level: Iterable[Path], shared_types: Iterable[Path]) -> None:
+    def __init__(self, top_level: Iterable[Path], shared_types: Iterable[Path],
+                 earlier: Iterable[Path] = ()) -> None:  # fmt: skip
         types = {}
         for path in shared_types:
             schema = _read_json(path)
@@ -153,6 +154,9 @@ class Codec:
         for path in sorted(top_level):
             info = self.register(_inline(_read_json(path), NAMESPACE, types, set()))
             _collect_named(info.schema, NAMESPACE, self._named)
+        for path in sorted(earlier):  # readable by fingerprint only, never current
+            info = _info(_inline(_read_json(path), NAMESPACE, types, set()))
+            self._by_fingerprint.setdefault(info.fingerprint, info)
 
     def register(self, schema: Schema) -> SchemaInfo:
         """Add a self-contained schema. A later version of a known name replaces it as the
@@ -245,6 +249,6 @@ class Codec:
 @cache
 def default_codec() -> Codec:
     """The codec of the schemas shipped in the `schemas` package, parsed once."""
-    from schemas import AVRO_DIR, TYPES_DIR
+    from schemas import AVRO_DIR, HISTORY_DIR, TYPES_DIR
 
-    return Codec(AVRO_DIR.glob("*.avsc"), TYPES_DIR.glob("*.avsc"))
+    return Codec(AVRO_DIR.glob("*.avsc"), TYPES_DIR.glob("*.avsc"), HISTORY_DIR.glob("*.avsc"))

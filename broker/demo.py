@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from broker import caseflow
+from broker._files import private_dir
 from broker.casebook import Case, CaseWriter
 from broker.demo_backoffice import BackOffice, make_adapter
 from broker.demo_hostile import HOSTILE_KINDS, Hostile, inject_hostile
@@ -113,7 +114,9 @@ class Demo:
                 keys=keys,
                 directory=net.directory,
                 transport=self._own.get(party, transport),
-                store=GatewayStore(_mkdir(net.state_dir(party)) / "gateway.db"),
+                store=GatewayStore(
+                    _mkdir(net.state_dir(party)) / "gateway.db", content_key=net.content_keys[party]
+                ),
                 prefix=prefix,
                 clock=clock,
                 observer=self.observers.get(party),
@@ -273,8 +276,7 @@ def _dtv(net: LocalNetwork) -> str:
 
 
 def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(path)
 
 
 async def run_demo(

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from broker._files import private_dir
 from broker.casebook import NETWORK, Party
 from broker.crypto import (
     AnchorKey,
+    ContentKey,
     Directory,
     KeyStore,
     PartyKeys,
@@ -48,13 +50,15 @@ class LocalNetwork:
     keys: dict[str, PartyKeys]
     directory: Directory
     tokens: dict[str, str]
+    content_keys: dict[str, ContentKey]
+    """Each party's key for what its gateway keeps at rest."""
 
     def state_dir(self, party: str) -> Path:
         return self.folder / "state" / party
 
 
 def _secret_file(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
@@ -67,6 +71,7 @@ def create_network(
     keys_dir = folder / "keys"
     if keys_dir.exists():
         raise FileExistsError(f"{keys_dir} exists; remove the folder to make a new network")
+    private_dir(keys_dir)
     passphrase = secrets.token_urlsafe(24)
     _secret_file(folder / "secrets" / "passphrase", passphrase)
     store = KeyStore(keys_dir)
@@ -98,12 +103,13 @@ def open_network(folder: Path, *, now: datetime) -> LocalNetwork:
         for pid, entry in directory.parties.items()
     )
     keys = {p.party_id: store.load_party(p.party_id, passphrase) for p in parties}
+    content_keys = {p.party_id: store.content_key(p.party_id, passphrase) for p in parties}
     tokens = {
         p.party_id: (folder / "secrets" / f"{p.party_id}.token").read_text().strip()
         for p in parties
         if (folder / "secrets" / f"{p.party_id}.token").exists()
     }
-    return LocalNetwork(folder, parties, keys, directory, tokens)
+    return LocalNetwork(folder, parties, keys, directory, tokens, content_keys)
 
 
 def write_gateway_configs(

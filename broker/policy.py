@@ -126,6 +126,14 @@ def check_sender_fields(message: AvroModel, sender: str, role: PartyRole) -> Non
         )
 
 
+def check_receipt_fields(message: AvroModel) -> None:
+    """Raise `PolicyDenied` if a receipt names a message type that is not in the contract:
+    what a remote party writes there is copied into the receiving gateway's audit chain, so
+    only names of the contract may pass (its reason is an enum of the contract already)."""
+    if message.avro_name == RECEIPT and getattr(message, "message_type", None) not in POLICY:
+        raise PolicyDenied("a receipt must name a message type of the contract")
+
+
 def allowed_recipients(sender: PartyRole) -> frozenset[PartyRole]:
     """Every role ``sender`` may send some message to (for broker ACLs)."""
     return frozenset().union(*(r.recipients for r in POLICY.values() if sender in r.senders))

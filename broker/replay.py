@@ -1,5 +1,9 @@
-"""Replay guards: remember every accepted message id for as long as its envelope could be
-accepted, so the same message is never opened twice — also across restarts.
+"""Replay guards: remember every accepted (sender, message id) for as long as its envelope
+could be accepted, so the same message is never opened twice — also across restarts.
+
+Ids are the sender's: one sender's id says nothing about another's. Keying by id alone
+would let any party that saw an id (a co-recipient) seal a message of its own under it and
+so have the real one refused as a replay at a recipient that had not yet read it.
 
 An envelope is only accepted until its ``expires_at`` (plus the allowed clock skew), so a
 guard may forget an id after that: whoever replays it later is refused as EXPIRED.
@@ -15,27 +19,33 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from broker._errors import ReplayDetected
+from broker._files import private_sqlite
 
 PURGE_EVERY_CLAIMS = 1000
 """Forget expired ids once per this many claims: keeps the table small at a negligible cost."""
 
 
 class ReplayGuard(Protocol):
-    def claim(self, message_id: uuid.UUID, keep_until: datetime, now: datetime) -> None:
-        """Record ``message_id`` until ``keep_until``; raise `ReplayDetected` if it is known."""
+    def claim(
+        self, sender: str, message_id: uuid.UUID, keep_until: datetime, now: datetime
+    ) -> None:
+        """Record ``sender``'s ``message_id`` until ``keep_until``; raise `ReplayDetected`
+        if it is known."""
 
 
 class MemoryReplayGuard:
     """For tests and one-shot tools: forgets everything when the process ends."""
 
     def __init__(self) -> None:
-        self._seen: dict[uuid.UUID, datetime] = {}
+        self._seen: dict[tuple[str, uuid.UUID], datetime] = {}
 
-    def claim(self, message_id: uuid.UUID, keep_until: datetime, now: datetime) -> None:
-        known = self._seen.get(message_id)
+    def claim(
+        self, sender: str, message_id: uuid.UUID, keep_until: datetime, now: datetime
+    ) -> None:
+        known = self._seen.get((sender, message_id))
         if known is not None and known >= now:
-            raise ReplayDetected(f"message {message_id} was seen before")
-        self._seen[message_id] = keep_until
+            raise ReplayDetected(f"message {message_id} of {sender} was seen before")
+        self._seen[(sender, message_id)] = keep_until
         if len(self._seen) % PURGE_EVERY_CLAIMS == 0:
             self._seen = {k: v for k, v in self._seen.items() if v >= now}
 
@@ -45,29 +55,35 @@ class SqliteReplayGuard:
     cut does not let a replay through. Safe to share between threads of one process."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._db = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            private_sqlite(path), isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a table of its own name: a file of the id-only guard keeps its old table, unused
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, keep_until_ms INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS seen_by_sender (sender TEXT NOT NULL, message_id BLOB NOT NULL,"
+            " keep_until_ms INTEGER NOT NULL, PRIMARY KEY (sender, message_id))"
         )
         self._lock = threading.Lock()
         self._claims = 0
 
-    def claim(self, message_id: uuid.UUID, keep_until: datetime, now: datetime) -> None:
+    def claim(
+        self, sender: str, message_id: uuid.UUID, keep_until: datetime, now: datetime
+    ) -> None:
         now_ms, until_ms = _ms(now), _ms(keep_until)
         with self._lock:
             # an expired entry may be reused; a live one makes this a replay
             cursor = self._db.execute(
-                "INSERT INTO seen VALUES (?, ?) ON CONFLICT(message_id) DO UPDATE "
-                "SET keep_until_ms = excluded.keep_until_ms WHERE seen.keep_until_ms < ?",
-                (message_id.bytes, until_ms, now_ms),
+                "INSERT INTO seen_by_sender VALUES (?, ?, ?) ON CONFLICT(sender, message_id) DO UPDATE "
+                "SET keep_until_ms = excluded.keep_until_ms WHERE seen_by_sender.keep_until_ms < ?",
+                (sender, message_id.bytes, until_ms, now_ms),
             )
             if cursor.rowcount == 0:
-                raise ReplayDetected(f"message {message_id} was seen before")
+                raise ReplayDetected(f"message {message_id} of {sender} was seen before")
             self._claims += 1
             if self._claims % PURGE_EVERY_CLAIMS == 0:
-                self._db.execute("DELETE FROM seen WHERE keep_until_ms < ?", (now_ms,))
+                self._db.execute("DELETE FROM seen_by_sender WHERE keep_until_ms < ?", (now_ms,))
 
     def close(self) -> None:
         self._db.close()

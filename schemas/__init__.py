@@ -13,4 +13,8 @@ AVRO_DIR = Path(__file__).resolve().parent / "avro"
 TYPES_DIR = AVRO_DIR / "types"
 """Named types shared by the top-level schemas."""
 
-__all__ = ["AVRO_DIR", "TYPES_DIR"]
+HISTORY_DIR = AVRO_DIR / "history"
+"""Earlier versions of top-level schemas (``<full name>.<version>.avsc``), still read: data
+written by a party that has not upgraded yet names them by fingerprint."""
+
+__all__ = ["AVRO_DIR", "HISTORY_DIR", "TYPES_DIR"]

@@ -16,6 +16,7 @@ from broker.casebook import NETWORK
 from broker.crypto import (
     DEFAULT_TTL,
     AnchorKey,
+    ContentKey,
     Directory,
     Opened,
     PartyKeys,
@@ -38,6 +39,9 @@ from broker.models import AvroModel, EnvelopeHeader, KeyAlgorithm, PartyEntry, P
 from broker.replay import MemoryReplayGuard, ReplayGuard
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+CONTENT_KEY = ContentKey(bytes(range(32)))
+"""One content key for every test store (a store reopened in a test reads what it sealed)."""
 KEY_START = NOW - timedelta(days=30)
 
 ROLE_OF = {p.party_id: p.role for p in NETWORK}

@@ -16,7 +16,7 @@ from broker.gateway import Gateway, GatewayStore
 from broker.gateway._metrics import PrometheusObserver
 from broker.transport import Producer, Record, RecordMetadata, Transport
 from broker.transport._embedded import EmbeddedTransport
-from tests.crypto_net import NOW, Net
+from tests.crypto_net import CONTENT_KEY, NOW, Net
 
 WAIT_S = 10.0
 """A generous bound on a condition; tests normally pass in milliseconds."""
@@ -46,7 +46,7 @@ class EmbeddedNetwork:
         self._producer: Producer | None = None
 
     def store(self, party: str) -> GatewayStore:
-        store = GatewayStore(self.folder / f"{party}.db")
+        store = GatewayStore(self.folder / f"{party}.db", content_key=CONTENT_KEY)
         self.stores.append(store)
         return store
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from broker.gateway import Gateway, GatewayStore
 from broker.transport._kafka import KafkaOptions, KafkaTransport
-from tests.crypto_net import NOW, Net
+from tests.crypto_net import CONTENT_KEY, NOW, Net
 
 M = TypeVar("M", bound=Hashable)
 C = TypeVar("C", bound=Hashable)
@@ -37,7 +37,7 @@ async def running_gateways(
             keys=net.keys(p),
             directory=net.directory,
             transport=KafkaTransport(options),
-            store=GatewayStore(state / f"{p}.db"),
+            store=GatewayStore(state / f"{p}.db", content_key=CONTENT_KEY),
             prefix=prefix,
             clock=lambda: NOW,
         )

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime
 from pydantic.fields import FieldInfo
 
-from broker.models import AvroModel
+from broker.models import AvroModel, DeliveryReceipt
+from broker.policy import POLICY
 
 _MAX_LIST = 3
 _EPOCH = datetime(1970, 1, 1)
@@ -76,9 +77,19 @@ def for_type(annotation: Any, metadata: typing.Iterable[Any] = ()) -> st.SearchS
     raise TypeError(f"no strategy for {annotation!r}")
 
 
+_FIELD_RULES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
+    # a receipt names a message type of the contract (broker.policy.check_receipt_fields)
+    (DeliveryReceipt.avro_name, "message_type"): st.sampled_from(sorted(POLICY)),
+}
+"""Rules of the contract that a field's annotation does not carry."""
+
+
 def for_model(model: type[AvroModel]) -> st.SearchStrategy[AvroModel]:
     """Any valid instance of ``model``."""
     fields = {
-        name: for_type(info.annotation, info.metadata) for name, info in model.model_fields.items()
+        name: _FIELD_RULES.get((model.avro_name, name))
+        if (model.avro_name, name) in _FIELD_RULES
+        else for_type(info.annotation, info.metadata)
+        for name, info in model.model_fields.items()
     }
     return st.fixed_dictionaries(fields).map(lambda kw: model(**kw))

@@ -42,7 +42,7 @@ from broker.policy import POLICY, SENDER_FIELDS, SENDER_ROLE_FIELDS
 from broker.topics import inbox
 from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
-from tests.crypto_net import NOW, A, Net
+from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
 NET = Net()
 IND, MUNI = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
@@ -119,7 +119,7 @@ class ServedGateway:
     def _gateway(self, party: str) -> Gateway:
         return Gateway(
             keys=NET.keys(party), directory=NET.directory, transport=self.log,
-            store=GatewayStore(self.folder / f"{party}.db"), clock=lambda: NOW,
+            store=GatewayStore(self.folder / f"{party}.db", content_key=CONTENT_KEY), clock=lambda: NOW,
         )  # fmt: skip
 
     async def stop(self) -> None:

@@ -22,7 +22,7 @@ from broker.provision import Layout, apply
 from broker.topics import inbox
 from broker.transport._kafka import KafkaTransport
 from tests.conftest import CLUSTER_BOOTSTRAP, CLUSTER_DIR, PKI, REPO, tls_options
-from tests.crypto_net import NOW, Net
+from tests.crypto_net import CONTENT_KEY, NOW, Net
 
 pytestmark = pytest.mark.kafka
 
@@ -76,7 +76,7 @@ async def test_killing_the_partition_leader_loses_and_duplicates_nothing(cluster
             prefix=prefix,
             clock=lambda: NOW,
             transport=KafkaTransport(tls_options(CLUSTER_BOOTSTRAP, party, send_timeout_ms=60_000)),
-            store=GatewayStore(tmp_path / f"{party}.db"),
+            store=GatewayStore(tmp_path / f"{party}.db", content_key=CONTENT_KEY),
         )
         for party in (SENDER, RECIPIENT)
     }

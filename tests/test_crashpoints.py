@@ -19,7 +19,7 @@ from broker.gateway import _crashpoints as crash
 from broker.models import PartyRole
 from broker.transport._embedded import EmbeddedTransport
 from tests.conftest import REPO
-from tests.crypto_net import NOW, A, Net
+from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
 NET = Net()
 IND, MUNI = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
@@ -94,7 +94,7 @@ async def test_a_gateway_passes_the_points_in_the_documented_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = EmbeddedTransport(tmp_path / "log.db")
-    stores = [GatewayStore(tmp_path / f"{p}.db") for p in (IND, MUNI)]
+    stores = [GatewayStore(tmp_path / f"{p}.db", content_key=CONTENT_KEY) for p in (IND, MUNI)]
     sender, recipient = (
         Gateway(
             keys=NET.keys(p), directory=NET.directory, transport=log, store=s, clock=lambda: NOW

@@ -656,7 +656,7 @@ class Receiver:
     party_id: str
     parties: dict[str, dict[str, Any]]  # the clean-room directory
     private_keys: dict[str, tuple[str, tuple[Any, ...]]]  # key id -> (algorithm, key parts)
-    seen: dict[str, int] = field(default_factory=dict)  # replay guard: message id -> keep until
+    seen: dict[tuple[str, str], int] = field(default_factory=dict)  # (sender, id) -> keep until
 
 
 def clean_open(
@@ -733,9 +733,10 @@ def clean_open(
     lifetime = h["expires_at"] - h["created_at"]
     if now_ms >= h["expires_at"] + SKEW_MS or not 0 < lifetime <= MAX_TTL_MS:  # 11
         raise Rejected("EXPIRED")
-    if me.seen.get(h["message_id"], now_ms - 1) >= now_ms:  # 12
+    pair = (h["sender"], h["message_id"])  # 12: ids are the sender's
+    if me.seen.get(pair, now_ms - 1) >= now_ms:
         raise Rejected("REPLAY")
-    me.seen[h["message_id"]] = h["expires_at"] + SKEW_MS
+    me.seen[pair] = h["expires_at"] + SKEW_MS
     header_bytes = data[: starts["wrapped_keys"]]  # 13
     wrapped = next(w for w in envelope["wrapped_keys"] if w["recipient"] == me.party_id)
     algorithm, parts = me.private_keys.get(wrapped["key_id"], ("", ()))

@@ -1,7 +1,8 @@
 """The gateway runtime on the embedded log: delivery to every recipient with signed receipts,
 all-or-nothing sends, exactly-once delivery across a crash, replays and hostile records
 dead-lettered with their reason while the loop goes on, REJECTED receipts (never answering
-a receipt), retries then PROCESSING_FAILED, a clean stop, overdue receipts and metrics.
+a receipt), a fault of ours dead-lettered at once as PROCESSING_FAILED and disk faults waited
+out, a clean stop, overdue receipts and metrics.
 
 Each test drives real gateways (`Gateway.run` as a task, or `Gateway.handle` on records read
 with a consumer) over one embedded SQLite log in the test's own folder.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -24,7 +26,6 @@ from prometheus_client import generate_latest
 from broker._errors import RejectReason, TransportUnavailable, UnknownTopic
 from broker.examples import example
 from broker.gateway import PROCESSING_FAILED, Gateway
-from broker.gateway import _gateway as gateway_module
 from broker.gateway._metrics import PrometheusObserver
 from broker.models import AvroModel, DeliveryReceipt, PartyRole, ReceiptOutcome
 from broker.topics import dlq, gateway_group, inbox
@@ -410,9 +411,12 @@ async def test_rejected_receipt_after_a_crash_keeps_the_reason_of_the_dead_lette
 # --- failures of our own ---------------------------------------------------------------------
 
 
-async def test_failing_record_is_retried_then_dead_lettered_and_the_next_is_delivered(
+async def test_a_fault_of_ours_dead_letters_the_record_at_once_and_the_next_is_delivered(
     lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch, fast_retries: None
 ) -> None:
+    """A failure that is no fault of the moment (a bug, say) would fail the same way again:
+    the record is tried once and dead-lettered, not retried with back-off while its
+    partition waits."""
     ind = await lvv.gateway(IND)
     muni = await lvv.gateway(MUNI)
     poisoned = await ind.send(dossier(), [MUNI])
@@ -432,7 +436,7 @@ async def test_failing_record_is_retried_then_dead_lettered_and_the_next_is_deli
 
     await until(lambda: len(muni.store.inbox(limit=10)) == 1, "the next record")
     assert [i.message_id for i in muni.store.inbox(limit=10)] == [healthy]
-    assert attempts == gateway_module.MAX_ATTEMPTS
+    assert attempts == 1
     (poisoned_record,) = [
         r for r in await lvv.records(inbox(MUNI)) if headers(r)["lvv-message-id"] == str(poisoned)
     ]
@@ -441,6 +445,36 @@ async def test_failing_record_is_retried_then_dead_lettered_and_the_next_is_deli
     assert headers(dead)["lvv-source"] == source(poisoned_record)
     assert dead.value == poisoned_record.value
     assert muni.store.rejection_reasons() == [PROCESSING_FAILED]
+    await lvv.halt(muni)
+
+
+async def test_a_disk_fault_of_the_moment_is_retried_and_the_record_delivered_in_order(
+    lvv: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+) -> None:
+    """A store that is busy or away (SQLite's OperationalError) is waited out like a broker
+    outage: the same record is tried again and delivered, and the next comes after it."""
+    ind = await lvv.gateway(IND)
+    muni = await lvv.gateway(MUNI)
+    first = await ind.send(dossier(), [MUNI])
+    second = await ind.send(dossier(), [MUNI])
+    real = muni.store.record_delivery
+    failures = 0
+
+    def record_delivery(**kwargs: Any) -> None:
+        nonlocal failures
+        if kwargs["message_id"] == first and failures < 3:
+            failures += 1
+            raise sqlite3.OperationalError("disk I/O error")
+        real(**kwargs)
+
+    monkeypatch.setattr(muni.store, "record_delivery", record_delivery)
+    lvv.run(muni)
+
+    await until(lambda: len(muni.store.inbox(limit=10)) == 2, "both deliveries")
+    assert [i.message_id for i in muni.store.inbox(limit=10)] == [first, second]
+    assert failures == 3
+    assert muni.store.rejection_reasons() == []
+    assert await lvv.records(dlq(MUNI)) == []
     await lvv.halt(muni)
 
 

@@ -30,6 +30,7 @@ from broker.topics import dlq, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from tests.conftest import KAFKA_BOOTSTRAP
+from tests.crypto_net import CONTENT_KEY
 
 pytestmark = pytest.mark.kafka
 
@@ -138,7 +139,7 @@ async def rig(tmp_path: Path, name: str) -> AsyncIterator[Rig]:
         [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
     )
     sender = Gateway(keys=net.keys[SENDER], directory=net.directory, transport=transport,
-                     store=GatewayStore(tmp_path / "sender.db"), prefix=prefix)  # fmt: skip
+                     store=GatewayStore(tmp_path / "sender.db", content_key=CONTENT_KEY), prefix=prefix)  # fmt: skip
     await sender.start()
     sender_loop = asyncio.create_task(sender.run())  # takes the receipts in
     recipient = GatewayProcess(tmp_path, RECIPIENT, port)
@@ -151,7 +152,7 @@ async def rig(tmp_path: Path, name: str) -> AsyncIterator[Rig]:
         await sender.close()
         await transport.close()
         sender.store.close()
-    store = GatewayStore(tmp_path / "state" / RECIPIENT / "gateway.db")
+    store = GatewayStore(tmp_path / "state" / RECIPIENT / "gateway.db", content_key=CONTENT_KEY)
     assert store.rejection_reasons() == []  # nothing dead-lettered, no PROCESSING_FAILED
     store.close()
 

@@ -95,6 +95,7 @@ def test_private_key_files_are_owner_only_and_encrypted(store: KeyStore, kem: Ke
     pem_files = sorted(store.folder.glob("*.pem"))
     assert [p.name for p in pem_files] == [
         "anchor.signing.pem",
+        "dtv.content.pem",
         "dtv.encryption.pem",
         "dtv.signing.pem",
     ]

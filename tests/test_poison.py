@@ -49,7 +49,7 @@ from broker.network import DEMO_NETWORK, create_network
 from broker.topics import dlq, inbox
 from broker.transport import MAX_RECORD_BYTES, Record, TopicSpec, Transport
 from broker.transport._embedded import EmbeddedTransport
-from tests.crypto_net import NOW, PINNED, ROLE_OF, A, Net, signed_directory
+from tests.crypto_net import CONTENT_KEY, NOW, PINNED, ROLE_OF, A, Net, signed_directory
 
 NET = Net()
 IND, MUNI, NGO = A[PartyRole.IND], A[PartyRole.MUNICIPALITY], A[PartyRole.NGO]
@@ -130,7 +130,7 @@ class Door:
     def __init__(self, transport: Transport, folder: Path) -> None:
         self.transport = transport
         self.prefix = f"poison-{uuid.uuid4().hex[:10]}.lvv.v1"
-        self.store = GatewayStore(folder / "muni.db")
+        self.store = GatewayStore(folder / "muni.db", content_key=CONTENT_KEY)
         self.gateway = self.make()
         self.task: asyncio.Task[None] | None = None
 
@@ -282,7 +282,7 @@ async def test_a_gateway_never_goes_back_to_an_older_directory(
     directory_file.write_bytes(directory_of(network, 1))
     with pytest.raises(DirectoryRejected, match=r"serial 1 is older than the one in use \(2\)"):
         build_gateway(settings)
-    store = GatewayStore(tmp_path / "state" / "gateway.db")
+    store = GatewayStore(tmp_path / "state" / "gateway.db", content_key=CONTENT_KEY)
     assert store.directory_serial() == 2  # refused: nothing changed
     store.close()
     directory_file.write_bytes(directory_of(network, 3))
@@ -311,7 +311,7 @@ async def test_a_gateway_refuses_a_directory_not_signed_by_its_anchor(
 
     with pytest.raises(DirectoryRejected, match=message):
         build_gateway(settings)
-    store = GatewayStore(tmp_path / "state" / "gateway.db")
+    store = GatewayStore(tmp_path / "state" / "gateway.db", content_key=CONTENT_KEY)
     assert store.directory_serial() == 0  # nothing taken from it
     store.close()
 
@@ -323,7 +323,7 @@ async def test_a_running_gateway_refuses_an_older_directory_and_keeps_its_own(
     newer, older = (
         load_directory(signed_directory(entries, serial=s), anchor=PINNED, now=NOW) for s in (3, 2)
     )
-    store = GatewayStore(tmp_path / "muni.db")
+    store = GatewayStore(tmp_path / "muni.db", content_key=CONTENT_KEY)
     log = EmbeddedTransport(tmp_path / "log.db")
     gw = Gateway(keys=NET.keys(MUNI), directory=NET.directory, transport=log, store=store, clock=lambda: NOW)  # fmt: skip
     try:

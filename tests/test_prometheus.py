@@ -37,7 +37,7 @@ from broker.network import create_network, write_gateway_configs
 from broker.topics import inbox
 from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
-from tests.crypto_net import NOW, A, Net
+from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -194,7 +194,7 @@ def test_alert_rule_unit_tests_pass_and_cover_every_alert() -> None:
 def _exported_metrics(folder: Path) -> set[str]:
     """Metric families the gateway and the verifier register (without _total, _bucket...)."""
     observer = PrometheusObserver("ind")
-    store = GatewayStore(folder / "store.db")
+    store = GatewayStore(folder / "store.db", content_key=CONTENT_KEY)
     try:
         observer.watch_store(store, lambda: 0)
         families = {f.name for f in observer.registry.collect()}
@@ -335,7 +335,7 @@ async def gateway_api(folder: Path) -> AsyncIterator[tuple[Gateway, int]]:
     observer = PrometheusObserver(IND)
     gateway = Gateway(
         keys=net.keys(IND), directory=net.directory, transport=log,
-        store=GatewayStore(folder / "ind.db"), clock=lambda: NOW, observer=observer,
+        store=GatewayStore(folder / "ind.db", content_key=CONTENT_KEY), clock=lambda: NOW, observer=observer,
     )  # fmt: skip
     app = create_app(gateway, token=TOKEN, registry=observer.registry)
     server = _Server(

@@ -4,8 +4,16 @@ out.
 Per gateway chain: every event signed by that gateway's key; sequence numbers without gaps,
 forks or reordering; each ``prev_hash`` the hash of the event before; each checkpoint the
 RFC 6962 tree head over the events before it (and so consistent with the heads before it).
-Across chains: every SENT has, at each recipient, a DELIVERED or REJECTED within a grace
-period, and every receipt sent was received — so a lost or suppressed message shows.
+Across chains: every SENT has, at each recipient, a DELIVERED or REJECTED of the same
+sender, message id and envelope SHA-256 within a grace period, and every receipt sent was
+received — so a lost or suppressed message shows. Matching by message id alone would let a
+co-recipient hide a suppression: it reuses the id for a message of its own, the victim's
+gateway handles that one, and a DELIVERED with the right id stands where the real message's
+should. An event of the same sender and id about other bytes is ENVELOPE_MISMATCH; a
+message refused as a REPLAY where nothing of that sender and id was accepted first is
+SUPPRESSED (what a gateway keyed by id alone did to the real message); an id
+used by two senders is MESSAGE_ID_REUSED, a notice (ids are the sender's: the protocol
+allows it, and delivers both), which names what happened without making the report unclean.
 """
 
 from __future__ import annotations
@@ -37,7 +45,18 @@ class Finding(StrEnum):
     BROKEN_LINK = "BROKEN_LINK"  # prev_hash is not the hash of the event before
     BAD_CHECKPOINT = "BAD_CHECKPOINT"  # a tree head that does not match the events
     LOST = "LOST"  # SENT, but never delivered or refused at a recipient
+    ENVELOPE_MISMATCH = "ENVELOPE_MISMATCH"  # other bytes handled under that sender's id
+    SUPPRESSED = "SUPPRESSED"  # refused as a replay of a message the recipient never accepted
     RECEIPT_LOST = "RECEIPT_LOST"  # a receipt sent but never received
+    MESSAGE_ID_REUSED = "MESSAGE_ID_REUSED"  # two senders used one message id (a notice)
+
+
+NOTICES = frozenset({Finding.MESSAGE_ID_REUSED})
+"""Findings that describe what happened without being a fault of the chains or a loss."""
+
+_ABOUT_MESSAGES = frozenset({Finding.LOST, Finding.RECEIPT_LOST, Finding.ENVELOPE_MISMATCH,
+                             Finding.SUPPRESSED, *NOTICES})  # fmt: skip
+"""Findings about messages, not about the chain they were found in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +67,15 @@ class Issue:
     seq: int | None = None
     message_id: uuid.UUID | None = None
 
+    @property
+    def notice(self) -> bool:
+        return self.kind in NOTICES
+
     def as_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value, "gateway": self.gateway, "seq": self.seq,
             "message_id": str(self.message_id) if self.message_id else None, "detail": self.detail,
+            "severity": "notice" if self.notice else "error",
         }  # fmt: skip
 
 
@@ -90,7 +114,12 @@ class Report:
 
     @property
     def clean(self) -> bool:
-        return not self.issues
+        """No finding but notices."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if not i.notice]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -117,7 +146,7 @@ def verify_stream(records: list[Record], directory: Directory, *, now: datetime,
     report = Report(chains, issues)
     _match(report, now, grace)
     for issue in issues:
-        if issue.gateway in chains and issue.kind not in (Finding.LOST, Finding.RECEIPT_LOST):
+        if issue.gateway in chains and issue.kind not in _ABOUT_MESSAGES:
             chains[issue.gateway].ok = False
     return report
 
@@ -243,17 +272,38 @@ def _checkpoints(chain: Chain, issues: list[Issue]) -> None:
             frontier.append(leaf_hash(value))
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One DELIVERED or REJECTED event, as far as matching needs it."""
+
+    digest: bytes | None
+    replay: bool  # refused as a REPLAY
+
+
+Handled = dict[tuple[str, uuid.UUID], list[_Seen]]
+"""At one gateway: (sender, message id) → what it did with envelopes of that pair."""
+
+
 def _match(report: Report, now: datetime, grace: timedelta) -> None:
     """Every SENT accounted for at each recipient; every receipt sent, received."""
-    handled: dict[str, set[uuid.UUID]] = defaultdict(set)
+    handled: dict[str, Handled] = defaultdict(lambda: defaultdict(list))
+    refused_unread: dict[str, set[bytes]] = defaultdict(set)  # refused before the sender was known
     receipts_in: dict[str, set[tuple[uuid.UUID, str]]] = defaultdict(set)
+    senders_of: dict[uuid.UUID, set[str]] = defaultdict(set)
     for gateway, chain in report.chains.items():
         for event, _ in chain.events.values():
-            if event.message_id is None:
-                continue
             if event.action in (AuditAction.DELIVERED, AuditAction.REJECTED):
-                handled[gateway].add(event.message_id)
-            elif event.action is AuditAction.RECEIPT_RECEIVED and event.sender:
+                if event.message_id is not None and event.sender:
+                    replay = event.action is AuditAction.REJECTED and event.reason == "REPLAY"
+                    handled[gateway][(event.sender, event.message_id)].append(
+                        _Seen(event.envelope_sha256, replay)
+                    )
+                    senders_of[event.message_id].add(event.sender)
+                elif event.envelope_sha256 is not None:
+                    refused_unread[gateway].add(event.envelope_sha256)
+            elif event.action is AuditAction.SENT and event.message_id is not None:
+                senders_of[event.message_id].add(gateway)
+            elif event.action is AuditAction.RECEIPT_RECEIVED and event.sender and event.message_id:
                 receipts_in[gateway].add((event.message_id, event.sender))
     for gateway, chain in sorted(report.chains.items()):
         for event, _ in sorted(chain.events.values(), key=lambda e: e[0].seq):
@@ -261,17 +311,51 @@ def _match(report: Report, now: datetime, grace: timedelta) -> None:
                 continue
             overdue = now - event.occurred_at > grace
             if event.action is AuditAction.SENT:
-                report.sent += 1
-                missing = [r for r in event.recipients if event.message_id not in handled[r]]
-                if not missing:
-                    report.accounted += 1
-                elif not overdue:
-                    report.pending += 1
-                else:
-                    report.issues.append(Issue(Finding.LOST, gateway, f"never delivered or refused at {', '.join(missing)}",
-                                               event.seq, event.message_id))  # fmt: skip
+                _match_sent(report, gateway, event, handled, refused_unread, overdue)
             elif event.action is AuditAction.RECEIPT_SENT and overdue:
                 for to in event.recipients:
                     if (event.message_id, gateway) not in receipts_in[to]:
                         report.issues.append(Issue(Finding.RECEIPT_LOST, gateway, f"receipt never received by {to}",
                                                    event.seq, event.message_id))  # fmt: skip
+    for message_id, senders in sorted(senders_of.items()):
+        if len(senders) > 1:
+            report.issues.append(Issue(Finding.MESSAGE_ID_REUSED, None,
+                                       f"message id used by {len(senders)} senders: {', '.join(sorted(senders))}",
+                                       None, message_id))  # fmt: skip
+
+
+def _match_sent(report: Report, gateway: str, event: AuditEvent, handled: dict[str, Handled],
+                refused_unread: dict[str, set[bytes]], overdue: bool) -> None:  # fmt: skip
+    """One SENT against the events of each recipient."""
+    assert event.message_id is not None
+    report.sent += 1
+    digest, pair = event.envelope_sha256, (gateway, event.message_id)
+    missing: list[str] = []
+    mismatched: list[str] = []
+    suppressed: list[str] = []
+    for r in event.recipients:
+        seen = handled[r].get(pair, [])
+        decided = [s for s in seen if not s.replay]  # a verdict on an envelope of the pair
+        if any(s.digest == digest for s in decided):
+            continue
+        if decided:
+            mismatched.append(r)
+        elif seen:  # only REPLAY refusals: a replay of nothing this sender had accepted
+            suppressed.append(r)
+        elif digest is None or digest not in refused_unread[r]:
+            missing.append(r)
+    if not missing and not mismatched and not suppressed:
+        report.accounted += 1
+    elif suppressed:
+        report.issues.append(Issue(Finding.SUPPRESSED, gateway,
+                                   f"refused as a replay at {', '.join(suppressed)}, which had accepted nothing of this sender and id",
+                                   event.seq, event.message_id))  # fmt: skip
+    elif mismatched:
+        report.issues.append(Issue(Finding.ENVELOPE_MISMATCH, gateway,
+                                   f"{', '.join(mismatched)} handled other envelope bytes under this sender's id",
+                                   event.seq, event.message_id))  # fmt: skip
+    elif not overdue:
+        report.pending += 1
+    else:
+        report.issues.append(Issue(Finding.LOST, gateway, f"never delivered or refused at {', '.join(missing)}",
+                                   event.seq, event.message_id))  # fmt: skip

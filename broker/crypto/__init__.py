@@ -4,6 +4,7 @@ The only package that imports ``cryptography.hazmat``. Sealing and opening are p
 functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
 """
 
+from broker.crypto._at_rest import ContentKey, ContentUnreadable
 from broker.crypto._batch import Opener, Sealer
 from broker.crypto._directory import (
     DEFAULT_DIRECTORY_VALIDITY,
@@ -46,6 +47,8 @@ __all__ = [
     "MAX_RECIPIENTS",
     "MAX_TTL",
     "AnchorKey",
+    "ContentKey",
+    "ContentUnreadable",
     "DecryptionKey",
     "Directory",
     "KeyStore",

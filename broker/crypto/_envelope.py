@@ -57,6 +57,7 @@ from broker.crypto._epoch import (
     epoch_wrap_info,
     number_of,
 )
+from broker.crypto._items import check_item_limit
 from broker.crypto._keys import DecryptionKey, PartyKeys
 from broker.crypto._wire import (
     WireEnvelope,
@@ -232,8 +233,12 @@ def _checked_payload(
             reason="SENDER_KEY_INVALID",
         )
     policy.check_sender_fields(message, sender.party_id, sender_role)
-    if payload is None:
+    policy.check_receipt_fields(message)
+    if payload is None:  # a payload given is a test playing a hostile sender: sent as it is
         payload = message.avro_bytes()
+        # what every recipient would refuse as PAYLOAD_INVALID is refused here, before sealing
+        info = default_codec().info(message.avro_name)
+        check_item_limit(info, payload, max_items=MAX_PAYLOAD_ITEMS)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise RecordTooLarge(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     case_id = getattr(message, "case_id", None)
@@ -488,7 +493,7 @@ def _open_authenticated(
     if now - MAX_CLOCK_SKEW >= h.expires_at:
         raise _reject(RejectReason.EXPIRED)
     try:
-        replay_guard.claim(h.message_id, h.expires_at + MAX_CLOCK_SKEW, now)
+        replay_guard.claim(h.sender, h.message_id, h.expires_at + MAX_CLOCK_SKEW, now)
     except ReplayDetected:
         raise _reject(RejectReason.REPLAY) from None
 
@@ -565,8 +570,9 @@ def _payload(h: EnvelopeHeader, payload: bytes, directory: Directory) -> AvroMod
         raise _reject(RejectReason.PAYLOAD_INVALID) from None
     if getattr(message, "case_id", None) != h.case_id:
         raise _reject(RejectReason.PAYLOAD_INVALID)  # the payload must be about the header's case
-    try:
+    try:  # it names another sender, or (a receipt) a type that is not of the contract
         policy.check_sender_fields(message, h.sender, directory.role(h.sender))
+        policy.check_receipt_fields(message)
     except PolicyDenied:
-        raise _reject(RejectReason.PAYLOAD_INVALID) from None  # it names another sender
+        raise _reject(RejectReason.PAYLOAD_INVALID) from None
     return message

@@ -10,12 +10,14 @@ Layout of a key folder::
     <party>.signing.pem      Ed25519, encrypted PKCS#8
     <party>.encryption.pem   X25519, or ML-KEM-768 then X25519 (two PEM blocks), encrypted PKCS#8
     <party>.public.json      the party's PartyEntry (public keys, validity), for the directory
+    <party>.content.pem      secret of the key its gateway keeps content under at rest, encrypted PKCS#8
     anchor.signing.pem       the trust anchor's Ed25519 key (programme office only)
     anchor.public.json       the anchor's public key, pinned by every gateway
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -31,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
 
 from broker._errors import KeyStoreError
+from broker.crypto._at_rest import ContentKey
 from broker.crypto._points import ed25519_usable, x25519_usable
 from broker.models import KeyAlgorithm, KeyStatus, PartyEntry, PartyRole, PublicKey
 
@@ -285,6 +288,7 @@ class KeyStore:
             self._path(party_id, "encryption.pem"), _pem(new.encryption_parts, passphrase)
         )
         self._path(party_id, "public.json").write_text(new.entry.model_dump_json(indent=2) + "\n")
+        self.content_key(party_id, passphrase)
         return new.entry
 
     def init_anchor(
@@ -340,6 +344,19 @@ class KeyStore:
         if signing_id != entry.signing_keys[0].key_id:
             raise KeyStoreError(f"{party_id}: signing key does not match its public record")
         return PartyKeys(party_id, signing, signing_id, {decryption.key_id: decryption})
+
+    def content_key(self, party_id: str, passphrase: bytes) -> ContentKey:
+        """The key under which ``party_id``'s gateway keeps content at rest
+        (`broker.crypto._at_rest`). Its secret is made on first use — key folders made
+        before it existed get one then — and kept encrypted like the other private keys."""
+        path = self._path(party_id, "content.pem")
+        if not path.exists():
+            with contextlib.suppress(KeyStoreError):  # another process made it just now
+                _write_private(path, _pem((X25519PrivateKey.generate(),), passphrase))
+        [secret] = _read_private(path, passphrase)
+        if not isinstance(secret, X25519PrivateKey):
+            raise KeyStoreError(f"{party_id}.content.pem does not hold a content key secret")
+        return ContentKey.derive(secret.private_bytes_raw(), party_id)
 
 
 def _public(algorithm: KeyAlgorithm, raw: bytes, now: datetime, validity: timedelta) -> PublicKey:

@@ -44,6 +44,8 @@ class PrometheusObserver:
                                  ["party", "outcome"], registry=r)  # fmt: skip
         self._redelivered = Counter("lvv_redeliveries", "Records seen again after a restart and recognised as handled.",
                                     ["party"], registry=r)  # fmt: skip
+        self._copies = Counter("lvv_envelope_copies", "Copies of refused envelopes at another position: counted, nothing answered or dead-lettered again.",
+                               ["party"], registry=r)  # fmt: skip
         self._seal = Histogram("lvv_seal_seconds", "CPU time to seal one envelope.", ["party"],
                                buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
         self._open = Histogram("lvv_open_seconds", "CPU time to open one envelope.", ["party"],
@@ -83,6 +85,9 @@ class PrometheusObserver:
 
     def redelivered(self) -> None:
         self._redelivered.labels(self.party).inc()
+
+    def copy_received(self) -> None:
+        self._copies.labels(self.party).inc()
 
     def audit_failed(self) -> None:
         self._audit_failures.labels(self.party).inc()

@@ -15,6 +15,7 @@ class GatewayObserver(Protocol):
     def rejected(self, reason: str) -> None: ...
     def receipt_received(self, outcome: str, known: bool) -> None: ...
     def redelivered(self) -> None: ...
+    def copy_received(self) -> None: ...
     def audit_failed(self) -> None: ...
 
 
@@ -40,6 +41,9 @@ class NullObserver:
         pass
 
     def redelivered(self) -> None:
+        pass
+
+    def copy_received(self) -> None:
         pass
 
     def audit_failed(self) -> None:

@@ -1,20 +1,32 @@
 """A gateway's own durable state, in one SQLite file: what it delivered, what it sent and
-which receipts came back, and the message ids it has seen (its replay guard).
+which receipts came back, and the (sender, message id) pairs it has seen (its replay guard).
 
 Delivery is exactly-once because three writes happen in one transaction: the message
-into the inbox the back office reads, its id into the replay guard, and the record's
-position (topic/partition/offset) with the envelope's digest into `handled`. A record the
-log delivers again after a crash (same position) is recognised and only its receipt is
-completed; the same envelope bytes at another position, or another envelope with a seen
-message id, is a replay.
+into the inbox the back office reads, its (sender, id) into the replay guard, and the
+record's position (topic/partition/offset) with the envelope's digest into `handled`. A
+record the log delivers again after a crash (same position) is recognised and only its
+receipt is completed; the same envelope bytes at another position, or another envelope
+with a (sender, id) seen before, is a replay.
 
-The inbox holds decrypted messages: the file is as sensitive as the back office's own
-data and belongs on the gateway's encrypted disk (docs in deploy/README.md).
+Message ids are unique per sender, not across the network: a party cannot claim another
+party's id (the guard, the inbox and the receipts are keyed by sender and id), so a hostile
+co-recipient that reuses an id it saw cannot make a gateway refuse the real message.
+
+At rest: the inbox keeps message content sealed under the party's content key
+(`broker.crypto.ContentKey`), never as plaintext, and drops it when the back office
+acknowledges; ``secure_delete`` zeroes what SQLite frees, and the write-ahead log is
+truncated after acknowledgements, so removed content is not left behind. The file and its
+side files are owner-only (0600).
+
+The file carries its layout's version (``PRAGMA user_version``); a store of an older layout
+is migrated on open, one of a newer layout refused.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -25,31 +37,61 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker._errors import ReplayDetected
+from broker._errors import LocalError, ReplayDetected
+from broker._files import private_sqlite
+from broker.crypto import ContentKey
+
+log = logging.getLogger("lvvx.gateway")
+
+SCHEMA_VERSION = 1
+"""The store's layout. 0: before content was sealed at rest and ids were keyed by sender."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
-    message_id BLOB PRIMARY KEY, keep_until_ms INTEGER NOT NULL);
+    sender TEXT NOT NULL, message_id BLOB NOT NULL, keep_until_ms INTEGER NOT NULL,
+    PRIMARY KEY (sender, message_id));
 CREATE TABLE IF NOT EXISTS handled (
     source TEXT PRIMARY KEY, envelope_sha256 BLOB NOT NULL, message_id TEXT,
     outcome TEXT NOT NULL, followup TEXT, pending INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS handled_digest ON handled (envelope_sha256, outcome);
 CREATE TABLE IF NOT EXISTS inbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,
     message_type TEXT NOT NULL, sender TEXT NOT NULL, case_id TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
-    envelope_sha256 BLOB NOT NULL, message_json TEXT NOT NULL, acked_at_ms INTEGER,
-    visible INTEGER NOT NULL DEFAULT 0);
+    envelope_sha256 BLOB NOT NULL, content BLOB, acked_at_ms INTEGER,
+    visible INTEGER NOT NULL DEFAULT 0, source TEXT UNIQUE, UNIQUE (sender, message_id));
 CREATE TABLE IF NOT EXISTS sent (
     message_id TEXT PRIMARY KEY, message_type TEXT NOT NULL, case_id TEXT NOT NULL,
-    recipients TEXT NOT NULL, sent_at_ms INTEGER NOT NULL, status TEXT NOT NULL);
+    recipients TEXT NOT NULL, sent_at_ms INTEGER NOT NULL, status TEXT NOT NULL,
+    envelope_sha256 BLOB);
 CREATE TABLE IF NOT EXISTS receipts (
     message_id TEXT NOT NULL, recipient TEXT NOT NULL, outcome TEXT NOT NULL,
     reason TEXT, received_at_ms INTEGER NOT NULL, PRIMARY KEY (message_id, recipient));
 CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS inbox_unacked ON inbox (visible, acked_at_ms, seq);
+CREATE INDEX IF NOT EXISTS inbox_id ON inbox (message_id);
 CREATE INDEX IF NOT EXISTS sent_open ON sent (status, sent_at_ms);
 """
+
+ANY_SENDER = "*"
+"""Sender of a guard entry taken over from a layout-0 store, which did not record senders:
+it blocks the id for every sender, as the old guard did (conservative until it expires)."""
+
+SCRUB_EVERY_ACKS = 64
+"""Truncate the write-ahead log after this many acknowledgements, so the frames that held
+acknowledged (sealed) content do not linger in it."""
+
+
+TRANSIENT_STORE_FAULTS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+"""Faults of the moment (the disk away or full, the file busy): worth trying again, unlike
+the store's own rules, which are verdicts (`ReplayDetected`)."""
+
+
+class StoreVersionError(LocalError):
+    """The store file was written by a newer version of the gateway."""
+
+    reason = "STORE_VERSION"
+
 
 PURGE_SEEN_EVERY = 1000
 """Forget expired message ids once per this many claims."""
@@ -61,6 +103,13 @@ def _ms(moment: datetime) -> int:
 
 def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class Verdict(enum.Enum):
+    """What became of an envelope's bytes the first time they came."""
+
+    ACCEPTED = "ACCEPTED"
+    REFUSED = "REFUSED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +148,21 @@ class SentStatus:
     receipts: dict[str, dict[str, Any]]
 
 
-def _item(r: tuple[Any, ...]) -> InboxItem:
-    return InboxItem(uuid.UUID(r[1]), r[2], r[3], uuid.UUID(r[4]), _from_ms(r[5]), _from_ms(r[6]),
-                     json.loads(r[8]), r[9] is not None, bytes(r[7]))  # fmt: skip
+_ITEM_COLUMNS = (
+    "message_id, message_type, sender, case_id, created_at_ms, received_at_ms,"
+    " envelope_sha256, content, acked_at_ms"
+)
+
+
+def _row(sender: str, message_id: uuid.UUID) -> bytes:
+    """What a row's sealed content is bound to: it opens in that row only."""
+    return f"inbox/{sender}/{message_id}".encode()
+
+
+class AmbiguousMessageId(LocalError):
+    """An acknowledgement by message id alone, of an id that several senders used."""
+
+    reason = "AMBIGUOUS_MESSAGE_ID"
 
 
 class StagedClaims:
@@ -112,25 +173,58 @@ class StagedClaims:
 
     def __init__(self, store: GatewayStore) -> None:
         self._store = store
-        self.claims: list[tuple[uuid.UUID, datetime]] = []
+        self.claims: list[tuple[str, uuid.UUID, datetime]] = []
 
-    def claim(self, message_id: uuid.UUID, keep_until: datetime, now: datetime) -> None:
-        if self._store.seen(message_id, now) or any(m == message_id for m, _ in self.claims):
-            raise ReplayDetected(f"message {message_id} was seen before")
-        self.claims.append((message_id, keep_until))
+    def claim(
+        self, sender: str, message_id: uuid.UUID, keep_until: datetime, now: datetime
+    ) -> None:
+        if self._store.seen(sender, message_id, now) or any(
+            (s, m) == (sender, message_id) for s, m, _ in self.claims
+        ):
+            raise ReplayDetected(f"message {message_id} of {sender} was seen before")
+        self.claims.append((sender, message_id, keep_until))
 
 
 class GatewayStore:
     """One gateway's state file. Thread-safe; every write is a durable transaction."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._db = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a delivery survives a power cut
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+    def __init__(self, path: str | os.PathLike[str], *, content_key: ContentKey) -> None:
+        self._key = content_key
+        self._db = sqlite3.connect(
+            private_sqlite(path), isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._db.execute("PRAGMA secure_delete=ON")  # freed content is zeroed, not left
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a delivery survives a power cut
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._take_up_layout()
+        except BaseException:
+            self._db.close()
+            raise
+        private_sqlite(path)  # the side files SQLite just made (mode set again, to be sure)
         self._lock = threading.RLock()
         self._claims = 0
+        self._acks = 0
+
+    def _take_up_layout(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the store is of layout {version}, newer than this gateway's ({SCHEMA_VERSION})"
+            )
+        old = (
+            version == 0
+            and self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inbox'"
+            ).fetchone()
+        )
+        if old:
+            from broker.gateway._store_migration import migrate_from_layout_0
+
+            migrate_from_layout_0(self._db, self._key)
+            return
+        self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
 
     def close(self) -> None:
         with self._lock:
@@ -149,11 +243,15 @@ class GatewayStore:
 
     # --- replay guard and redelivery -------------------------------------------------------
 
-    def seen(self, message_id: uuid.UUID, now: datetime) -> bool:
+    def seen(self, sender: str, message_id: uuid.UUID, now: datetime) -> bool:
+        """Whether ``sender`` used ``message_id`` before: in the guard while its envelope
+        could still be accepted, or in the inbox at all (an id whose guard entry expired is
+        still not free for a new message of the same sender)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM seen WHERE message_id = ? AND keep_until_ms >= ?",
-                (message_id.bytes, _ms(now)),
+                "SELECT 1 FROM seen WHERE sender IN (?, ?) AND message_id = ? AND keep_until_ms >= ?"
+                " UNION ALL SELECT 1 FROM inbox WHERE sender = ? AND message_id = ? LIMIT 1",
+                (sender, ANY_SENDER, message_id.bytes, _ms(now), sender, str(message_id)),
             ).fetchone()
         return row is not None
 
@@ -161,11 +259,11 @@ class GatewayStore:
         return StagedClaims(self)
 
     def _write_claims(self, db: sqlite3.Connection, claims: StagedClaims, now: datetime) -> None:
-        for message_id, keep_until in claims.claims:
+        for sender, message_id, keep_until in claims.claims:
             db.execute(
-                "INSERT INTO seen VALUES (?, ?) ON CONFLICT(message_id) DO UPDATE "
+                "INSERT INTO seen VALUES (?, ?, ?) ON CONFLICT(sender, message_id) DO UPDATE "
                 "SET keep_until_ms = excluded.keep_until_ms WHERE seen.keep_until_ms < ?",
-                (message_id.bytes, _ms(keep_until), _ms(now)),
+                (sender, message_id.bytes, _ms(keep_until), _ms(now)),
             )
         self._claims += len(claims.claims)
         if self._claims >= PURGE_SEEN_EVERY:
@@ -181,14 +279,18 @@ class GatewayStore:
             ).fetchone()
         return None if row is None else Handled(row[0], json.loads(row[1] or "{}"), bool(row[2]))
 
-    def delivered_elsewhere(self, envelope_sha256: bytes) -> bool:
-        """True if the same envelope bytes were delivered from another position: a replay."""
+    def earlier_verdict(self, envelope_sha256: bytes) -> Verdict | None:
+        """The verdict on the same envelope bytes at another position, if there was one:
+        REFUSED if any copy was refused (a copy of it is then only counted), else ACCEPTED
+        if it was delivered or taken as a receipt (a copy of it is a replay)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM handled WHERE envelope_sha256 = ? AND outcome IN ('DELIVERED', 'RECEIPT')",
+            rows = self._db.execute(
+                "SELECT DISTINCT outcome LIKE 'REJECTED:%' FROM handled WHERE envelope_sha256 = ?",
                 (envelope_sha256,),
-            ).fetchone()
-        return row is not None
+            ).fetchall()
+        if not rows:
+            return None
+        return Verdict.REFUSED if any(refused for (refused,) in rows) else Verdict.ACCEPTED
 
     def _handled(self, db: sqlite3.Connection, source: str, digest: bytes, message_id: uuid.UUID | None,
                  outcome: str, followup: dict[str, Any]) -> None:  # fmt: skip
@@ -212,11 +314,7 @@ class GatewayStore:
         with self._tx() as db:
             for source in sources:
                 db.execute("UPDATE handled SET pending = 0 WHERE source = ?", (source,))
-                db.execute(
-                    "UPDATE inbox SET visible = 1 WHERE message_id = "
-                    "(SELECT message_id FROM handled WHERE source = ? AND outcome = 'DELIVERED')",
-                    (source,),
-                )
+                db.execute("UPDATE inbox SET visible = 1 WHERE source = ?", (source,))
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -235,17 +333,26 @@ class GatewayStore:
         followup: dict[str, Any],
         now: datetime,
     ) -> None:
-        """Take a message into the inbox, exactly once (see the module docstring); it stays
-        hidden until its follow-up is published (`followup_done`)."""
-        with self._tx() as db:
-            self._write_claims(db, claims, now)
-            db.execute(
-                "INSERT INTO inbox (message_id, message_type, sender, case_id, created_at_ms,"
-                " received_at_ms, envelope_sha256, message_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (str(message_id), message_type, sender, str(case_id), _ms(created_at), _ms(now),
-                 envelope_sha256, message_json),
-            )  # fmt: skip
-            self._handled(db, source, envelope_sha256, message_id, "DELIVERED", followup)
+        """Take a message into the inbox, exactly once (see the module docstring), its
+        content sealed under the content key; it stays hidden until its follow-up is
+        published (`followup_done`). Raises `ReplayDetected` if ``sender`` used
+        ``message_id`` before: the store's own rule, decided once like any refusal."""
+        content = self._key.seal(message_json.encode(), _row(sender, message_id))
+        try:
+            with self._tx() as db:
+                self._write_claims(db, claims, now)
+                db.execute(
+                    "INSERT INTO inbox (message_id, message_type, sender, case_id, created_at_ms,"
+                    " received_at_ms, envelope_sha256, content, source)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (str(message_id), message_type, sender, str(case_id), _ms(created_at), _ms(now),
+                     envelope_sha256, content, source),
+                )  # fmt: skip
+                self._handled(db, source, envelope_sha256, message_id, "DELIVERED", followup)
+        except sqlite3.IntegrityError:
+            raise ReplayDetected(
+                f"message {message_id} of {sender} is in the inbox already"
+            ) from None
 
     def record_receipt(
         self,
@@ -259,16 +366,26 @@ class GatewayStore:
         reason: str | None,
         followup: dict[str, Any],
         now: datetime,
+        receipted_sha256: bytes | None = None,
     ) -> bool:
         """Note a recipient's receipt for a message this gateway sent; False if the message
-        is not one of ours (the receipt is kept out of the books)."""
+        is not one of ours (the receipt is kept out of the books): not sent from here, not
+        to that recipient, or about other envelope bytes (``receipted_sha256``) than the
+        ones sent — another party's message that reused the id."""
         with self._tx() as db:
             self._write_claims(db, claims, now)
             self._handled(db, source, envelope_sha256, message_id, "RECEIPT", followup)
             row = db.execute(
-                "SELECT recipients FROM sent WHERE message_id = ?", (str(message_id),)
+                "SELECT recipients, envelope_sha256 FROM sent WHERE message_id = ?",
+                (str(message_id),),
             ).fetchone()
             if row is None or recipient not in json.loads(row[0]):
+                return False
+            if (
+                row[1] is not None
+                and receipted_sha256 is not None
+                and bytes(row[1]) != receipted_sha256
+            ):
                 return False
             db.execute(
                 "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?, ?)",
@@ -284,24 +401,42 @@ class GatewayStore:
         return True
 
     def record_rejection(self, source: str, envelope_sha256: bytes, reason: str,
-                         message_id: uuid.UUID | None, followup: dict[str, Any]) -> None:  # fmt: skip
+                         message_id: uuid.UUID | None, followup: dict[str, Any], *,
+                         claims: StagedClaims | None = None, now: datetime | None = None) -> None:  # fmt: skip
         """Note a refused record; ``followup`` says what to publish (dead letter, audit
-        event, a REJECTED receipt), so a crash before it goes out does not lose it."""
+        event, a REJECTED receipt), so a crash before it goes out does not lose it.
+        ``claims`` (with ``now``) are (sender, id) pairs the refusal settles: a verdict is
+        final, so a later envelope with that sender and id is a replay, never delivered."""
         with self._tx() as db:
+            if claims is not None and now is not None:
+                self._write_claims(db, claims, now)
             self._handled(db, source, envelope_sha256, message_id, f"REJECTED:{reason}", followup)
 
     # --- the back office's inbox -----------------------------------------------------------
 
     def inbox(self, *, limit: int, include_acked: bool = False) -> list[InboxItem]:
+        """Delivered messages, oldest first, their content opened (acknowledged ones, with
+        ``include_acked``, have none left: an empty message)."""
         sql = (
-            "SELECT * FROM inbox"
+            f"SELECT {_ITEM_COLUMNS} FROM inbox"
             + " WHERE visible = 1"
             + ("" if include_acked else " AND acked_at_ms IS NULL")
             + " ORDER BY seq LIMIT ?"
         )
         with self._lock:
             rows = self._db.execute(sql, (limit,)).fetchall()
-        return [_item(r) for r in rows]
+        return [self._item(r) for r in rows]
+
+    def _item(self, r: tuple[Any, ...]) -> InboxItem:
+        message_id, sender = uuid.UUID(r[0]), r[2]
+        content = r[7]
+        message = (
+            json.loads(self._key.open(bytes(content), _row(sender, message_id)))
+            if content is not None
+            else {}
+        )
+        return InboxItem(message_id, r[1], sender, uuid.UUID(r[3]), _from_ms(r[4]), _from_ms(r[5]),
+                         message, r[8] is not None, bytes(r[6]))  # fmt: skip
 
     def directory_serial(self) -> int:
         """The highest directory serial this gateway has used (0 before the first)."""
@@ -319,17 +454,36 @@ class GatewayStore:
                 (str(serial),),
             )
 
-    def ack(self, message_id: uuid.UUID, now: datetime) -> bool:
+    def ack(self, message_id: uuid.UUID, now: datetime, *, sender: str | None = None) -> bool:
         """Mark a delivered message as taken by the back office; False if unknown. Its
         content leaves the gateway then: the back office has it, and the gateway keeps only
-        the metadata it needs against replays and for its counts."""
+        the metadata it needs against replays and for its counts.
+
+        Ids are unique per sender: without ``sender``, an id that two senders used is
+        `AmbiguousMessageId` (the back office names the sender, as its inbox shows it)."""
+        where = "message_id = ? AND visible = 1" + (" AND sender = ?" if sender else "")
+        args: tuple[str, ...] = (str(message_id), sender) if sender else (str(message_id),)
         with self._tx() as db:
-            cursor = db.execute(
-                "UPDATE inbox SET acked_at_ms = COALESCE(acked_at_ms, ?), message_json = '{}' "
-                "WHERE message_id = ? AND visible = 1",
-                (_ms(now), str(message_id)),
-            )
-        return cursor.rowcount == 1
+            rows = db.execute(f"SELECT seq, acked_at_ms FROM inbox WHERE {where}", args).fetchall()
+            waiting = [seq for seq, acked_at in rows if acked_at is None]
+            if len(waiting) > 1:
+                raise AmbiguousMessageId(
+                    f"message id {message_id} was used by {len(waiting)} senders: name the sender"
+                )
+            if waiting:  # acknowledging again is a no-op that succeeds
+                db.execute("UPDATE inbox SET acked_at_ms = ?, content = NULL WHERE seq = ?",
+                           (_ms(now), waiting[0]))  # fmt: skip
+                self._acks += 1
+        if self._acks >= SCRUB_EVERY_ACKS:
+            self.scrub()
+        return bool(rows)
+
+    def scrub(self) -> None:
+        """Truncate the write-ahead log: its frames of acknowledged content go too (they
+        were sealed, and now they are not even that). Skipped while a reader holds it."""
+        with self._lock:
+            self._acks = 0
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def counts(self) -> dict[str, int]:
         """Totals for dashboards and the demo: no ids, no content."""
@@ -372,18 +526,16 @@ class GatewayStore:
     # --- sending ---------------------------------------------------------------------------
 
     def record_sent(self, message_id: uuid.UUID, message_type: str, case_id: uuid.UUID,
-                    recipients: tuple[str, ...], now: datetime) -> None:  # fmt: skip
+                    recipients: tuple[str, ...], now: datetime,
+                    envelope_sha256: bytes | None = None) -> None:  # fmt: skip
+        """Note a message about to be sent, with the digest of its envelope: receipts count
+        only if they are about those bytes."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO sent VALUES (?, ?, ?, ?, ?, 'SENT')",
-                (
-                    str(message_id),
-                    message_type,
-                    str(case_id),
-                    json.dumps(list(recipients)),
-                    _ms(now),
-                ),
-            )
+                "INSERT INTO sent VALUES (?, ?, ?, ?, ?, 'SENT', ?)",
+                (str(message_id), message_type, str(case_id), json.dumps(list(recipients)),
+                 _ms(now), envelope_sha256),
+            )  # fmt: skip
 
     def forget_sent(self, message_id: uuid.UUID) -> None:
         """Undo `record_sent` for a message the log refused (nothing was stored)."""
@@ -393,7 +545,9 @@ class GatewayStore:
     def sent_status(self, message_id: uuid.UUID) -> SentStatus | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM sent WHERE message_id = ?", (str(message_id),)
+                "SELECT message_id, message_type, case_id, recipients, sent_at_ms, status"
+                " FROM sent WHERE message_id = ?",
+                (str(message_id),),
             ).fetchone()
             receipts = self._db.execute(
                 "SELECT recipient, outcome, reason, received_at_ms FROM receipts WHERE message_id = ?",

@@ -28,6 +28,7 @@ __all__ = [
     "ProcedureKind",
     "PublicOrderKind",
     "ReceiptOutcome",
+    "ReceiptReason",
     "ReturnKind",
     "ReturnOutcome",
     "Scenario",
@@ -349,3 +350,24 @@ class ReceiptOutcome(StrEnum):
     UNKNOWN = "UNKNOWN"
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
+
+
+class ReceiptReason(StrEnum):
+    """Why a recipient refused a message: a reason code of docs/ENVELOPE.md §6.2, never
+    free text (a receipt's reason reaches the sender's audit chain)."""
+
+    UNKNOWN = "UNKNOWN"
+    TOO_LARGE = "TOO_LARGE"
+    MALFORMED = "MALFORMED"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    SENDER_KEY_INVALID = "SENDER_KEY_INVALID"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    NOT_A_RECIPIENT = "NOT_A_RECIPIENT"
+    POLICY_DENIED = "POLICY_DENIED"
+    EXPIRED = "EXPIRED"
+    FROM_FUTURE = "FROM_FUTURE"
+    REPLAY = "REPLAY"
+    DECRYPT_FAILED = "DECRYPT_FAILED"
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
+    PAYLOAD_INVALID = "PAYLOAD_INVALID"

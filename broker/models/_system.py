@@ -22,6 +22,7 @@ from broker.models._enums import (
     KeyWrapMode,
     PartyRole,
     ReceiptOutcome,
+    ReceiptReason,
     SignatureScheme,
 )
 
@@ -53,7 +54,7 @@ class DeliveryReceipt(AvroModel):
     received_at: Timestamp
     envelope_sha256: Sha256
     outcome: ReceiptOutcome = ReceiptOutcome.ACCEPTED
-    reason: str | None = None
+    reason: ReceiptReason | None = None
 
 
 class AuditCheckpoint(AvroModel):

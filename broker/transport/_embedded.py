@@ -46,6 +46,7 @@ from broker._errors import (
     TransportUnavailable,
     UnknownTopic,
 )
+from broker._files import private_sqlite
 from broker.transport._base import (
     DEFAULT_MAX_POLL_RECORDS,
     MAX_RECORD_BYTES,
@@ -158,7 +159,8 @@ def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    # owner-only, and so are the -wal and -shm files SQLite makes beside it (same mode)
+    conn = sqlite3.connect(private_sqlite(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
             raise TransportUnavailable(f"embedded log {path!r}: WAL mode unavailable")
