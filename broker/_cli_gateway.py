@@ -19,10 +19,14 @@ def gateway() -> None:
               help="TOML settings; LVVX_GATEWAY_* environment variables override them.")  # fmt: skip
 def gateway_run(config_file: Path | None) -> None:
     """Start the gateway; SIGTERM or Ctrl-C stops it gracefully."""
+    from broker._quiet import quieten
     from broker.gateway._service import serve
     from broker.gateway._settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # while Kafka is away aiokafka logs each failed connect and fetch, ~100 lines a second:
+    # one line per condition per 10 s, with the count, says the same
+    quieten("aiokafka")
     settings = load_settings(config_file)
     click.echo(f"gateway {settings.party}: API on http://{settings.http_host}:{settings.http_port}, "
                f"transport {settings.transport}")  # fmt: skip

@@ -10,10 +10,13 @@ must never turn into a green run.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +137,61 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     from broker.gateway import _gateway as gateway_module
 
     monkeypatch.setattr(gateway_module, "RETRY_BACKOFF_S", (0.001, 0.001, 0.001, 0.005))
+
+
+@pytest.fixture(scope="session")
+def proxied_kafka() -> Iterator[None]:
+    """The broker behind a cuttable proxy (`tests.proxied_kafka`): reused if it runs, else
+    started once for the session and removed at its end."""
+    from tests import proxied_kafka as broker
+
+    if broker.listening():
+        yield
+        return
+    failed = broker.kafka_sh("up")
+    if failed:
+        pytest.fail(failed)
+    try:
+        yield
+    finally:
+        broker.kafka_sh("clean")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _frozen_heap() -> None:
+    """What exists before the first test (modules, schemas, strategies) is left out of
+    garbage collections: `_no_unclosed_clients` collects after each test, and scanning that
+    heap each time would cost ~0.1 s a test."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _no_unclosed_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test that left a client unclosed. aiokafka reports an unclosed consumer,
+    producer or connection when it is collected: a ResourceWarning (an error in tests, see
+    filterwarnings in pyproject.toml) and the event loop's exception handler with the message
+    "Unclosed ..." — caught here, since a warning raised in __del__ never reaches it."""
+    from aiokafka.client import AIOKafkaClient
+
+    unclosed: list[str] = []
+    made: list[object] = []
+    report = asyncio.BaseEventLoop.call_exception_handler
+    make = AIOKafkaClient.__init__
+
+    def noting(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith("Unclosed"):
+            unclosed.append(str(context["message"]))
+        report(loop, context)  # type: ignore[arg-type]
+
+    def counting(client: AIOKafkaClient, *args: Any, **kwargs: Any) -> None:
+        made.append(None)  # every consumer, producer and admin client makes one
+        make(client, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "call_exception_handler", noting)
+    monkeypatch.setattr(AIOKafkaClient, "__init__", counting)
+    yield
+    if made:  # what the test left behind is collected now, not in a later test
+        gc.collect()
+    if unclosed:
+        pytest.fail(f"left unclosed: {sorted(set(unclosed))}")

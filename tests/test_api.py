@@ -30,7 +30,7 @@ from broker.models import CASE_MESSAGES, PartyRole
 from broker.topics import inbox
 from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
-from tests.crypto_net import NOW, A, Net
+from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
 NET = Net()
 IND, MUNI, NGO, COA = (A[PartyRole[r]] for r in ("IND", "MUNICIPALITY", "NGO", "COA"))
@@ -82,7 +82,7 @@ class Stack:
     ) -> Gateway:
         gw = Gateway(
             keys=NET.keys(party), directory=NET.directory, transport=self.log,
-            store=GatewayStore(self.folder / f"{party}.db"), clock=clock, observer=observer,
+            store=GatewayStore(self.folder / f"{party}.db", content_key=CONTENT_KEY), clock=clock, observer=observer,
         )  # fmt: skip
         self.gateways.append(gw)
         return gw
@@ -505,3 +505,28 @@ async def test_openapi_describes_one_request_schema_per_message_type(stack: Stac
     assert {"202", "401", "403", "413", "422"} <= set(post["responses"])
     assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
     assert "/metrics" not in spec["paths"]
+
+
+async def test_an_id_two_senders_used_is_acknowledged_by_naming_the_sender(stack: Stack) -> None:
+    """Ids are each sender's own: two messages of one id from two senders are both in the
+    inbox; acknowledging by id alone is ambiguous (409), naming the sender takes the one."""
+    muni = await stack.started(A[PartyRole.MUNICIPALITY])
+    api = await stack.serve(muni)
+    message_id, now = uuid.uuid4(), NOW
+    for n, sender in enumerate((A[PartyRole.IND], A[PartyRole.NGO])):
+        muni.store.record_delivery(
+            source=f"inbox/0/{n}", claims=muni.store.staged_claims(), envelope_sha256=bytes([n]) * 32,
+            message_id=message_id, message_type="nl.lvv.v1.DossierDelivered", sender=sender,
+            case_id=uuid.uuid4(), created_at=now, message_json="{}", followup={}, now=now,
+        )  # fmt: skip
+        muni.store.followups_done([f"inbox/0/{n}"])
+
+    ambiguous = await api.post(f"/v1/inbox/{message_id}/ack", headers=AUTH)
+    assert (ambiguous.status_code, ambiguous.json()["reason"]) == (409, "AMBIGUOUS_MESSAGE_ID")
+    taken = await api.post(
+        f"/v1/inbox/{message_id}/ack", params={"sender": A[PartyRole.NGO]}, headers=AUTH
+    )
+    assert taken.status_code == 204
+    left = (await api.get("/v1/inbox", headers=AUTH)).json()["items"]
+    assert [(i["message_id"], i["sender"]) for i in left] == [(str(message_id), A[PartyRole.IND])]
+    assert (await api.post(f"/v1/inbox/{message_id}/ack", headers=AUTH)).status_code == 204

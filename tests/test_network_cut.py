@@ -64,6 +64,10 @@ WORKERS, CASES_PER_WORKER, PER_CASE = 4, 2, 10
 """Concurrent back-office senders, each with its own cases, so several sends are in flight
 when the cut comes and order per case is still defined (one sender per case)."""
 
+REFUSED_WAIT_S = 1.0
+"""A back office's pause after a send refused during a known outage: it does not burn
+through its cases before the network is back."""
+
 CUT_AFTER = 20
 """Acknowledged sends before the cut: traffic flows in both directions by then."""
 
@@ -169,7 +173,10 @@ async def _send_cases(
             except LvvError as exc:
                 out.failed[seq] = type(exc).__name__
             out.slowest_s = max(out.slowest_s, time.monotonic() - started)
-            await asyncio.sleep(0.05)
+            # refused at once during a known outage (nothing sent): wait as told to (Retry-After)
+            await asyncio.sleep(
+                REFUSED_WAIT_S if out.failed.get(seq) == "TransportUnavailable" else 0.05
+            )
 
 
 @pytest.mark.parametrize("mode", [pytest.param("drop", marks=pytest.mark.faults), "hang"])

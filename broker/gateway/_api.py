@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from broker._errors import LocalError, PolicyDenied, RecordTooLarge, TransportError, UnknownParty
 from broker.crypto import MAX_RECIPIENTS
 from broker.gateway._gateway import Gateway
+from broker.gateway._store import AmbiguousMessageId
 from broker.models import CASE_MESSAGES, AvroModel, PartyId
 
 # --- request and response bodies -------------------------------------------------------------
@@ -91,6 +92,20 @@ class Inbox(BaseModel):
 def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
     return JSONResponse(Problem(reason=reason, detail=detail).model_dump(), status_code=status)
 
+
+RETRY_AFTER_S = 5
+"""Retry-After of a 503: trying sooner only meets the same outage, and the gateway notices
+within a second or two that its log is back (`broker.gateway._health`)."""
+
+
+def _unavailable(reason: str, detail: str) -> JSONResponse:
+    """503 with Retry-After (RFC 9110 §10.2.3): the log is away; the caller may try later."""
+    response = _problem(503, reason, detail)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+_ACK_SENDER = "The sender, as the inbox shows it: needed only for an id that two senders used."
 
 _BEARER = HTTPBearer(auto_error=False)  # module level: route annotations resolve here
 
@@ -223,8 +238,8 @@ def create_app(
             return _problem(413, "TOO_LARGE")
         except LocalError as exc:
             return _problem(422, exc.reason, str(exc).split("] ", 1)[-1])
-        except TransportError as exc:
-            return _problem(503, exc.reason, "the message log is not reachable; nothing was sent")
+        except TransportError as exc:  # during a known outage: at once, before any work
+            return _unavailable(exc.reason, "the message log is not reachable; nothing was sent")
         return Accepted(message_id=message_id)
 
     @app.get("/v1/messages/{message_id}", dependencies=v1, response_model=MessageStatus,
@@ -258,10 +273,18 @@ def create_app(
         ])  # fmt: skip
 
     @app.post("/v1/inbox/{message_id}/ack", status_code=204, dependencies=v1,
-              responses={**_ERRORS, 404: {"model": Problem}})  # fmt: skip
-    async def ack(message_id: uuid.UUID) -> Response:
-        """The back office has taken the message; it leaves the inbox."""
-        if not gateway.store.ack(message_id, gateway.clock()):
+              responses={**_ERRORS, 404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+    async def ack(
+        message_id: uuid.UUID,
+        sender: Annotated[PartyId | None, Query(description=_ACK_SENDER)] = None,
+    ) -> Response:
+        """The back office has taken the message; it leaves the inbox. Message ids are each
+        sender's own, so an id that two senders used is acknowledged with its ``sender``."""
+        try:
+            acked = gateway.store.ack(message_id, gateway.clock(), sender=sender)
+        except AmbiguousMessageId as exc:
+            return _problem(409, exc.reason, str(exc).split("] ", 1)[-1])
+        if not acked:
             raise HTTPException(404, detail="no delivered message with that id")
         return Response(status_code=204)
 
@@ -271,13 +294,13 @@ def create_app(
 
     @app.get("/readyz", responses={503: {"model": Problem}})
     async def readyz() -> Any:
-        """Ready while the gateway reaches its log."""
-        if not gateway.ready:
-            return _problem(503, "NOT_READY", "the message log is not reachable")
-        try:
-            await gateway.transport.ping()
-        except TransportError:
-            return _problem(503, "NOT_READY", "the message log is not reachable")
+        """Ready while the gateway reaches its log: after a bounded probe, whose answer
+        the gateway takes in too (an outage known or ended by it); during a known outage
+        the probe waits a second at most."""
+        if gateway.outage is None and not gateway.ready:  # not started, or its loop failing
+            return _unavailable("NOT_READY", "the message log is not reachable")
+        if not await gateway.check_log() or not gateway.ready:
+            return _unavailable("NOT_READY", "the message log is not reachable")
         return {"status": "ready"}
 
     @app.get("/metrics", include_in_schema=False)

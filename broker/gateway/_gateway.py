@@ -6,10 +6,12 @@ Receiving a record, step by step (each step survives a crash before the next):
 
 1. a record handled before (same position) came again after a crash: its follow-up is
    published if it was not yet, and nothing else happens;
-2. the same envelope bytes at another position are a replay: refused;
+2. the same envelope bytes at another position are a copy: of a refused envelope, only
+   counted (its verdict stands, docs/ENVELOPE.md §6.4); of a delivered one, refused as a
+   replay (once: later copies are copies of that refusal);
 3. open the envelope, and store the decision — delivered (inbox, replay guard and position
    in one transaction: exactly once), a receipt for a message we sent, or refused — with
-   what must follow it;
+   what must follow it; a refusal settles the (sender, message id) for good;
 4. publish the follow-up in one atomic write: the receipt to the sender, the dead letter,
    and the audit events; only then does a delivered message become visible to the back
    office, so nothing is delivered without its audit record (fail closed);
@@ -22,9 +24,12 @@ one is being written — sends from the back office, say — join the next write
 Sending is one atomic write too: the envelope into every recipient's inbox and the SENT
 event — if the audit stream cannot be written, nothing is sent and the caller is told.
 
-An error in one record never stops the loop: a broker that is down is waited out (the
-record stays uncommitted and is retried); any other failure is retried a few times and then
-dead-lettered as PROCESSING_FAILED, so one poisonous record cannot block its partition.
+An error in one record never stops the loop, and a hostile record costs one decision, not
+a stall: refusals — the envelope's checks and the store's own rules — are decided once,
+without retries. Only faults of the moment are retried: a broker that is down, or a disk
+that is away or busy, is waited out (the record stays uncommitted and comes again). Any
+other failure is a fault of ours that trying again will not mend: the record is
+dead-lettered as PROCESSING_FAILED at once, so it cannot block its partition.
 """
 
 from __future__ import annotations
@@ -44,12 +49,17 @@ from broker._errors import (
     EnvelopeRejected,
     LocalError,
     RejectReason,
+    ReplayDetected,
     TransportError,
     TransportTimeout,
+    TransportUnavailable,
 )
+from broker._quiet import Throttle
 from broker.audit import AuditChain, EventSpec
 from broker.crypto import (
+    MAX_CLOCK_SKEW,
     MAX_ENVELOPE_BYTES,
+    MAX_TTL,
     Directory,
     OpenCaches,
     PartyKeys,
@@ -59,10 +69,11 @@ from broker.crypto import (
 )
 from broker.gateway import _crashpoints as crash
 from broker.gateway import _followup as follow
+from broker.gateway._health import OUTAGE_PROBE_EVERY_S, LogHealth
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._sealing import SealQueue
-from broker.gateway._store import GatewayStore
-from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptOutcome
+from broker.gateway._store import TRANSIENT_STORE_FAULTS, GatewayStore, StagedClaims, Verdict
+from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptOutcome, ReceiptReason
 from broker.topics import DEFAULT_PREFIX, audit, dlq, gateway_group, inbox
 from broker.transport import (
     Consumer,
@@ -78,17 +89,16 @@ Publication = tuple[list[OutgoingRecord], list[EventSpec], bool, asyncio.Future[
 """Records, their audit events, whether a checkpoint is wanted, and the publisher's future."""
 
 log = logging.getLogger("lvvx.gateway")
+quiet = Throttle(log)
+"""Refusals and copies: one line per reason per interval, however hostile the traffic."""
 
 POLL_TIMEOUT_MS = 200
 """How long one poll waits for records: bounds how quickly a stop request is noticed."""
 
 POLL_MAX_RECORDS = 200
 
-MAX_ATTEMPTS = 5
-"""Tries of one record that fails for a reason other than the broker being unreachable."""
-
 RETRY_BACKOFF_S = (0.1, 0.3, 1.0, 3.0)
-"""Waits between tries; the last one repeats while the broker stays unreachable."""
+"""Waits between tries while the broker or the disk is away; the last one repeats."""
 
 DEFAULT_RECEIPT_TIMEOUT = timedelta(minutes=5)
 """A sent message without a receipt after this long is shown as overdue."""
@@ -105,6 +115,11 @@ AUDIT_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 AUDIT_PARTITIONS = 1
 """A gateway's audit chain is one line: one partition keeps it in order."""
 
+STOP_WRITE_WAIT_S = 3.0
+"""After `Gateway.stop`, how long a write in flight is waited for: one the log takes is done
+in milliseconds; past this its publisher is told the outcome is unknown (a send: 503), so a
+stop in an outage still ends within the service's stop deadline (`broker.gateway._service`)."""
+
 
 Decided = tuple[Record, str, dict[str, Any]]
 """A record decided about: the record, its position, and the follow-up to publish."""
@@ -112,6 +127,10 @@ Decided = tuple[Record, str, dict[str, Any]]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _position(record: Record) -> str:
+    return f"{record.topic}/{record.partition}/{record.offset}"
 
 
 class Gateway:
@@ -152,8 +171,36 @@ class Gateway:
         self._queue: list[Publication] = []
         self._flusher: asyncio.Task[None] | None = None
         self._audit_head_uncertain = False
-        self.ready = False
+        self._ready = False
         self.audit_writable = True
+        # the log's health, watched from `start` on; the write in flight and the stop's
+        # give-up timer, so a stop in an outage ends in a bounded time
+        self._health: LogHealth | None = None
+        self._health_watch: asyncio.Task[None] | None = None
+        self._writing: Sequence[Publication] = ()
+        self._give_up: asyncio.TimerHandle | None = None
+        self._writes_abandoned = False
+
+    @property
+    def ready(self) -> bool:
+        """Started, consuming, and no outage of the log known (/readyz, the ready gauge)."""
+        return self._ready and self.outage is None
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._ready = value
+
+    @property
+    def outage(self) -> TransportError | None:
+        """Why the log is known to be away (`broker.gateway._health`); None while it answers."""
+        return self._health.outage if self._health is not None else None
+
+    async def check_log(self) -> bool:
+        """Probe the log now — during a known outage within a second — and take in the
+        answer; True if it answered (/readyz asks this)."""
+        if self._health is None:
+            return False
+        return await self._health.check(quick=self._health.outage is not None)
 
     @property
     def party_id(self) -> str:
@@ -177,18 +224,57 @@ class Gateway:
         await self._producer.start()
         self._consumer = self.transport.consumer(self.consumer_group, [inbox(me, self.prefix)])
         await self._consumer.start()
+        self._health = LogHealth(self.transport, me)
+        self._health_watch = asyncio.create_task(self._health.watch(self._stopping))
+        self._writes_abandoned = False
         self.ready = True
 
     def stop(self) -> None:
-        """Ask `run` to finish the record in hand, commit and return (e.g. on SIGTERM)."""
+        """Ask `run` to finish the record in hand, commit and return (e.g. on SIGTERM). A
+        write still in flight `STOP_WRITE_WAIT_S` later is given up (`_abandon_writes`)."""
         self._stopping.set()
+        if self._health is not None:
+            self._health.stop()
+        if self._give_up is None:
+            with contextlib.suppress(RuntimeError):  # no loop running: no write can be waiting
+                loop = asyncio.get_running_loop()
+                self._give_up = loop.call_later(STOP_WRITE_WAIT_S, self._abandon_writes)
+
+    def _abandon_writes(self) -> None:
+        """Stop waiting for writes: each publisher still waiting is told now — the write in
+        flight may still land (outcome unknown), the queued ones were never sent — and no
+        new write is taken."""
+        self._writes_abandoned = True
+        writing, queued, self._queue = self._writing, self._queue, []
+        for publications, exc in (
+            (writing, TransportTimeout("the gateway stopped before the write was confirmed; its outcome is unknown")),
+            (queued, TransportError("the gateway is stopping; nothing was sent", reason="STOPPING")),
+        ):  # fmt: skip
+            for *_, done in publications:
+                if not done.done():
+                    done.set_exception(exc)
 
     async def close(self) -> None:
+        """Release the log's clients, in a bounded time whatever the log's state: writes
+        still waited for are given up, an unfinished transaction is aborted (the
+        transport's closes are bounded too)."""
         self.ready = False
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                await client.close()
+        if self._health is not None:
+            self._health.stop()
+        self._abandon_writes()
+        if self._give_up is not None:
+            self._give_up.cancel()
+            self._give_up = None
+        for task in (self._flusher, self._health_watch):
+            if task is not None and not task.done():
+                task.cancel()  # in a transport call, which ends at once (or bounded) on that
+                await asyncio.wait({task}, timeout=STOP_WRITE_WAIT_S)
+        clients = [c for c in (self._consumer, self._producer) if c is not None]
         self._consumer = self._producer = None
+        closed = await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        for result in closed:  # each client closed, whatever the other did
+            if isinstance(result, BaseException):
+                raise result
 
     def update_directory(self, directory: Directory) -> None:
         """Take a newer directory (its serial must not be lower than the current one's), and
@@ -207,8 +293,15 @@ class Gateway:
                        *, checkpoint: bool = False) -> None:  # fmt: skip
         """Write ``records`` and their audit events atomically. Publications that arrive
         while one is being written are written together in the next atomic write (group
-        commit): each waits for its own, and each fails if that write fails."""
+        commit): each waits for its own, and each fails if that write fails.
+
+        Refused at once while an outage of the log is known, or once a stop gave up on
+        writes: nothing is queued then."""
         self._live_producer()
+        if self.outage is not None:
+            raise TransportUnavailable("the message log is unreachable; nothing was written")
+        if self._writes_abandoned:
+            raise TransportError("the gateway is stopping; nothing was written", reason="STOPPING")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((list(records), list(events), checkpoint, done))
         if self._flusher is None or self._flusher.done():
@@ -222,6 +315,10 @@ class Gateway:
                 self._queue[:MAX_PUBLICATIONS_PER_WRITE],
                 self._queue[MAX_PUBLICATIONS_PER_WRITE:],
             )
+            if self.outage is not None:  # queued behind a write the outage held up
+                self._fail(batch, TransportUnavailable("the message log is unreachable"))
+                continue
+            self._writing = batch
             try:
                 await self._audit_head_known(producer)
             except BaseException as exc:
@@ -245,13 +342,19 @@ class Gateway:
             crash.reached("after_audit")
             self.audit_writable = True
             self.audit.commit(pending)
+            self._writing = ()
+            if self._health is not None:
+                self._health.answered()
             for *_, done in batch:
                 if not done.done():
                     done.set_result(None)
 
     def _fail(self, batch: Sequence[Publication], exc: BaseException) -> None:
+        self._writing = ()
         self.audit_writable = False
         self.observer.audit_failed()
+        if isinstance(exc, TransportUnavailable | TransportTimeout) and self._health is not None:
+            self._health.probe_soon()  # is the log away? (sends are refused at once if so)
         for *_, done in batch:
             if not done.done():
                 done.set_exception(exc if isinstance(exc, Exception) else TransportError("stopped"))
@@ -289,7 +392,10 @@ class Gateway:
         or none.
 
         Raises `PolicyDenied`, `UnknownParty` or `RecordTooLarge` before anything is sent,
-        and a `TransportError` if the log or the audit stream refused it (nothing stored)."""
+        and a `TransportError` if the log or the audit stream refused it (nothing stored):
+        `TransportUnavailable` at once, before any work, while an outage is known."""
+        if self.outage is not None:
+            raise TransportUnavailable("the message log is unreachable; nothing was sent")
         message_id = uuid.uuid4()
         names = tuple(dict.fromkeys(recipients))
         started = time.perf_counter()
@@ -305,12 +411,19 @@ class Gateway:
         records = [
             OutgoingRecord(inbox(r, self.prefix), envelope, case_id.bytes, headers) for r in names
         ]
+        digest = hashlib.sha256(envelope).digest()
         event = EventSpec(
             AuditAction.SENT, message_id=message_id, message_type=message.avro_name, sender=self.party_id,
-            recipients=names, case_id=case_id, envelope_sha256=hashlib.sha256(envelope).digest(),
+            recipients=names, case_id=case_id, envelope_sha256=digest,
         )  # fmt: skip
         await asyncio.to_thread(
-            self.store.record_sent, message_id, message.avro_name, case_id, names, self.clock()
+            self.store.record_sent,
+            message_id,
+            message.avro_name,
+            case_id,
+            names,
+            self.clock(),
+            digest,
         )
         try:
             await self._publish(records, [event])
@@ -333,7 +446,8 @@ class Gateway:
             receipt = DeliveryReceipt(
                 receipt_id=uuid.uuid4(), message_id=message_id, message_type=f["message_type"],
                 case_id=case_id, received_by=self.party_id, received_at=self.clock(),
-                envelope_sha256=bytes.fromhex(f["digest"]), outcome=outcome, reason=reason,
+                envelope_sha256=bytes.fromhex(f["digest"]), outcome=outcome,
+                reason=ReceiptReason(reason) if reason else None,
             )  # fmt: skip
             requests.append(SealRequest(receipt, (f["sender"],), causation_id=message_id,
                                         correlation_id=correlation))  # fmt: skip
@@ -349,7 +463,7 @@ class Gateway:
 
     def _dead_letter(self, record: Record, f: dict[str, Any]) -> OutgoingRecord:
         """The refused record, as it came, with the reason and where it came from."""
-        source = f"{record.topic}/{record.partition}/{record.offset}"
+        source = _position(record)
         key = (
             uuid.UUID(f["message_id"]).bytes if f.get("message_id") else bytes.fromhex(f["digest"])
         )
@@ -408,8 +522,11 @@ class Gateway:
 
     def _not_ready(self, exc: Exception) -> None:
         if self.ready:
-            log.warning("gateway %s lost its log: %s", self.party_id, exc)
+            quiet.warning(("lost-log", self.party_id), "gateway %s lost its log: %s",
+                          self.party_id, exc)  # fmt: skip
         self.ready = False
+        if isinstance(exc, TransportUnavailable | TransportTimeout) and self._health is not None:
+            self._health.probe_soon()  # is the log away? (sends are refused at once if so)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -417,22 +534,27 @@ class Gateway:
 
     async def _handle_with_retries(self, record: Record, decided: list[Decided]) -> bool:
         """Decide about one record (its follow-up joins ``decided``); False if the gateway
-        stopped before it was done."""
-        attempt, failures = 0, 0
+        stopped before it was done. Only a fault of the moment is tried again."""
+        attempt, failed = 0, False
         while not self._stopping.is_set():
             try:
-                if failures >= MAX_ATTEMPTS:  # give up on the record, not on the partition
+                if failed:
                     await self._refuse(record, PROCESSING_FAILED, None, decided)
                 else:
                     await self.handle(record, decided)
                 return True
             except TransportError as exc:  # the broker is away: wait for it, keep order
                 self._not_ready(exc)
+            except TRANSIENT_STORE_FAULTS as exc:  # the disk is away or busy: likewise
+                self._not_ready(exc)
             except Exception:
-                failures += 1
-                log.exception(
-                    "record %s/%s/%s failed", record.topic, record.partition, record.offset
-                )
+                if failed:  # even dead-lettering it failed: a fault of ours, try again later
+                    log.exception("record %s could not be dead-lettered", _position(record))
+                else:  # trying the same record again would fail the same way
+                    log.exception("record %s failed; dead-lettered as %s", _position(record),
+                                  PROCESSING_FAILED)  # fmt: skip
+                    failed = True
+                    continue
             await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
             attempt += 1
         return False
@@ -440,7 +562,7 @@ class Gateway:
     async def handle(self, record: Record, decided: list[Decided] | None = None) -> None:
         """Steps 1–4 of the module docstring for one record. With ``decided``, step 4 is
         left to the caller: the follow-up joins that list, to be published with others."""
-        source = f"{record.topic}/{record.partition}/{record.offset}"
+        source = _position(record)
         earlier = await asyncio.to_thread(self.store.handled_at, source)
         if earlier is not None:  # the log delivered this record again after a restart
             if earlier.pending:
@@ -448,9 +570,12 @@ class Gateway:
             self.observer.redelivered()
             return
         digest = hashlib.sha256(record.value).digest()
-        if await asyncio.to_thread(
-            self.store.delivered_elsewhere, digest
-        ):  # same bytes again: a replay
+        verdict = await asyncio.to_thread(self.store.earlier_verdict, digest)
+        if verdict is Verdict.REFUSED:  # a copy of a refused envelope: its verdict stands
+            self.observer.copy_received()
+            quiet.info("copy", "a copy of a refused envelope at %s: counted, nothing sent", source)
+            return
+        if verdict is Verdict.ACCEPTED:  # the same bytes again: a replay
             await self._refuse(record, RejectReason.REPLAY.value, None, decided)
             return
         claims = self.store.staged_claims()
@@ -460,39 +585,64 @@ class Gateway:
             opened = open_envelope(record.value, me=self.keys, directory=self.directory,
                                    replay_guard=claims, now=now, caches=self._open_caches)  # fmt: skip
         except EnvelopeRejected as exc:
-            await self._refuse(record, exc.reject_reason.value, exc, decided)
+            await self._refuse(record, exc.reject_reason.value, exc, decided, claims)
             return
         self.observer.opened(time.perf_counter() - started)
         crash.reached("after_open")
         h, message = opened.header, opened.message
-        if isinstance(message, DeliveryReceipt):
-            f = follow.receipt_received(h, message, digest)
-            known = await asyncio.to_thread(
-                self.store.record_receipt,
-                source=source, claims=claims, envelope_sha256=digest, message_id=message.message_id,
-                recipient=h.sender, outcome=message.outcome.value, reason=message.reason, followup=f, now=now,
-            )  # fmt: skip
-            self.observer.receipt_received(message.outcome.value, known)
-        else:
-            f = follow.delivered(h, digest)
-            await asyncio.to_thread(
-                self.store.record_delivery,
-                source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
-                message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
-                message_json=message.model_dump_json(), followup=f, now=now,
-            )  # fmt: skip
-            self.observer.delivered(h.message_type, h.sender, (now - h.created_at).total_seconds())
-            crash.reached("after_deliver")
+        try:
+            if isinstance(message, DeliveryReceipt):
+                f = follow.receipt_received(h, message, digest)
+                known = await asyncio.to_thread(
+                    self.store.record_receipt,
+                    source=source, claims=claims, envelope_sha256=digest, message_id=message.message_id,
+                    recipient=h.sender, outcome=message.outcome.value,
+                    reason=message.reason.value if message.reason else None, followup=f, now=now,
+                    receipted_sha256=message.envelope_sha256,
+                )  # fmt: skip
+                self.observer.receipt_received(message.outcome.value, known)
+            else:
+                f = follow.delivered(h, digest)
+                await asyncio.to_thread(
+                    self.store.record_delivery,
+                    source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
+                    message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
+                    message_json=message.model_dump_json(), followup=f, now=now,
+                )  # fmt: skip
+                self.observer.delivered(
+                    h.message_type, h.sender, (now - h.created_at).total_seconds()
+                )
+                crash.reached("after_deliver")
+        except ReplayDetected:  # the store's own rule: this sender used this id before
+            rejection = EnvelopeRejected(RejectReason.REPLAY)
+            rejection.authenticated_header = h
+            await self._refuse(record, RejectReason.REPLAY.value, rejection, decided)
+            return
         await self._follow_up(record, source, f, decided)
 
     async def _refuse(self, record: Record, reason: str, rejection: EnvelopeRejected | None,
-                      decided: list[Decided] | None = None) -> None:  # fmt: skip
+                      decided: list[Decided] | None = None,
+                      claims: StagedClaims | None = None) -> None:  # fmt: skip
+        """Store a refusal with what must follow it. An authenticated envelope's refusal
+        also settles its (sender, message id) for good (docs/ENVELOPE.md §6.4), through
+        ``claims``: a later envelope of that pair is a replay, never delivered."""
         self.observer.rejected(reason)
-        source = f"{record.topic}/{record.partition}/{record.offset}"
+        source = _position(record)
+        quiet.warning(("refused", reason), "refused the record at %s: %s", source, reason)
         digest = hashlib.sha256(record.value).digest()
         f = follow.rejected(reason, rejection, digest)
         message_id = uuid.UUID(f["message_id"]) if f.get("message_id") else None
-        await asyncio.to_thread(self.store.record_rejection, source, digest, reason, message_id, f)
+        now = self.clock()
+        h = rejection.authenticated_header if rejection is not None else None
+        if h is not None and reason != RejectReason.REPLAY.value:
+            claims = claims or self.store.staged_claims()
+            if not any((s, m) == (h.sender, h.message_id) for s, m, _ in claims.claims):
+                keep_until = min(h.expires_at, now + MAX_TTL) + MAX_CLOCK_SKEW
+                claims.claims.append((h.sender, h.message_id, keep_until))
+        else:
+            claims = None
+        await asyncio.to_thread(self.store.record_rejection, source, digest, reason, message_id, f,
+                                claims=claims, now=now)  # fmt: skip
         await self._follow_up(record, source, f, decided)
 
     async def _follow_up(self, record: Record, source: str, f: dict[str, Any],
@@ -543,5 +693,9 @@ class Gateway:
                 self.ready = False
             if self._stopping.is_set():
                 return False
+            if self.outage is not None:  # the log is away: wait until a probe finds it back
+                while self.outage is not None and not self._stopping.is_set():
+                    await self._pause(OUTAGE_PROBE_EVERY_S)
+                continue
             await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
             attempt += 1

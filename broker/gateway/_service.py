@@ -1,29 +1,46 @@
 """`lvvx gateway run`: one party's gateway as a service — the consume loop, the HTTP API,
 metrics and the optional webhook pusher in one process, stopped gracefully by SIGTERM or
-SIGINT (finish the record in hand, commit, close)."""
+SIGINT (finish the record in hand, commit, close) within a deadline (`_shutdown`).
+
+One process per party: the data folder is locked (`_lock`) before the store is opened.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Iterator
 from datetime import timedelta
 
 import uvicorn
 
+from broker._files import private_dir
 from broker.crypto import AnchorKey, KeyStore, load_directory, passphrase_from_env
 from broker.gateway._api import create_app
-from broker.gateway._gateway import Gateway, utc_now
+from broker.gateway._gateway import STOP_WRITE_WAIT_S, Gateway, utc_now
+from broker.gateway._lock import DataDirLock
 from broker.gateway._metrics import PrometheusObserver, watch_log
 from broker.gateway._settings import GatewaySettings
+from broker.gateway._shutdown import Shutdown
 from broker.gateway._store import GatewayStore
 from broker.gateway._webhook import WebhookPusher
 from broker.models import PublicKey
 from broker.transport import Transport
 
 log = logging.getLogger("lvvx.gateway")
+
+# Each step's share of the stop deadline (`_shutdown.STOP_DEADLINE_S`, 8 s in all); a step
+# that overruns is cancelled, and none is given more than what is left of the deadline.
+RUN_STOP_S = STOP_WRITE_WAIT_S + 1.0
+"""The consume loop: the record in hand finished and committed (writes give up before)."""
+HTTP_STOP_S = STOP_WRITE_WAIT_S + 1.0
+"""Requests in flight answered: a send waiting for its write hears by then."""
+PUSH_STOP_S = 1.0
+"""The webhook pusher: a delivery in flight is tried again after a restart."""
+CLOSE_STOP_S = 3.5
+"""The log's clients: the gateway's consumer and producer side by side, then the transport's
+own (each bounded by the transport itself; an embedded log is closed after its users)."""
 
 
 class _Server(uvicorn.Server):
@@ -46,10 +63,13 @@ def _transport(settings: GatewaySettings) -> Transport:
 
 def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserver]:
     """The gateway described by ``settings``: keys, a checked directory, store, transport."""
-    keys = KeyStore(settings.keys_dir).load_party(settings.party, passphrase_from_env())
+    passphrase = passphrase_from_env()
+    key_store = KeyStore(settings.keys_dir)
+    keys = key_store.load_party(settings.party, passphrase)
+    content_key = key_store.content_key(settings.party, passphrase)
     anchor = AnchorKey.from_record(PublicKey.model_validate_json(settings.anchor_file.read_text()))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = GatewayStore(settings.data_dir / "gateway.db")
+    private_dir(settings.data_dir)
+    store = GatewayStore(settings.data_dir / "gateway.db", content_key=content_key)
     # never go back to an older directory than one used before (a withheld revocation)
     try:
         directory = load_directory(
@@ -72,7 +92,18 @@ def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserve
 
 
 async def serve(settings: GatewaySettings) -> None:
+    """Run the party's gateway until SIGTERM or SIGINT; refuse (`AlreadyRunning`) if
+    another process has its data folder."""
     token = settings.token()
+    lock = DataDirLock(settings.data_dir)
+    lock.acquire()  # before the store is opened: a second gateway of the party ends here
+    try:
+        await _serve(settings, token)
+    finally:
+        lock.release()
+
+
+async def _serve(settings: GatewaySettings, token: str) -> None:
     gateway, observer = build_gateway(settings)
     app = create_app(
         gateway, token=token, registry=observer.registry,
@@ -80,36 +111,69 @@ async def serve(settings: GatewaySettings) -> None:
         max_body_bytes=settings.max_body_bytes,
     )  # fmt: skip
     server = _Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                                    log_level="warning", lifespan="off"))  # fmt: skip
+                                    log_level="warning", lifespan="off",
+                                    timeout_graceful_shutdown=int(HTTP_STOP_S)))  # fmt: skip
     pusher = (
-        WebhookPusher(gateway.store, str(settings.webhook_url), token)
+        # signed with its own secret: the API token never leaves for the webhook
+        WebhookPusher(gateway.store, str(settings.webhook_url), settings.webhook_key())
         if settings.webhook_url
         else None
     )
 
     def stop() -> None:
-        log.info("stopping gateway %s", settings.party)
+        log.info("stopping gateway %s (a second signal ends it at once)", settings.party)
         gateway.stop()
+        server.should_exit = True  # no new requests; those in flight are answered
         if pusher:
             pusher.stop()
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
-    await gateway.start()
+    shutdown = Shutdown()
+    shutdown.install(stop)
     watching = asyncio.Event()
-    figures = asyncio.create_task(watch_log(gateway, observer, watching))
-    http = asyncio.create_task(server.serve())
-    push = asyncio.create_task(pusher.run()) if pusher else None
+    tasks: list[asyncio.Task[None]] = []
+    clean = True
     try:
-        await gateway.run()  # returns after stop(): the record in hand finished and committed
+        if not await shutdown.unless_stopped(gateway.start()):
+            return  # stopped while starting (the log may be away): nothing to finish
+        tasks = [asyncio.create_task(watch_log(gateway, observer, watching)),
+                 asyncio.create_task(server.serve())]  # fmt: skip
+        if pusher:
+            tasks.append(asyncio.create_task(pusher.run()))
+        run = asyncio.create_task(gateway.run())
+        await asyncio.wait({run, tasks[1]}, return_when=asyncio.FIRST_COMPLETED)
+        shutdown.request()  # a signal, or the loop or the API ended by itself: all stop
+        # returns after stop(): the record in hand finished and committed
+        clean = await shutdown.within(run, RUN_STOP_S)
     finally:
-        server.should_exit = True
-        watching.set()
-        await http
-        await figures
-        if push:
-            await push
-        await gateway.close()
-        await gateway.transport.close()
+        await _stop_the_rest(gateway, shutdown, tasks, watching, clean=clean)
+
+
+async def _stop_the_rest(gateway: Gateway, shutdown: Shutdown, tasks: list[asyncio.Task[None]],
+                         watching: asyncio.Event, *, clean: bool) -> None:  # fmt: skip
+    """Everything but the consume loop, each step within its share of the deadline. The
+    store is closed only after a clean end of the loop: a loop cut short may still have a
+    store call running in a thread, and the store is crash-safe anyway."""
+    watching.set()
+    if tasks:
+        tasks[0].cancel()  # the log figures: a reading in an outage would wait 20 s
+    for task, share in zip(tasks[1:], (HTTP_STOP_S, PUSH_STOP_S), strict=False):
+        try:
+            await shutdown.within(task, share)
+        except Exception as exc:  # it ended in an error: the rest stops all the same
+            log.warning("gateway %s: %r ended with %r", gateway.party_id, task.get_name(), exc)
+
+    async def close_clients() -> None:
+        try:
+            await gateway.close()
+        finally:
+            await gateway.transport.close()
+
+    try:
+        if not await shutdown.within(close_clients(), CLOSE_STOP_S):
+            log.warning(
+                "gateway %s: closing its log clients did not finish in time", gateway.party_id
+            )
+    except Exception as exc:  # closed as far as it went; the process ends all the same
+        log.warning("gateway %s: closing its log clients failed: %s", gateway.party_id, exc)
+    if clean:
         gateway.store.close()

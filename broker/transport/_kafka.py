@@ -4,15 +4,21 @@ Producers are idempotent with acks=all (a retried send is never stored twice); c
 never auto-commit and read committed data only, so records of an aborted `send_atomic`
 transaction are never seen. Every aiokafka exception is translated here into the
 package's own errors (`_translated`), so the layers above never see a foreign one.
+
+Closing never hangs on a broker that is away: aiokafka's own ``stop()`` waits for its
+goodbyes (pending batches flushed, the group left) without a bound, so every close here is
+given `_CLOSE_TIMEOUT_S` and then cut short (`_stop_within`); an unfinished transaction is
+aborted, not waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +68,20 @@ _REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 # How long ensure_topics waits for new topics to show up in the cluster's metadata.
 _TOPIC_VISIBLE_TIMEOUT_S = 30.0
+
+_CLOSE_TIMEOUT_S = 2.0
+"""A client's goodbyes (flush, LeaveGroup) take milliseconds when a broker answers; past this
+none will, and the close goes on without them (a gateway's whole stop has 8 s)."""
+
+_DROP_WAIT_S = 0.5
+"""After a client's connections are dropped, how long its stop may take to notice."""
+
+_ABORT_WAIT_S = 0.5
+"""How long a close waits for an unfinished transaction's abort to be acknowledged (a broker
+that answers does in milliseconds); one the broker never hears of is aborted by it anyway
+(the transaction timeout, or the next start of this transactional id fencing it)."""
+
+log = logging.getLogger("lvvx.transport")
 
 
 class KafkaOptions(BaseModel):
@@ -138,6 +158,32 @@ def _translated(action: str) -> Iterator[None]:
         raise TransportError(f"{action}: {type(exc).__name__}: {exc}") from exc
 
 
+async def _stop_within(
+    stop: Coroutine[Any, Any, None], client: Any, what: str,
+    *, before_drop: Callable[[], None] | None = None, patience_s: float = _CLOSE_TIMEOUT_S,
+) -> None:  # fmt: skip
+    """Run an aiokafka client's ``stop()`` for ``patience_s`` at most; past that, call
+    ``before_drop`` (fail what it is flushing) and close its connections under it, so that
+    whatever it still waits for fails at once. Never raises for a broker that is away."""
+    task = asyncio.ensure_future(stop)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=patience_s)
+        if not done:
+            if before_drop is not None:
+                before_drop()
+            await client.close()
+            done, _ = await asyncio.wait({task}, timeout=_DROP_WAIT_S)
+        if not done:
+            log.warning("%s: gave up waiting for its stop; its connections are closed", what)
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.wait({task}, timeout=_DROP_WAIT_S)
+        with contextlib.suppress(KafkaError, OSError):  # a goodbye that failed: gone anyway
+            if task.done() and not task.cancelled():
+                task.result()
+
+
 def _record(r: Any) -> Record:
     return Record(
         topic=r.topic,
@@ -183,15 +229,46 @@ class KafkaProducer(Producer):
             try:
                 await asyncio.wait_for(producer.start(), o.send_timeout_ms / 1000)
             except BaseException:
-                await producer.stop()
+                await self._stop(producer)
                 raise
         self._producer = producer
 
     async def close(self) -> None:
+        """Abort an unfinished transaction (never wait for it), then stop: bounded."""
         producer, self._producer = self._producer, None
+        unfinished, self._unfinished = self._unfinished, None
+        heard = True
+        if unfinished is not None and not unfinished.done():
+            heard = await self._abort(unfinished)
         if producer is not None:
-            with _translated("close producer"):
-                await producer.stop()
+            await self._stop(producer, flush=heard)
+
+    @staticmethod
+    async def _abort(transaction: asyncio.Future[list[RecordMetadata]]) -> bool:
+        """Cancel ``transaction``'s task: aiokafka aborts it on the way out. Its abort is
+        waited for `_ABORT_WAIT_S`, then cancelled too: with the broker away it never comes.
+        True if the broker acknowledged the abort."""
+        heard = False
+        for attempt in range(2):  # 1: end the transaction by aborting it; 2: stop waiting
+            transaction.cancel()
+            done, _ = await asyncio.wait({transaction}, timeout=_ABORT_WAIT_S)
+            if done:
+                heard = attempt == 0
+                break
+        if transaction.done() and not transaction.cancelled():
+            transaction.exception()  # its own caller was told; consumed here, not logged
+        return heard
+
+    @staticmethod
+    async def _stop(producer: AIOKafkaProducer, *, flush: bool = True) -> None:
+        def drop_batches() -> None:
+            # what no broker takes is failed, not flushed forever (aiokafka has no public way)
+            producer._message_accumulator.fail_all(TransportClosed("producer closed"))
+
+        if not flush:  # the broker did not hear the abort: it will not answer a goodbye either
+            drop_batches()
+        await _stop_within(producer.stop(), producer.client, "producer", before_drop=drop_batches,
+                           patience_s=_CLOSE_TIMEOUT_S if flush else _DROP_WAIT_S)  # fmt: skip
 
     def _live(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -307,16 +384,17 @@ class KafkaConsumer(Consumer):
             try:
                 await asyncio.wait_for(consumer.start(), o.request_timeout_ms / 1000)
             except BaseException:
-                await consumer.stop()
+                await _stop_within(consumer.stop(), consumer._client, "consumer")
                 raise
         self._consumer = consumer
 
     async def close(self) -> None:
+        """Leave the group if the coordinator answers within `_CLOSE_TIMEOUT_S`; the group
+        notices a member that left without a word after its session timeout."""
         consumer, self._consumer = self._consumer, None
         self._positions.clear()
         if consumer is not None:
-            with _translated("close consumer"):
-                await consumer.stop()
+            await _stop_within(consumer.stop(), consumer._client, "consumer")
 
     def _live(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -387,7 +465,7 @@ class KafkaTransport(Transport):
                 try:
                     await asyncio.wait_for(admin.start(), self.options.request_timeout_ms / 1000)
                 except BaseException:
-                    await admin.close()
+                    await _stop_within(admin.close(), admin._client, "admin client")
                     raise
             self._admin = admin
         return self._admin
@@ -495,9 +573,11 @@ class KafkaTransport(Transport):
             await self.close()
             raise TransportUnavailable(f"Kafka at {self.options.bootstrap_servers}: {exc}") from exc
 
-    def _reader(self) -> AIOKafkaConsumer:
-        """A consumer outside any group, for offsets and whole-topic reads."""
-        return AIOKafkaConsumer(
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[AIOKafkaConsumer]:
+        """A started consumer outside any group, for offsets and whole-topic reads; stopped
+        on the way out — also when it never got started (an outage), or it is left unclosed."""
+        reader = AIOKafkaConsumer(
             **self.options.connection(),
             bootstrap_servers=self.options.bootstrap_servers,
             client_id=f"{self.options.client_id}-reader",
@@ -506,6 +586,11 @@ class KafkaTransport(Transport):
             request_timeout_ms=self.options.request_timeout_ms,
             max_partition_fetch_bytes=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
         )
+        try:
+            await asyncio.wait_for(reader.start(), self.options.request_timeout_ms / 1000)
+            yield reader
+        finally:
+            await _stop_within(reader.stop(), reader._client, "reader")
 
     async def _partitions(self, topics: Sequence[str]) -> list[KafkaTopicPartition]:
         """The partitions of ``topics``; a topic that does not exist has none, one this
@@ -524,14 +609,10 @@ class KafkaTransport(Transport):
         ]
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
-        reader = self._reader()
         with _translated("end offsets"):
-            await asyncio.wait_for(reader.start(), self.options.request_timeout_ms / 1000)
-            try:
+            async with self._reader() as reader:
                 partitions = await self._partitions(topics)
                 ends = await reader.end_offsets(partitions) if partitions else {}
-            finally:
-                await reader.stop()
         return {TopicPartition(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
 
     async def committed(self, group_id: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
@@ -545,11 +626,9 @@ class KafkaTransport(Transport):
         }
 
     async def read_topic(self, topic: str) -> list[Record]:
-        reader = self._reader()
         records: list[Record] = []
         with _translated(f"read {topic}"):
-            await asyncio.wait_for(reader.start(), self.options.request_timeout_ms / 1000)
-            try:
+            async with self._reader() as reader:
                 partitions = await self._partitions([topic])
                 if not partitions:
                     return []
@@ -562,12 +641,9 @@ class KafkaTransport(Transport):
                         raise TransportTimeout(f"reading {topic} did not reach its end")
                     for batch in (await reader.getmany(timeout_ms=200)).values():
                         records += [_record(r) for r in batch]
-            finally:
-                await reader.stop()
         return sorted(records, key=lambda r: (r.partition, r.offset))
 
     async def close(self) -> None:
         admin, self._admin = self._admin, None
         if admin is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await admin.close()
+            await _stop_within(admin.close(), admin._client, "admin client")
