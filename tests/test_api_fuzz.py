@@ -98,13 +98,13 @@ class ServedGateway:
             await gw.start()
         # one message delivered to the municipality, so the inbox routes have something
         await self.ind.send(example("DossierDelivered"), [MUNI])
-        running = asyncio.create_task(self.muni.run())
+        # its receive loop runs on to the end (`Gateway.stop` is a stop of the whole gateway,
+        # which then refuses sends); nothing else sends to it, so only the API changes state
+        self.running = asyncio.create_task(self.muni.run())
         deadline = self.loop.time() + WAIT_S
         while not self.muni.store.inbox(limit=1):
             assert self.loop.time() < deadline, "the setup message was never delivered"
             await asyncio.sleep(0.02)
-        self.muni.stop()  # from here on, only the API changes the gateway's state
-        await running
         app = create_app(self.muni, token=TOKEN, max_body_bytes=MAX_BODY)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")
         self.server = _Server(config)
@@ -125,6 +125,8 @@ class ServedGateway:
     async def stop(self) -> None:
         self.server.should_exit = True
         await self.serving
+        self.muni.stop()
+        await self.running
         for gw in (self.ind, self.muni):
             await gw.close()
             gw.store.close()
