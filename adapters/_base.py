@@ -21,8 +21,8 @@ from adapters._register import CaseRegister, RecordT
 from broker import models as m
 from broker import policy
 from broker._errors import LocalError, PolicyDenied, RemoteError, UnknownParty
-from broker.casebook import NETWORK
 from broker.caseflow import CaseState
+from broker.crypto import Directory
 
 Clock = Callable[[], datetime]
 
@@ -60,9 +60,9 @@ class Network(BaseModel):
     roles: dict[str, m.PartyRole]
 
     @classmethod
-    def pilot(cls) -> Network:
-        """The pilot network of `broker.casebook`."""
-        return cls(roles={p.party_id: p.role for p in NETWORK})
+    def of(cls, directory: Directory) -> Network:
+        """The parties of a signed key directory (`broker.crypto.load_directory`)."""
+        return cls(roles={p.party_id: p.role for p in directory.parties.values()})
 
     def role(self, party_id: str) -> m.PartyRole:
         try:
@@ -140,12 +140,12 @@ class Adapter(Generic[RecordT]):
         party_id: str,
         client: GatewayClient,
         *,
-        network: Network | None = None,
+        network: Network,
         clock: Clock = utc_now,
     ) -> None:
         self.party_id = party_id
         self.client = client
-        self.network = network or Network.pilot()
+        self.network = network
         self.clock = clock
         self.register: CaseRegister[RecordT] = CaseRegister(self._open_record)
 

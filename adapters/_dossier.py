@@ -44,7 +44,7 @@ class DossierService(Adapter[DossierCaseT], Generic[DossierCaseT, ExportT]):
         *,
         exports: Iterable[ExportT] = (),
         auto_deliver: bool = False,
-        network: Network | None = None,
+        network: Network,
         clock: Clock = utc_now,
     ) -> None:
         super().__init__(party_id, client, network=network, clock=clock)

@@ -59,7 +59,7 @@ class CoaAdapter(Adapter[CoaCase]):
         client: GatewayClient,
         *,
         facilities: Iterable[Facility] = (),
-        network: Network | None = None,
+        network: Network,
         clock: Clock = utc_now,
     ) -> None:
         super().__init__(party_id, client, network=network, clock=clock)

@@ -136,7 +136,7 @@ class DtvAdapter(
         *,
         exports: Iterable[DtvCaseExport] = (),
         auto_deliver: bool = False,
-        network: Network | None = None,
+        network: Network,
         clock: Clock = utc_now,
     ) -> None:
         super().__init__(

@@ -52,7 +52,7 @@ class EscalationAdapter(Adapter[DeskCase]):
         party_id: str,
         client: GatewayClient,
         *,
-        network: Network | None = None,
+        network: Network,
         clock: Clock = utc_now,
     ) -> None:
         super().__init__(party_id, client, network=network, clock=clock)

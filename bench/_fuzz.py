@@ -35,10 +35,10 @@ from broker.crypto import Directory, Opener, PartyKeys, Sealer, SealRequest, ope
 from broker.crypto import _wire as wire
 from broker.crypto._envelope import MAX_ENVELOPE_ITEMS, _seal_batch, _seal_from_parts, prepare
 from broker.crypto._epoch import SenderEpochs
-from broker.examples import EXAMPLE_TIME, example, example_network
 from broker.models import MESSAGE_MODELS, AvroModel, EnvelopeHeader, PartyRole
 from broker.policy import POLICY, SENDER_FIELDS, SENDER_ROLE_FIELDS
 from broker.replay import MemoryReplayGuard
+from demo.examples import EXAMPLE_TIME, example, example_network
 
 NOW = EXAMPLE_TIME
 """Every envelope is sealed and opened at the example network's time."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from broker.casebook import IND, MUNICIPALITIES, NGOS, Party
 from broker.crypto import (
     AnchorKey,
     Directory,
@@ -28,6 +27,7 @@ from broker.crypto import (
 )
 from broker.models import KeyAlgorithm
 from broker.replay import MemoryReplayGuard
+from demo.casebook import IND, MUNICIPALITIES, NGOS, Party
 
 NETWORK_NAME = "lvv-bench"
 KEY_BACKDATE = timedelta(hours=1)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from broker._codec import default_codec
 from broker.crypto._envelope import MAX_PAYLOAD_ITEMS
-from broker.examples import example
 from broker.models import AvroModel, DossierDelivered
+from demo.examples import example
 
 PAD = "Aanvullende notitie bij het dossier, zonder persoonsgegevens. "
 """Filler text for ``notes``: readable like real notes (Kafka compression is off anyway)."""

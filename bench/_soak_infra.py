@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from broker.casebook import DTV, IND, MUNICIPALITIES, NETWORK, NGOS, Party
-from broker.network import LocalNetwork, create_network, write_gateway_configs
+from demo.casebook import DTV, IND, MUNICIPALITIES, NETWORK, NGOS, Party
+from demo.network import LocalNetwork, create_network, write_gateway_configs
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"

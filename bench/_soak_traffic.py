@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 
 from bench._backoffice import problem, read_inbox
-from broker.casebook import MUNICIPALITIES, NGOS, Case, CasePath, CaseWriter, Party
 from broker.models import AvroModel
+from demo.casebook import MUNICIPALITIES, NGOS, Case, CasePath, CaseWriter, Party
 
 REQUEST_TIMEOUT_S = 30.0
 """One API call; a gateway slower than this counts as an error, not as a hang of the soak."""

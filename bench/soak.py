@@ -69,7 +69,7 @@ from bench._soak_traffic import (
     api_client,
     percentiles_ms,
 )
-from broker.casebook import Party
+from demo.casebook import Party
 
 SAMPLE_EVERY_S = 5.0
 DEFAULT_RATE = 200.0

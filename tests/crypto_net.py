@@ -12,7 +12,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.casebook import NETWORK
 from broker.crypto import (
     DEFAULT_TTL,
     AnchorKey,
@@ -37,6 +36,7 @@ from broker.crypto._epoch import SenderEpochs
 from broker.crypto._keys import NewParty, generate_party, key_id
 from broker.models import AvroModel, EnvelopeHeader, KeyAlgorithm, PartyEntry, PartyRole
 from broker.replay import MemoryReplayGuard, ReplayGuard
+from demo.casebook import NETWORK
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from broker.casebook import IND, MUNICIPALITIES
-from broker.examples import example
 from broker.gateway import utc_now
-from broker.network import LocalNetwork, create_network, write_gateway_configs
+from demo.casebook import IND, MUNICIPALITIES
+from demo.examples import example
+from demo.network import LocalNetwork, create_network, write_gateway_configs
 
 SENDER, RECIPIENT = IND.party_id, MUNICIPALITIES[0].party_id
 """IND sends a dossier to a municipality: a send the policy allows."""
@@ -87,7 +87,7 @@ class GatewayRun:
         config = self.net.folder / "gateways" / f"{self.party}.toml"
         with self.stdout.open("ab") as out, self.stderr.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "broker.cli", "gateway", "run", "--config", str(config)],
+                [sys.executable, "-m", "cli.main", "gateway", "run", "--config", str(config)],
                 env=environment, stdout=out, stderr=err, cwd=self.net.folder,
             )  # fmt: skip
 

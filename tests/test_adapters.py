@@ -40,11 +40,12 @@ from adapters.ngo import UnknownDecision
 from broker import models as m
 from broker._codec import default_codec
 from broker._errors import LocalError, PolicyDenied, TransportUnavailable, UnknownParty
-from broker.casebook import LVV_LOCATIONS, NETWORK, CasePath, CaseWriter
 from broker.caseflow import REST_PERIOD, Step, Warning
 from broker.policy import POLICY
+from demo.casebook import LVV_LOCATIONS, NETWORK, CasePath, CaseWriter
 
 ROLES = {party.party_id: party.role for party in NETWORK}
+NET = Network(roles=ROLES)
 R = m.PartyRole
 MUN, NGO = "gemeente-utrecht", "ngo-perspectief"
 IND, DTV, AVIM, COA, DESK = "ind", "dtv", "avim", "coa", "escalatietafel"
@@ -156,7 +157,7 @@ async def opened_case(
     clock: Clock, *, inform_ngo: bool = False
 ) -> tuple[MunicipalityAdapter, RecordingClient, uuid.UUID]:
     c = client(MUN)
-    municipality = MunicipalityAdapter(MUN, c, clock=clock)
+    municipality = MunicipalityAdapter(MUN, c, clock=clock, network=NET)
     case_id = await municipality.register_intake(
         intake_form(person()), ngo=NGO, inform_ngo=inform_ngo
     )
@@ -198,7 +199,7 @@ def _one_of_each() -> dict[str, m.AvroModel]:
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.__name__)
 async def test_a_type_not_received_is_unexpected(adapter: type[Adapter[Any]]) -> None:
     party = next(p.party_id for p in NETWORK if p.role is adapter.ROLE)
-    instance = adapter(party, client(party))
+    instance = adapter(party, client(party), network=NET)
     others = [msg for name, msg in _one_of_each().items() if name not in adapter.RECEIVES]
     assert others
     for message in others:
@@ -223,7 +224,7 @@ async def test_recording_client_refuses_like_the_gateway() -> None:
 
 
 async def test_unknown_case_is_an_error_not_a_blank_record() -> None:
-    municipality = MunicipalityAdapter(MUN, client(MUN))
+    municipality = MunicipalityAdapter(MUN, client(MUN), network=NET)
     with pytest.raises(UnknownCase):
         await municipality.close_case(uuid.uuid4(), m.CaseOutcome.LEGAL_STAY)
 
@@ -237,7 +238,9 @@ class DownClient(RecordingClient):
 
 async def test_a_failed_handler_leaves_the_register_for_the_retry() -> None:
     clock, p = Clock(), person()
-    ind = IndAdapter(IND, DownClient(IND, ROLES), exports=[ind_export(p)], auto_deliver=True)
+    ind = IndAdapter(
+        IND, DownClient(IND, ROLES), exports=[ind_export(p)], auto_deliver=True, network=NET
+    )
     case_id = uuid.uuid4()
     intake = book_message(m.IntakeRegistered, case_id, person=p, municipality=MUN)
     with pytest.raises(TransportUnavailable):
@@ -250,14 +253,14 @@ async def test_a_failed_handler_leaves_the_register_for_the_retry() -> None:
 
 
 async def test_coa_books_nothing_when_its_answer_cannot_go_out() -> None:
-    coa = CoaAdapter(COA, DownClient(COA, ROLES), facilities=FACILITIES)
+    coa = CoaAdapter(COA, DownClient(COA, ROLES), facilities=FACILITIES, network=NET)
     with pytest.raises(TransportUnavailable):
         await deliver(coa, book_message(m.TransferRequest, uuid.uuid4()), MUN, START)
     assert coa.free_places(m.FacilityKind.FREEDOM_RESTRICTING_LOCATION) == 4
 
 
 def test_network_names_the_national_parties() -> None:
-    network = Network.pilot()
+    network = NET
     assert [network.only(role) for role in (R.IND, R.DTV, R.AVIM, R.COA, R.ESCALATION)] == [
         IND, DTV, AVIM, COA, DESK,
     ]  # fmt: skip
@@ -419,7 +422,7 @@ async def test_a_refused_send_leaves_the_register_as_it_was() -> None:
 
 async def test_ngo_records_the_answer_for_the_municipality_and_dtv() -> None:
     clock, c = Clock(), client(NGO)
-    ngo = NgoAdapter(NGO, c, clock=clock)
+    ngo = NgoAdapter(NGO, c, clock=clock, network=NET)
     case_id = uuid.uuid4()
     await deliver(ngo, book_message(m.IntakeRegistered, case_id, municipality=MUN), MUN, clock())
     dossier = book_message(
@@ -451,7 +454,7 @@ async def test_ngo_records_the_answer_for_the_municipality_and_dtv() -> None:
 
 async def test_a_decision_proves_an_escalation_the_ngo_never_saw() -> None:
     clock = Clock()
-    ngo = NgoAdapter(NGO, client(NGO), clock=clock)
+    ngo = NgoAdapter(NGO, client(NGO), clock=clock, network=NET)
     case_id = uuid.uuid4()
     await deliver(ngo, book_message(m.IntakeRegistered, case_id), MUN, clock())
     await deliver(ngo, book_message(m.DossierDelivered, case_id), IND, clock())
@@ -496,7 +499,7 @@ def test_ind_export_maps_to_its_part_of_the_dossier() -> None:
 async def test_ind_delivers_on_intake_for_a_known_v_number() -> None:
     clock, c = Clock(), client(IND)
     p = person()
-    ind = IndAdapter(IND, c, exports=[ind_export(p)], auto_deliver=True, clock=clock)
+    ind = IndAdapter(IND, c, exports=[ind_export(p)], auto_deliver=True, clock=clock, network=NET)
     known, unknown = uuid.uuid4(), uuid.uuid4()
     intake = book_message(m.IntakeRegistered, known, person=p, municipality=MUN, guiding_ngo=NGO)
     intake_message = uuid.uuid4()
@@ -519,7 +522,7 @@ async def test_ind_delivers_on_intake_for_a_known_v_number() -> None:
 async def test_ind_without_auto_delivery_waits_to_be_asked() -> None:
     clock, c = Clock(), client(IND)
     p = person()
-    ind = IndAdapter(IND, c, exports=[ind_export(p)], clock=clock)
+    ind = IndAdapter(IND, c, exports=[ind_export(p)], clock=clock, network=NET)
     case_id = uuid.uuid4()
     intake = book_message(m.IntakeRegistered, case_id, person=p, municipality=MUN, guiding_ngo=None)
     await deliver(ind, intake, MUN, clock())
@@ -534,7 +537,7 @@ async def test_ind_without_auto_delivery_waits_to_be_asked() -> None:
 async def test_dtv_export_maps_to_its_part_of_the_dossier() -> None:
     clock, c = Clock(), client(DTV)
     p = person()
-    dtv = DtvAdapter(DTV, c, exports=[dtv_export(p)], clock=clock)
+    dtv = DtvAdapter(DTV, c, exports=[dtv_export(p)], clock=clock, network=NET)
     case_id = uuid.uuid4()
     intake = book_message(m.IntakeRegistered, case_id, person=p, municipality=MUN, guiding_ngo=NGO)
     await deliver(dtv, intake, MUN, clock())
@@ -552,7 +555,7 @@ async def test_dtv_export_maps_to_its_part_of_the_dossier() -> None:
 
 async def test_dtv_supervision_counts_per_municipality_and_outcome() -> None:
     clock = Clock()
-    dtv = DtvAdapter(DTV, client(DTV), clock=clock)
+    dtv = DtvAdapter(DTV, client(DTV), clock=clock, network=NET)
     outcomes: dict[str, list[m.CaseOutcome | None]] = {
         "gemeente-amsterdam": [m.CaseOutcome.INDEPENDENT_DEPARTURE, m.CaseOutcome.LEGAL_STAY],
         "gemeente-rotterdam": [m.CaseOutcome.ONWARD_MIGRATION, None],
@@ -579,7 +582,7 @@ async def test_dtv_supervision_counts_per_municipality_and_outcome() -> None:
 
 async def test_dtv_may_ask_coa_and_the_desk() -> None:
     clock, c = Clock(), client(DTV)
-    dtv = DtvAdapter(DTV, c, clock=clock)
+    dtv = DtvAdapter(DTV, c, clock=clock, network=NET)
     case_id = uuid.uuid4()
     await deliver(dtv, book_message(m.IntakeRegistered, case_id), MUN, clock())
     await dtv.request_transfer(
@@ -595,7 +598,7 @@ async def test_dtv_may_ask_coa_and_the_desk() -> None:
 
 async def test_avim_reports_checks_and_records_to_the_case_partners() -> None:
     clock, c = Clock(), client(AVIM)
-    avim = AvimAdapter(AVIM, c, clock=clock)
+    avim = AvimAdapter(AVIM, c, clock=clock, network=NET)
     case_id = uuid.uuid4()
     await deliver(avim, book_message(m.ScenarioDecision, case_id, decided_by=MUN), MUN, clock())
     report = await avim.report_identity(
@@ -636,7 +639,7 @@ FACILITIES = [
 
 async def test_coa_accepts_while_places_remain_then_refuses() -> None:
     clock, c = Clock(), client(COA)
-    coa = CoaAdapter(COA, c, facilities=FACILITIES, clock=clock)
+    coa = CoaAdapter(COA, c, facilities=FACILITIES, clock=clock, network=NET)
     kind = m.FacilityKind.FREEDOM_RESTRICTING_LOCATION
     assert coa.free_places(kind) == 4
     answers = []
@@ -665,7 +668,7 @@ async def test_coa_accepts_while_places_remain_then_refuses() -> None:
 
 async def test_coa_answers_a_repeated_request_without_booking_twice() -> None:
     clock, c = Clock(), client(COA)
-    coa = CoaAdapter(COA, c, facilities=FACILITIES[1:], clock=clock)
+    coa = CoaAdapter(COA, c, facilities=FACILITIES[1:], clock=clock, network=NET)
     request = book_message(m.TransferRequest, uuid.uuid4(), requested_by=DTV)
     await deliver(coa, request, DTV, clock())
     await deliver(coa, request, DTV, clock())
@@ -683,7 +686,7 @@ class SlowClient(RecordingClient):
 
 async def test_coa_does_not_give_one_place_to_two_requests_in_flight() -> None:
     slow = SlowClient(COA, ROLES)
-    coa = CoaAdapter(COA, slow, facilities=FACILITIES[1:])
+    coa = CoaAdapter(COA, slow, facilities=FACILITIES[1:], network=NET)
     requests = [book_message(m.TransferRequest, uuid.uuid4()) for _ in range(2)]
     await asyncio.gather(*(deliver(coa, r, MUN, START) for r in requests))
     assert sorted(a.accepted for a in slow.of_type(m.TransferConfirmed)) == [False, True]
@@ -694,7 +697,7 @@ async def test_coa_does_not_give_one_place_to_two_requests_in_flight() -> None:
 
 async def test_desk_queues_requests_and_tells_the_parties_of_the_case() -> None:
     clock, c = Clock(), client(DESK)
-    desk = EscalationAdapter(DESK, c, clock=clock)
+    desk = EscalationAdapter(DESK, c, clock=clock, network=NET)
     later, sooner = uuid.uuid4(), uuid.uuid4()
     for case_id, wanted in ((later, date(2027, 1, 20)), (sooner, date(2027, 1, 5))):
         request = book_message(
@@ -779,13 +782,15 @@ async def test_one_case_end_to_end() -> None:
     clock = Clock()
     net = LoopbackNetwork(clock)
     p = person()
-    municipality = MunicipalityAdapter(MUN, Router(MUN, net), clock=clock)
-    ngo = NgoAdapter(NGO, Router(NGO, net), clock=clock)
-    ind = IndAdapter(IND, Router(IND, net), exports=[ind_export(p)], auto_deliver=True, clock=clock)
-    dtv = DtvAdapter(DTV, Router(DTV, net), exports=[dtv_export(p)], clock=clock)
-    avim = AvimAdapter(AVIM, Router(AVIM, net), clock=clock)
-    coa = CoaAdapter(COA, Router(COA, net), facilities=FACILITIES, clock=clock)
-    desk = EscalationAdapter(DESK, Router(DESK, net), clock=clock)
+    municipality = MunicipalityAdapter(MUN, Router(MUN, net), clock=clock, network=NET)
+    ngo = NgoAdapter(NGO, Router(NGO, net), clock=clock, network=NET)
+    ind = IndAdapter(
+        IND, Router(IND, net), exports=[ind_export(p)], auto_deliver=True, clock=clock, network=NET
+    )
+    dtv = DtvAdapter(DTV, Router(DTV, net), exports=[dtv_export(p)], clock=clock, network=NET)
+    avim = AvimAdapter(AVIM, Router(AVIM, net), clock=clock, network=NET)
+    coa = CoaAdapter(COA, Router(COA, net), facilities=FACILITIES, clock=clock, network=NET)
+    desk = EscalationAdapter(DESK, Router(DESK, net), clock=clock, network=NET)
     parties: list[Adapter[Any]] = [municipality, ngo, ind, dtv, avim, coa, desk]
     net.adapters = {a.party_id: a for a in parties}
 
@@ -872,3 +877,15 @@ async def test_one_case_end_to_end() -> None:
         "ScenarioResponse": 2, "EscalationRequest": 1, "EscalationDecision": 4,
         "IdentityReport": 3, "TransferRequest": 1, "TransferConfirmed": 2, "CaseClosed": 5,
     }  # fmt: skip
+
+
+def test_an_adapter_requires_its_network_and_has_no_default_to_the_demo_parties() -> None:
+    with pytest.raises(TypeError, match="network"):
+        MunicipalityAdapter(MUN, client(MUN))  # type: ignore[call-arg]  # the point of the test
+
+
+def test_the_network_of_a_directory_has_its_parties_and_roles() -> None:
+    from tests.crypto_net import Net
+
+    directory = Net().directory
+    assert Network.of(directory).roles == {p: e.role for p, e in directory.parties.items()}

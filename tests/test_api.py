@@ -22,7 +22,6 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker._errors import TransportUnavailable
-from broker.examples import example
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway._api import create_app
 from broker.gateway._metrics import PrometheusObserver
@@ -30,6 +29,7 @@ from broker.models import CASE_MESSAGES, PartyRole
 from broker.topics import inbox
 from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
+from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
 NET = Net()

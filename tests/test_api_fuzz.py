@@ -34,7 +34,6 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from broker.examples import example
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway._api import create_app
 from broker.models import PartyRole
@@ -42,6 +41,7 @@ from broker.policy import POLICY, SENDER_FIELDS, SENDER_ROLE_FIELDS
 from broker.topics import inbox
 from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
+from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
 NET = Net()

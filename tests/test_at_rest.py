@@ -23,10 +23,10 @@ import pytest
 
 from broker._files import private_dir
 from broker.crypto import ContentKey, ContentUnreadable
-from broker.examples import example
 from broker.gateway import GatewayStore
 from broker.gateway._store import SCHEMA_VERSION, StoreVersionError
 from broker.transport._embedded import EmbeddedTransport
+from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW
 from tests.test_gateway_crash import RECIPIENT, rig
 
@@ -134,7 +134,7 @@ def test_the_demo_and_the_cli_make_only_owner_only_files(tmp_path: Path) -> None
     data = tmp_path / "demo"
     env = {**os.environ, "COLUMNS": "200"}
     done = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "demo", "--data", str(data), "--cases", "2"],
+        [sys.executable, "-m", "cli.main", "demo", "--data", str(data), "--cases", "2"],
         env=env, capture_output=True, text=True, timeout=300,
         preexec_fn=lambda: os.umask(0o022),
     )  # fmt: skip

@@ -46,10 +46,7 @@ from broker.audit._cases import case_views, summary
 from broker.audit._prove import check_proof, prove
 from broker.audit._verify import DEFAULT_GRACE, Finding, Report, verify_stream
 from broker.caseflow import Step
-from broker.cli import cli
 from broker.crypto import AnchorKey, Directory, KeyStore, load_directory
-from broker.demo import DemoResult, run_demo
-from broker.examples import example
 from broker.gateway import Gateway, utc_now
 from broker.gateway import _gateway as gateway_module
 from broker.models import AuditAction, AuditCheckpoint, AuditEvent, AuditOutcome, PartyRole
@@ -65,6 +62,9 @@ from broker.transport import (
     Transport,
 )
 from broker.transport._embedded import EmbeddedTransport
+from cli.main import cli
+from demo.examples import example
+from demo.run import DemoResult, run_demo
 from tests.crypto_net import NOW, A, Net
 from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, until
 

@@ -18,10 +18,10 @@ from broker.crypto._batchsig import MAX_BATCH_SIZE, envelope_leaf, sign_batch
 from broker.crypto._envelope import MAX_ENVELOPE_ITEMS
 from broker.crypto._epoch import EPOCH_MAX_AGE, EPOCH_MAX_MESSAGES, SenderEpochs, number_of
 from broker.crypto._wire import Proof, decode_envelope, encode_tail
-from broker.examples import example
 from broker.gateway._sealing import SealQueue
 from broker.models import KeyAlgorithm, PartyRole
 from broker.replay import MemoryReplayGuard
+from demo.examples import example
 from tests.crypto_net import NOW, A, Net
 
 NET = Net()

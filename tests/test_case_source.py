@@ -9,7 +9,7 @@ import pytest
 
 from bench._soak_infra import NETWORKS
 from bench._soak_traffic import CaseSource
-from broker.casebook import NETWORK, CasePath
+from demo.casebook import NETWORK, CasePath
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.casebook import CasePath, CaseWriter
 from broker.caseflow import REST_PERIOD, CaseState, Step, Warning, advance, event_time
+from demo.casebook import CasePath, CaseWriter
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 N = "nl.lvv.v1."

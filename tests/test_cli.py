@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from broker._codec import default_codec
-from broker.cli import cli
 from broker.models import MESSAGE_MODELS, model_for
+from cli.main import cli
 
 
 def run(*args: str) -> str:

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from broker._errors import RejectReason
-from broker.cli import cli
-from broker.examples import example
 from broker.models import IntakeRegistered, KeyAlgorithm
+from cli.main import cli
+from demo.examples import example
 
 PASSPHRASE = "operator passphrase for tests"
 MUNICIPALITY = "gemeente-utrecht"

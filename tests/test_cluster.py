@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from broker._errors import TransportError
-from broker.demo import run_demo
-from broker.examples import example
 from broker.gateway import Gateway, GatewayStore
-from broker.network import LocalNetwork
 from broker.provision import Layout, apply
 from broker.topics import inbox
 from broker.transport._kafka import KafkaTransport
+from demo.examples import example
+from demo.network import LocalNetwork
+from demo.run import run_demo
 from tests.conftest import CLUSTER_BOOTSTRAP, CLUSTER_DIR, PKI, REPO, tls_options
 from tests.crypto_net import CONTENT_KEY, NOW, Net
 

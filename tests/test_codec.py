@@ -11,7 +11,7 @@ import pytest
 
 from broker._codec import NAMESPACE, Codec, default_codec
 from broker._errors import DecodeError, SchemaError, UnknownSchema
-from broker.examples import example
+from demo.examples import example
 from schemas import AVRO_DIR, TYPES_DIR
 
 EXPECTED = {

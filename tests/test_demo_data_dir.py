@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from broker._errors import LocalError
-from broker.cli import cli
-from broker.demo_folder import DEMO_MARKER, fresh_data_folder
+from cli.main import cli
+from demo.folder import DEMO_MARKER, fresh_data_folder
 
 
 def demo(folder: Path) -> tuple[int, str]:

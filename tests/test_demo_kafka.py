@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.demo import run_demo
 from broker.transport._kafka import KafkaTransport
+from demo.run import run_demo
 
 pytestmark = pytest.mark.kafka
 

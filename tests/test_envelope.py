@@ -18,10 +18,10 @@ from broker import models as m
 from broker._codec import default_codec
 from broker._errors import EnvelopeRejected, PolicyDenied, RejectReason
 from broker.crypto import MAX_CLOCK_SKEW, MAX_ENVELOPE_BYTES
-from broker.examples import example
 from broker.models import KeyAlgorithm, KeyStatus, PartyRole
 from broker.policy import POLICY
 from broker.replay import MemoryReplayGuard, SqliteReplayGuard
+from demo.examples import example
 from tests.crypto_net import NOW, A, Net
 from tests.strategies import for_model
 

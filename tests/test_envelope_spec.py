@@ -57,10 +57,10 @@ from broker.crypto import (
     sign_directory,
 )
 from broker.crypto._keys import NewParty, generate_party
-from broker.examples import example
 from broker.models import KeyAlgorithm, PartyRole
 from broker.policy import POLICY
 from broker.replay import MemoryReplayGuard
+from demo.examples import example
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = (ROOT / "docs" / "ENVELOPE.md").read_text(encoding="utf-8")

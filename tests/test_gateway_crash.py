@@ -22,13 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.examples import example
 from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway import _crashpoints as crash
-from broker.network import LocalNetwork, create_network, write_gateway_configs
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
+from demo.examples import example
+from demo.network import LocalNetwork, create_network, write_gateway_configs
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.crypto_net import CONTENT_KEY
 
@@ -62,7 +62,7 @@ class GatewayProcess:
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "broker.cli", "gateway", "run",
+                [sys.executable, "-m", "cli.main", "gateway", "run",
                  "--config", str(self.folder / "gateways" / f"{self.party}.toml")],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip

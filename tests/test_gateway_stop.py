@@ -19,10 +19,10 @@ import httpx
 import pytest
 
 from broker._errors import TransportError
-from broker.network import LocalNetwork
 from broker.topics import audit
 from broker.transport import OutgoingRecord, TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
+from demo.network import LocalNetwork
 from tests.faults.proxy import TcpProxy
 from tests.gateway_processes import RECIPIENT, SENDER, GatewayRun, dossier_body, two_parties
 from tests.proxied_kafka import BEHIND_PORT, DIRECT, PROXIED, PROXY_PORT

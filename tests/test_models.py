@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime, ValidationError
 
 from broker._codec import NAMESPACE, default_codec
-from broker.examples import example
 from broker.models import ALL_MODELS, MESSAGE_MODELS, AvroModel, model_for
+from demo.examples import example
 from tests.strategies import for_model
 
 

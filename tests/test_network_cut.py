@@ -38,12 +38,12 @@ from pathlib import Path
 import pytest
 
 from broker._errors import LvvError
-from broker.examples import example
 from broker.gateway import Gateway, InboxItem
 from broker.models import PartyRole
 from broker.topics import audit, dlq, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
+from demo.examples import example
 from tests.conftest import REPO
 from tests.crypto_net import A, Net
 from tests.faults.proxy import CutMode, TcpProxy

@@ -40,15 +40,15 @@ from broker.crypto import (
     load_directory,
     sign_directory,
 )
-from broker.examples import example
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway._service import build_gateway
 from broker.gateway._settings import GatewaySettings
 from broker.models import PartyRole
-from broker.network import DEMO_NETWORK, create_network
 from broker.topics import dlq, inbox
 from broker.transport import MAX_RECORD_BYTES, Record, TopicSpec, Transport
 from broker.transport._embedded import EmbeddedTransport
+from demo.examples import example
+from demo.network import DEMO_NETWORK, create_network
 from tests.crypto_net import CONTENT_KEY, NOW, PINNED, ROLE_OF, A, Net, signed_directory
 
 NET = Net()

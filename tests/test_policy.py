@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from broker._errors import PolicyDenied
-from broker.casebook import NETWORK, CaseWriter
 from broker.models import MESSAGE_MODELS, PartyRole
 from broker.policy import POLICY, allowed_recipients, check, may_answer
+from demo.casebook import NETWORK, CaseWriter
 
 ROLE = {party.party_id: party.role for party in NETWORK}
 R = PartyRole

@@ -28,15 +28,15 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from broker.audit._follow import FollowMetrics
-from broker.examples import example
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway._api import create_app
 from broker.gateway._metrics import PrometheusObserver
 from broker.models import PartyRole
-from broker.network import create_network, write_gateway_configs
 from broker.topics import inbox
 from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
+from demo.examples import example
+from demo.network import create_network, write_gateway_configs
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
 ROOT = Path(__file__).resolve().parent.parent

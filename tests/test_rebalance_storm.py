@@ -19,12 +19,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.abc import ConsumerRebalanceListener
 
-from broker.examples import example
 from broker.gateway import Gateway
 from broker.models import PartyRole
 from broker.topics import dlq, gateway_group, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
+from demo.examples import example
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.crypto_net import A, Net
 from tests.live_gateways import per_case, running_gateways

@@ -16,16 +16,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from click.testing import CliRunner
 
 from broker._errors import TransportError
-from broker.cli import cli
 from broker.crypto import load_directory
 from broker.crypto._pki import Pki
-from broker.demo import run_demo
-from broker.network import LocalNetwork
 from broker.provision import Layout, apply, plan
 from broker.topics import audit, dlq, gateway_group, inbox
 from broker.transport import OutgoingRecord, TopicPartition
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from broker.transport._kafka_acl import describe_acls
+from cli.main import cli
+from demo.network import LocalNetwork
+from demo.run import run_demo
 from tests.conftest import PKI, TLS_BOOTSTRAP, require, tls_options
 from tests.crypto_net import NOW, PINNED, Net, signed_directory
 

@@ -19,8 +19,8 @@ from broker._skim import skim
 from broker.crypto import Sealer, SealRequest
 from broker.crypto._envelope import MAX_PAYLOAD_ITEMS
 from broker.crypto._items import zero_width_items
-from broker.examples import example
 from broker.models import IntakeRegistered, PartyRole
+from demo.examples import example
 from tests import test_api
 from tests.crypto_net import NOW, A, Net
 from tests.test_api import AUTH, Stack

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from broker._errors import LocalError
-from broker.cli import cli
 from broker.gateway._settings import load_settings
+from cli.main import cli
 
 BASE = (
     'party = "gemeente-utrecht"',

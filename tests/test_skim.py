@@ -24,7 +24,6 @@ from broker._codec import default_codec
 from broker._errors import DecodeError
 from broker._skim import compile_schema, skim
 from broker.crypto._keys import generate_party
-from broker.examples import example
 from broker.models import (
     PartyDirectory,
     PartyRole,
@@ -33,6 +32,7 @@ from broker.models import (
     SignedDirectory,
     TransferConfirmed,
 )
+from demo.examples import example
 
 CODEC = default_codec()
 NAMES = CODEC.names

@@ -20,11 +20,11 @@ from broker._codec import default_codec
 from broker._errors import RejectReason
 from broker.audit import read_audit
 from broker.audit._verify import Finding, verify_stream
-from broker.examples import example
 from broker.gateway._metrics import PrometheusObserver
 from broker.models import AuditAction, DeliveryReceipt, PartyRole, ReceiptOutcome
 from broker.topics import DEFAULT_PREFIX, dlq, inbox
 from broker.transport import Record
+from demo.examples import example
 from tests.crypto_net import NOW, A, Net
 from tests.embedded_gateways import EmbeddedNetwork
 

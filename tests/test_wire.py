@@ -26,8 +26,8 @@ from broker.crypto._wire import (
     encode_header,
     encode_tail,
 )
-from broker.examples import example
 from broker.models import EnvelopeHeader, KeyAlgorithm, PartyRole, SecureEnvelope
+from demo.examples import example
 from tests.crypto_net import NOW, A, Net
 
 NET = Net()

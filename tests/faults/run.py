@@ -35,10 +35,10 @@ from bench._soak_infra import (
     stop_gateways,
     wait_ready,
 )
-from broker.network import LocalNetwork
 from broker.provision import Layout, apply, desired_topics
 from broker.topics import dlq, inbox
 from broker.transport._kafka import KafkaTransport
+from demo.network import LocalNetwork
 from tests.faults import cluster, report
 from tests.faults.history import History, Outcome, check
 from tests.faults.scenarios import FaultLog, Target, scenarios

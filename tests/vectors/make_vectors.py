@@ -29,8 +29,8 @@ from broker.crypto._envelope import SealRequest, _seal_batch, _seal_from_parts, 
 from broker.crypto._epoch import SenderEpochs
 from broker.crypto._keys import generate_party
 from broker.crypto._wire import decode_envelope
-from broker.examples import example
 from broker.models import KeyAlgorithm, PartyRole
+from demo.examples import example
 from tests.crypto_net import ANCHOR, PINNED, signed_directory
 
 OUT = {1: Path(__file__).with_name("envelope-v1.json"), 2: Path(__file__).with_name("envelope-v2.json")}  # fmt: skip

@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from broker.audit import audit_topics
 from broker.audit._follow import FollowMetrics, follow
-from broker.casebook import CaseWriter
-from broker.demo import Demo
 from broker.gateway import Gateway, utc_now
 from broker.gateway._api import create_app
 from broker.gateway._metrics import PrometheusObserver, watch_log
 from broker.gateway._service import _Server
+from demo.casebook import CaseWriter
+from demo.run import Demo
 
 TRICKLE_EVERY_S = 5.0
 """A new case this often while serving: enough for rates on a dashboard, little load."""

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from broker._errors import RejectReason
-from broker.casebook import Case
 from broker.crypto import build_directory, seal
 from broker.crypto._directory import _checked
 from broker.models import DossierDelivered, PartyRole
 from broker.topics import inbox
+from demo.casebook import Case
 
 if TYPE_CHECKING:
-    from broker.demo import Demo
+    from demo.run import Demo
 
 HOSTILE_KINDS = ("tampered", "replayed", "wrong sender role", "forwarded")
 

@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 
 from broker._files import private_dir
-from broker.casebook import NETWORK, Party
 from broker.crypto import (
     AnchorKey,
     ContentKey,
@@ -35,6 +34,7 @@ from broker.crypto import (
     sign_directory,
 )
 from broker.models import KeyAlgorithm, PartyRole
+from demo.casebook import NETWORK, Party
 
 DEMO_NETWORK = "lvv-demo"
 

@@ -1,4 +1,4 @@
-"""`lvvx`, the command line of LVV Exchange."""
+"""`lvvx demo`: the whole network on one machine, with fictional cases."""
 
 from __future__ import annotations
 
@@ -11,91 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from broker import __version__
-from broker._errors import LvvError
-from broker._files import PROCESS_UMASK
-
-console = Console(stderr=False)
-errors = Console(stderr=True)
+from cli._common import console, errors
 
 DEFAULT_DATA_DIR = ".lvvx"
 
 
-class _Group(click.Group):
-    """Prints our own errors as one clear line with their reason code, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except LvvError as exc:
-            errors.print(f"[red]error[/red] {exc}", highlight=False, soft_wrap=True)  # one line
-            sys.exit(2)
-
-
-@click.group(cls=_Group)
-@click.version_option(__version__, prog_name="lvvx")
-def cli() -> None:
-    """LVV Exchange: secure case exchange between the parties of the LVV network."""
-
-
-# --- schemas ---------------------------------------------------------------------------------
-
-
-@cli.group()
-def schemas() -> None:
-    """The Avro contract: list schemas, show them, print examples."""
-
-
-@schemas.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
-def schemas_list(as_json: bool) -> None:
-    """Every top-level schema with its SHA-256 fingerprint (of its Parsing Canonical Form)."""
-    from broker._codec import default_codec
-
-    codec = default_codec()
-    rows = [
-        {
-            "name": n,
-            "fingerprint": codec.info(n).fingerprint.hex(),
-            "doc": codec.info(n).schema.get("doc", ""),
-        }
-        for n in codec.names
-    ]
-    if as_json:
-        click.echo(json.dumps([{k: r[k] for k in ("name", "fingerprint")} for r in rows], indent=2))
-        return
-    table = Table("schema", "fingerprint (SHA-256)", "what it is", title="nl.lvv.v1 contract")
-    for r in rows:
-        table.add_row(r["name"], r["fingerprint"][:16] + "…", r["doc"].split(". ")[0])
-    console.print(table)
-
-
-@schemas.command("show")
-@click.argument("type_name", metavar="TYPE")
-def schemas_show(type_name: str) -> None:
-    """The self-contained schema of TYPE (shared types inlined), as JSON."""
-    from broker._codec import default_codec
-
-    click.echo(json.dumps(default_codec().info(type_name).schema, indent=2, ensure_ascii=False))
-
-
-@schemas.command("example")
-@click.argument("type_name", metavar="TYPE")
-def schemas_example(type_name: str) -> None:
-    """A valid, realistic example of TYPE (e.g. DossierDelivered) in its JSON form."""
-    from broker.examples import example
-
-    click.echo(example(type_name).model_dump_json(indent=2))
-
-
-# --- demo ------------------------------------------------------------------------------------
-
-
-@cli.command()
+@click.command()
 @click.option("--kafka", metavar="HOST:PORT", help="Run on Kafka instead of the embedded log.")
 @click.option("--cases", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option(
@@ -130,10 +54,10 @@ def demo(
     """Run the whole LVV network and drive cases through the case flow."""
     import secrets
 
-    from broker.demo import run_demo
-    from broker.demo_folder import fresh_data_folder
-    from broker.network import write_gateway_configs, write_run_info
     from broker.transport import open_transport
+    from demo.folder import fresh_data_folder
+    from demo.network import write_gateway_configs, write_run_info
+    from demo.run import run_demo
 
     # aiokafka logs retriable start-up conditions of fresh topics as errors; they pass
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -165,8 +89,8 @@ def demo(
             await transport.close()
 
     result = asyncio.run(main())
-    from broker.demo import DemoResult
-    from broker.network import open_network
+    from demo.network import open_network
+    from demo.run import DemoResult
 
     assert isinstance(result, DemoResult)
     write_run_info(data, transport="kafka" if kafka else "embedded", kafka=kafka, prefix=prefix, tls=pki_folder,
@@ -214,8 +138,8 @@ def _serving(data: Path, kafka: str | None, prefix: str, as_json: bool, before: 
     """What `--serve` does once the cases ran: report, then keep the network up."""
 
     async def then(demo: Any, result: Any) -> None:
-        from broker.demo_serve import serve
-        from broker.network import write_gateway_configs
+        from demo.network import write_gateway_configs
+        from demo.serve import serve
 
         before()
         ports = write_gateway_configs(demo.net, kafka=kafka, prefix=prefix)
@@ -229,7 +153,7 @@ def _serving(data: Path, kafka: str | None, prefix: str, as_json: bool, before: 
 
 
 def _print_demo(result: object) -> None:
-    from broker.demo import DemoResult
+    from demo.run import DemoResult
 
     assert isinstance(result, DemoResult)
     parties = Table(
@@ -263,39 +187,3 @@ def _print_demo(result: object) -> None:
         f"receipted {result.receipted}, rejected {result.rejected}, lost {result.lost}, "
         f"duplicates {result.duplicates} in {result.seconds:.1f} s"
     )
-
-
-def _register_commands() -> None:
-    from broker._cli_audit import audit, cases
-    from broker._cli_gateway import gateway
-    from broker._cli_security import directory, envelope, keys, open_command, pki, seal_command
-    from broker._cli_topics import topics
-
-    commands = (
-        keys,
-        directory,
-        seal_command,
-        open_command,
-        envelope,
-        pki,
-        topics,
-        gateway,
-        audit,
-        cases,
-    )
-    for command in commands:
-        cli.add_command(command)
-
-
-_register_commands()
-
-
-def main() -> None:
-    # everything this process makes — stores, logs, keys, configurations — is for the
-    # party's operator only, also what a library writes without asking for a mode
-    os.umask(PROCESS_UMASK)
-    cli(prog_name="lvvx")
-
-
-if __name__ == "__main__":
-    main()

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-_FOLDER = click.Path(file_okay=False, path_type=Path)
-_FILE = click.Path(dir_okay=False, path_type=Path)
+from cli._common import FILE, FOLDER
 
 
 @click.group()
@@ -20,14 +19,14 @@ def topics() -> None:
 
 @topics.command("apply")
 @click.option(
-    "--directory", "directory_file", type=_FILE, required=True, help="The signed key directory."
+    "--directory", "directory_file", type=FILE, required=True, help="The signed key directory."
 )
 @click.option(
-    "--anchor", "anchor_folder", type=_FOLDER, required=True, help="Folder with anchor.public.json."
+    "--anchor", "anchor_folder", type=FOLDER, required=True, help="Folder with anchor.public.json."
 )
 @click.option("--kafka", required=True, metavar="HOST:PORT[,...]", help="Bootstrap servers.")
 @click.option(
-    "--tls", "pki_folder", type=_FOLDER, help="PKI folder: connect with its admin certificate."
+    "--tls", "pki_folder", type=FOLDER, help="PKI folder: connect with its admin certificate."
 )
 @click.option("--prefix", default="lvv.v1", show_default=True)
 @click.option("--partitions", default=3, show_default=True, type=click.IntRange(1, 1000))

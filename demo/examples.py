@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker import models as m
 from broker._codec import default_codec
 from broker._errors import UnknownSchema
-from broker.casebook import IND, MUNICIPALITIES, NETWORK, NGOS, CasePath, CaseWriter
 from broker.crypto import AnchorKey, Directory, build_directory, load_directory, sign_directory
 from broker.crypto._envelope import _seal_from_parts
 from broker.crypto._keys import NewParty, generate_party, key_id
+from demo.casebook import IND, MUNICIPALITIES, NETWORK, NGOS, CasePath, CaseWriter
 
 EXAMPLE_TIME = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 

@@ -18,13 +18,14 @@ from adapters import (
     EscalationAdapter,
     IndAdapter,
     MunicipalityAdapter,
+    Network,
     NgoAdapter,
 )
 from adapters.coa import Facility
-from broker.casebook import Party
 from broker.caseflow import event_time
 from broker.gateway import Gateway
 from broker.models import AvroModel, FacilityKind, PartyRole, model_for
+from demo.casebook import Party
 
 log = logging.getLogger("lvvx.demo")
 
@@ -47,10 +48,12 @@ _ADAPTERS: dict[PartyRole, type[Adapter[Any]]] = {
 
 
 def make_adapter(party: Party, gateway: Gateway) -> Adapter[Any]:
-    """The adapter of ``party``'s kind, its back office talking to ``gateway``."""
+    """The adapter of ``party``'s kind, its back office talking to ``gateway`` and
+    addressing the parties of the gateway's directory."""
+    network = Network.of(gateway.directory)
     if party.role is PartyRole.COA:
-        return CoaAdapter(party.party_id, gateway, facilities=DEMO_FACILITIES)
-    return _ADAPTERS[party.role](party.party_id, gateway)
+        return CoaAdapter(party.party_id, gateway, facilities=DEMO_FACILITIES, network=network)
+    return _ADAPTERS[party.role](party.party_id, gateway, network=network)
 
 
 class BackOffice:

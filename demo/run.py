@@ -24,15 +24,15 @@ from pathlib import Path
 
 from broker import caseflow
 from broker._files import private_dir
-from broker.casebook import Case, CaseWriter
-from broker.demo_backoffice import BackOffice, make_adapter
-from broker.demo_hostile import HOSTILE_KINDS, Hostile, inject_hostile
 from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway._metrics import PrometheusObserver
 from broker.models import CaseClosed, IntakeRegistered, TransferConfirmed
-from broker.network import LocalNetwork, create_network
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec, Transport
+from demo.backoffice import BackOffice, make_adapter
+from demo.casebook import Case, CaseWriter
+from demo.hostile import HOSTILE_KINDS, Hostile, inject_hostile
+from demo.network import LocalNetwork, create_network
 
 STEP_DEADLINE_S = 60.0
 """How long one step may take to reach every recipient before the case counts as stuck."""

@@ -1,0 +1,72 @@
+"""The options and reading shared by `lvvx audit` and `lvvx cases`: the audit topic of a
+network — by default the one `lvvx demo` left in `--data` (its run.json says which transport
+and topic prefix) — checked against the signed key directory."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from broker._errors import LocalError
+from cli._common import FILE, FOLDER
+
+
+def stream_options(f: Any) -> Any:
+    f = click.option("--data", type=FOLDER, default=".lvvx", show_default=True,
+                     help="A network folder (`lvvx demo` leaves one): its run.json, log and directory.")(f)  # fmt: skip
+    f = click.option("--kafka", metavar="HOST:PORT", help="Read the audit topic from this Kafka.")(
+        f
+    )
+    f = click.option("--prefix", help="Topic prefix [default: from run.json, else lvv.v1].")(f)
+    f = click.option(
+        "--directory",
+        "directory_file",
+        type=FILE,
+        help="Signed directory [default: DATA/directory.bin].",
+    )(f)
+    f = click.option(
+        "--anchor",
+        "anchor_folder",
+        type=FOLDER,
+        help="Folder with anchor.public.json [default: DATA/keys].",
+    )(f)
+    f = click.option("--tls", "pki_folder", type=FOLDER,
+                     help="On a secured Kafka: the PKI folder [default: from run.json].")(f)  # fmt: skip
+    f = click.option("--as", "identity", default="dtv", show_default=True,
+                     help="Whose certificate reads the audit topics (DT&V's may, and admin's).")(f)  # fmt: skip
+    return f
+
+
+def run_info(data: Path, kafka: str | None, prefix: str | None,
+              pki_folder: Path | None) -> tuple[str | None, str, Path | None]:  # fmt: skip
+    """Transport, prefix and PKI: as given, else as the demo's run.json says."""
+    run = json.loads((data / "run.json").read_text()) if (data / "run.json").exists() else {}
+    tls = pki_folder or (Path(run["tls"]) if run.get("tls") else None)
+    return kafka or run.get("kafka"), prefix or run.get("prefix") or "lvv.v1", tls
+
+
+async def read_stream(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
+                       anchor_folder: Path | None, pki_folder: Path | None,
+                       identity: str) -> tuple[list[Any], Any, str]:  # fmt: skip
+    from broker.audit import read_audit
+    from broker.crypto import AnchorKey, KeyStore, load_directory
+    from broker.transport import open_transport
+
+    kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
+    if not kafka and not (data / "log.db").exists():
+        raise LocalError(
+            f"no embedded log in {data}/ (run `lvvx demo` first, or give --kafka)", reason="NO_LOG"
+        )
+    anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
+    directory = load_directory((directory_file or data / "directory.bin").read_bytes(), anchor=anchor,
+                               now=datetime.now(UTC))  # fmt: skip
+    transport = open_transport(kafka, data, tls=tls, identity=identity)
+    try:
+        records = await read_audit(transport, directory, prefix)
+    finally:
+        await transport.close()
+    return records, directory, prefix
