@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict
 from adapters._register import CaseRegister, RecordT
 from broker import models as m
 from broker import policy
-from broker._errors import LocalError, PolicyDenied, RemoteError, UnknownParty
 from broker.caseflow import CaseState
 from broker.crypto import Directory
+from broker.errors import LocalError, PolicyDenied, RemoteError, UnknownParty
 
 Clock = Callable[[], datetime]
 
@@ -237,7 +237,7 @@ class Adapter(Generic[RecordT]):
 
 
 def check_against_policy(cls: type[Adapter[Any]]) -> None:
-    """Raise `broker._errors.PolicyDenied` unless the adapter sends and receives only what
+    """Raise `broker.errors.PolicyDenied` unless the adapter sends and receives only what
     `broker.policy` lets its role send and receive (a wrong adapter fails at import)."""
     role = cls.ROLE
     for name in cls.SENDS:

@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 from adapters._base import Adapter, Clock, GatewayClient, Network, Received, utc_now
 from adapters._register import CaseRecord
 from broker import models as m
-from broker._errors import LocalError
+from broker.errors import LocalError
 
 
 class UnknownPerson(LocalError):

@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from broker import models as m
 from broker import policy
-from broker._codec import default_codec
-from broker._errors import LocalError, UnknownParty
+from broker.contract import default_codec
 from broker.crypto import MAX_RECIPIENTS
+from broker.errors import LocalError, UnknownParty
 
 MessageT = TypeVar("MessageT", bound=m.AvroModel)
 

@@ -11,8 +11,8 @@ from typing import Generic, TypeVar
 
 from broker import caseflow
 from broker import models as m
-from broker._errors import LocalError
 from broker.caseflow import TRANSITIONS, CaseState, Step, advance
+from broker.errors import LocalError
 
 
 class UnknownCase(LocalError):

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters._base import Adapter, Clock, GatewayClient, Network, Received, type_names, utc_now
 from adapters._register import CaseRecord
 from broker import models as m
-from broker._errors import LocalError
 from broker.caseflow import CaseState, Step
+from broker.errors import LocalError
 
 
 class Facility(BaseModel):

@@ -17,7 +17,7 @@ from adapters._base import Clock, GatewayClient, Network, Received, type_names, 
 from adapters._dossier import DossierCase, DossierService
 from adapters._requests import Escalating, RequestingTransfer
 from broker import models as m
-from broker.models._base import CountryCode, VNumber
+from broker.models import CountryCode, VNumber
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 RK, RO = m.ReturnKind, m.ReturnOutcome

@@ -13,8 +13,8 @@ from adapters._base import Adapter, Clock, GatewayClient, Network, Received, typ
 from adapters._register import CaseRecord
 from broker import models as m
 from broker import policy
-from broker._errors import LocalError
 from broker.caseflow import CaseState, Step
+from broker.errors import LocalError
 
 _TOLD = policy.POLICY[m.EscalationDecision.avro_name].recipients
 """Roles a decision may go to (municipality, NGO, IND, DT&V)."""

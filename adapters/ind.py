@@ -16,7 +16,7 @@ from adapters._base import Received, type_names
 from adapters._dossier import DossierCase, DossierService
 from adapters._requests import Escalating
 from broker import models as m
-from broker.models._base import CountryCode, LanguageCode, VNumber
+from broker.models import CountryCode, LanguageCode, VNumber
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 P, D, A, PO = m.ProcedureKind, m.DecisionOutcome, m.AppealOutcome, m.PublicOrderKind

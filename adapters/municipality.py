@@ -17,7 +17,7 @@ from adapters._register import CaseRecord
 from adapters._requests import Escalating, RequestingTransfer
 from broker import models as m
 from broker.caseflow import REST_PERIOD
-from broker.models._base import CountryCode, LanguageCode, VNumber
+from broker.models import CountryCode, LanguageCode, VNumber
 
 R = m.PartyRole
 _FROZEN = ConfigDict(frozen=True, extra="forbid")

@@ -10,7 +10,7 @@ from adapters._base import Received, merged_vulnerability, type_names
 from adapters._register import CaseRecord
 from adapters._requests import Escalating
 from broker import models as m
-from broker._errors import LocalError
+from broker.errors import LocalError
 
 
 class UnknownDecision(LocalError):

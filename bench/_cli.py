@@ -24,7 +24,7 @@ from bench._plan import KIB, make_plan
 from bench._run import PACED_RATE, measure
 from bench._stages import BenchFailure
 from bench._tables import markdown
-from broker.transport._kafka import KafkaOptions
+from broker.transport.kafka import KafkaOptions
 
 SECONDS, QUICK_SECONDS = 3.0, 0.5
 """Length of each phase: a full run takes about 8 minutes on 2 cores; a quick one about 1."""

@@ -29,12 +29,23 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from broker._errors import EnvelopeRejected
-from broker._varint import INT64
-from broker.crypto import Directory, Opener, PartyKeys, Sealer, SealRequest, open_envelope, seal
-from broker.crypto import _wire as wire
-from broker.crypto._envelope import MAX_ENVELOPE_ITEMS, _seal_batch, _seal_from_parts, prepare
-from broker.crypto._epoch import SenderEpochs
+from broker.contract.binary import write_long
+from broker.crypto import (
+    MAX_ENVELOPE_ITEMS,
+    Directory,
+    Opener,
+    PartyKeys,
+    Sealer,
+    SealRequest,
+    SenderEpochs,
+    open_envelope,
+    prepare_envelope,
+    seal,
+    seal_v1_from_parts,
+    seal_v2_batch,
+    varint_spans,
+)
+from broker.errors import EnvelopeRejected
 from broker.models import MESSAGE_MODELS, AvroModel, EnvelopeHeader, PartyRole
 from broker.policy import POLICY, SENDER_FIELDS, SENDER_ROLE_FIELDS
 from broker.replay import MemoryReplayGuard
@@ -91,35 +102,6 @@ class Corpus:
     authentic: dict[bytes, AvroModel] = field(default_factory=dict)
 
 
-class _Tracer(wire._Reader):
-    """The envelope reader, noting where each varint it reads starts and ends."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data, MAX_ENVELOPE_ITEMS)
-        self.spans: list[tuple[int, int]] = []
-
-    def long(self, bounds: tuple[int, int] = INT64) -> int:
-        start = self.pos
-        value = super().long(bounds)
-        self.spans.append((start, self.pos))
-        return value
-
-
-def varint_spans(data: bytes) -> tuple[tuple[int, int], ...]:
-    """Where every varint of the valid envelope ``data`` sits (the walk of `decode_envelope`)."""
-    r = _Tracer(data)
-    wire._header(r)
-    n = r.count()
-    for _ in range(n):
-        wire._wrapped_key(r)
-    r.end_of_array(n)
-    r.bytes(), r.bytes()
-    wire._batch_proof(r)
-    r.bytes()
-    assert r.pos == len(data)
-    return tuple(r.spans)
-
-
 def _route(name: str, directory: Directory, *, want: str | None = None) -> tuple[str, list[str]]:
     """The example's sender and up to two recipients the policy allows for type ``name``."""
     rule = POLICY[name]
@@ -146,7 +128,7 @@ def corpus() -> Corpus:
     out = Corpus(keys, directory, [], [])
 
     def add(name: str, data: bytes, me: str, message: AvroModel) -> None:
-        out.bases.append(Base(name, data, me, message, varint_spans(data)))
+        out.bases.append(Base(name, data, me, message, varint_spans(data, MAX_ENVELOPE_ITEMS)))
         out.authentic[data] = message
 
     plan = [
@@ -232,7 +214,7 @@ def _inflate(rnd: random.Random, base: Base, _: Corpus) -> bytes:
         value = len(base.data) - end + rnd.randint(-2, 2)
     else:
         value = rnd.randint(-(2**63), 2**63 - 1)
-    encoded = wire.long_bytes(value)
+    encoded = write_long(value)
     if rnd.random() < 0.1:  # the same value, padded: a non-canonical encoding
         encoded = bytes(b | 0x80 for b in encoded) + b"\x00"
     return base.data[:start] + encoded + base.data[end:]
@@ -283,7 +265,7 @@ WEIGHTS = {"length-inflation": 3, "bit-flip": 2, "cross-splice": 2}
 def _mutate_payload(rnd: random.Random, c: Corpus, f: Forgeable, payload: bytes) -> bytes:
     if rnd.random() < 0.25:  # a varint somewhere claiming a huge length or count
         at = rnd.randrange(len(payload) + 1)
-        return payload[:at] + wire.long_bytes(rnd.choice(INTERESTING_INTS)) + payload[at + 1 :]
+        return payload[:at] + write_long(rnd.choice(INTERESTING_INTS)) + payload[at + 1 :]
     return rnd.choice(_STACKABLE)(rnd, Base("payload", payload, "", f.message, ()), c)
 
 
@@ -322,7 +304,7 @@ def forge(rnd: random.Random, c: Corpus, state: _ForgeState) -> tuple[bytes, str
         overrides = _lying_header(rnd)
     me = rnd.choice(f.recipients)
     if rnd.random() < 0.5:
-        data = _seal_from_parts(
+        data = seal_v1_from_parts(
             f.message, sender=keys, recipients=f.recipients, directory=c.directory, now=NOW,
             ttl=timedelta(days=7), correlation_id=None, causation_id=None,
             message_id=uuid.UUID(int=rnd.getrandbits(128)), payload_key=rnd.randbytes(32),
@@ -330,11 +312,11 @@ def forge(rnd: random.Random, c: Corpus, state: _ForgeState) -> tuple[bytes, str
         )  # fmt: skip
         return data, me, mutated or payload
     request = SealRequest(f.message, f.recipients, uuid.UUID(int=rnd.getrandbits(128)))
-    header, encoded = prepare(request, sender=keys, directory=c.directory, now=NOW)
+    header, encoded = prepare_envelope(request, sender=keys, directory=c.directory, now=NOW)
     if overrides:
         header = EnvelopeHeader.model_validate(header.model_dump() | overrides)
     epochs = state.epochs.setdefault(f.sender, SenderEpochs(f.sender))
-    data = _seal_batch([(header, encoded if mutated is None else mutated)], sender=keys,
+    data = seal_v2_batch([(header, encoded if mutated is None else mutated)], sender=keys,
                        directory=c.directory, now=NOW, epochs=epochs)[0]  # fmt: skip
     return data, me, mutated or payload
 
@@ -457,7 +439,7 @@ def exhaustive_inflations(base: Base) -> Iterator[bytes]:
     """Every varint of ``base`` replaced by every interesting value (a deterministic sweep)."""
     for start, end in base.varints:
         for value in INTERESTING_INTS:
-            yield base.data[:start] + wire.long_bytes(value) + base.data[end:]
+            yield base.data[:start] + write_long(value) + base.data[end:]
 
 
 def bases_named(prefix: str) -> Sequence[Base]:

@@ -2,7 +2,7 @@
 consumer side (`Source`).
 
 Kafka is driven with aiokafka directly, for raw and sealed alike, with the producer
-settings of `broker.transport._kafka` (acks=all, idempotence, its linger and batch size and
+settings of `broker.transport.kafka` (acks=all, idempotence, its linger and batch size and
 request size) and sends pipelined: `send()` futures are awaited only when more than
 `MAX_PENDING_SENDS` are open. The consumer reads with `getmany` as the transport's does, but
 assigned to the partition rather than in a group (no join, nothing committed), so a case
@@ -30,8 +30,8 @@ from broker.transport import (
     Producer,
     TopicSpec,
 )
-from broker.transport._embedded import EmbeddedTransport
-from broker.transport._kafka import _REQUEST_OVERHEAD_BYTES, KafkaOptions, KafkaTransport
+from broker.transport.embedded import EmbeddedTransport
+from broker.transport.kafka import REQUEST_OVERHEAD_BYTES, KafkaOptions, KafkaTransport
 
 PARTITIONS = 1
 """One partition per case: one ordered stream, one consumer, nothing to balance."""
@@ -105,7 +105,7 @@ def _producer(o: KafkaOptions) -> AIOKafkaProducer:
         request_timeout_ms=o.request_timeout_ms,
         linger_ms=o.linger_ms,
         max_batch_size=o.max_batch_size,
-        max_request_size=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
+        max_request_size=MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES,
     )
 
 
@@ -119,8 +119,8 @@ def _consumer(o: KafkaOptions) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         request_timeout_ms=o.request_timeout_ms,
-        max_partition_fetch_bytes=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
-        fetch_max_bytes=8 * (MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES),
+        max_partition_fetch_bytes=MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES,
+        fetch_max_bytes=8 * (MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES),
     )
 
 

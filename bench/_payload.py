@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from broker._codec import default_codec
-from broker.crypto._envelope import MAX_PAYLOAD_ITEMS
+from broker.contract import default_codec
+from broker.crypto import MAX_PAYLOAD_ITEMS
 from broker.models import AvroModel, DossierDelivered
 from demo.examples import example
 

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from broker._errors import EnvelopeRejected
 from broker.crypto import Opener, Sealer, SealRequest
+from broker.errors import EnvelopeRejected
 from broker.models import AvroModel
 
 Record = tuple[bytes, bytes]

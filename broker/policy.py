@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker._errors import PolicyDenied
+from broker.errors import PolicyDenied
 from broker.models import AvroModel, PartyRole
 
 R = PartyRole

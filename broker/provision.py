@@ -25,12 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from broker import policy, topics
-from broker._errors import TransportTimeout
 from broker.crypto import Directory
+from broker.errors import TransportTimeout
 from broker.models import PartyRole
 from broker.transport import TopicSpec
-from broker.transport._kafka import KafkaTransport
-from broker.transport._kafka_acl import (
+from broker.transport.kafka import KafkaTransport
+from broker.transport.kafka_acl import (
     Acl,
     Operation,
     PatternType,

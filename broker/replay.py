@@ -18,8 +18,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from broker._errors import ReplayDetected
-from broker._files import private_sqlite
+from broker.errors import ReplayDetected
+from broker.owner_only import private_sqlite
 
 PURGE_EVERY_CLAIMS = 1000
 """Forget expired ids once per this many claims: keeps the table small at a negligible cost."""

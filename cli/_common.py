@@ -11,13 +11,13 @@ from typing import Any
 import click
 from rich.console import Console
 
-from broker._errors import LocalError
 from broker.crypto import (
     AnchorKey,
     Directory,
     KeyStore,
     load_directory,
 )
+from broker.errors import LocalError
 
 console = Console(stderr=False)
 errors = Console(stderr=True)

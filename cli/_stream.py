@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from broker._errors import LocalError
+from broker.errors import LocalError
 from cli._common import FILE, FOLDER
 
 

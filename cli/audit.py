@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from broker._errors import LocalError
+from broker.errors import LocalError
 from cli._common import FILE, FOLDER, console
 from cli._stream import read_stream, run_info, stream_options
 
@@ -37,7 +37,7 @@ def audit() -> None:
 def audit_verify(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
                  anchor_folder: Path | None, pki_folder: Path | None, identity: str, grace: float, as_json: bool) -> None:  # fmt: skip
     """Check every gateway's chain and that every message is accounted for; exit 0 only when clean."""
-    from broker.audit._verify import verify_stream
+    from broker.audit import verify_stream
 
     records, directory, _ = asyncio.run(
         read_stream(data, kafka, prefix, directory_file, anchor_folder, pki_folder, identity)
@@ -86,10 +86,8 @@ def audit_verify(data: Path, kafka: str | None, prefix: str | None, directory_fi
 def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
                  anchor_folder: Path | None, pki_folder: Path | None, identity: str, metrics_port: int, grace: float) -> None:  # fmt: skip
     """Verify the stream as it grows; print each finding once; serve metrics. Ctrl-C stops."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from broker.audit import audit_topics
-    from broker.audit._follow import FollowMetrics, follow
+    from broker.audit import audit_topics, follow
+    from broker.audit.metrics import FollowMetrics, serve_follow_metrics
     from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.transport import open_transport
 
@@ -97,10 +95,9 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
     anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
     directory = load_directory((directory_file or data / "directory.bin").read_bytes(), anchor=anchor,
                                now=datetime.now(UTC))  # fmt: skip
-    registry = CollectorRegistry()
-    metrics = FollowMetrics(registry)
+    metrics: FollowMetrics | None = None
     if metrics_port:
-        start_http_server(metrics_port, registry=registry)
+        metrics = serve_follow_metrics(metrics_port)
         console.print(f"metrics on http://0.0.0.0:{metrics_port}/metrics")
 
     async def main() -> None:
@@ -110,7 +107,7 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
             loop.add_signal_handler(sig, stop.set)
         transport = open_transport(kafka, data, tls=tls, identity=identity)
         try:
-            await follow(transport, audit_topics(directory, prefix), directory, stop=stop, metrics=metrics,
+            await follow(transport, audit_topics(directory, prefix), directory, stop=stop, on_report=metrics.update if metrics else None,
                          grace=timedelta(seconds=grace),
                          on_issue=lambda i: console.print(f"[red]{i.kind.value}[/red] {i.gateway} {i.seq} "
                                                           f"{i.message_id or ''}: {i.detail}", highlight=False))  # fmt: skip
@@ -127,8 +124,7 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
 def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: str | None,
                 directory_file: Path | None, anchor_folder: Path | None, pki_folder: Path | None, identity: str, out: Path | None) -> None:  # fmt: skip
     """Inclusion proofs of MESSAGE_ID's events under signed checkpoints (JSON)."""
-    from broker.audit._prove import prove
-    from broker.audit._verify import verify_stream
+    from broker.audit import prove, verify_stream
 
     records, directory, _ = asyncio.run(
         read_stream(data, kafka, prefix, directory_file, anchor_folder, pki_folder, identity)
@@ -150,10 +146,9 @@ def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: st
 @click.option("--anchor", "anchor_folder", type=FOLDER, required=True)
 def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Path) -> None:
     """Check a proof with the gateways' public keys from a verified directory."""
-    from broker._merkle import ProofError
-    from broker.audit._prove import check_proof
-    from broker.crypto import AnchorKey, KeyStore, load_directory
-    from broker.crypto._keys import signing_public_key
+    from broker.audit import check_proof
+    from broker.crypto import AnchorKey, KeyStore, load_directory, signing_public_key
+    from broker.merkle import ProofError
 
     anchor = AnchorKey.from_record(KeyStore(anchor_folder).anchor_public())
     directory = load_directory(directory_file.read_bytes(), anchor=anchor, now=datetime.now(UTC))

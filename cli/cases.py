@@ -20,8 +20,7 @@ from cli._stream import read_stream, stream_options
 def cases(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
           anchor_folder: Path | None, pki_folder: Path | None, identity: str, as_json: bool) -> None:  # fmt: skip
     """The case monitor: each case's step, rest period and escalations, from audit metadata."""
-    from broker.audit._cases import case_views, summary
-    from broker.audit._verify import verify_stream
+    from broker.audit import case_views, summary, verify_stream
 
     records, directory, _ = asyncio.run(
         read_stream(data, kafka, prefix, directory_file, anchor_folder, pki_folder, identity)

@@ -119,7 +119,7 @@ def _secured(kafka: str, pki: Path, prefix: str) -> tuple[Any, Any]:
     """On a secured Kafka: each gateway connects with its party's certificate, and the
     network's topics and ACLs are applied (as admin) before the run."""
     from broker.provision import Layout, apply
-    from broker.transport._kafka import KafkaOptions, KafkaTransport
+    from broker.transport.kafka import KafkaOptions, KafkaTransport
 
     def transport_for(party: str) -> Any:
         return KafkaTransport(KafkaOptions.for_identity(kafka, pki, party))

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from broker._errors import EnvelopeRejected, LocalError
 from broker.crypto import (
     KeyStore,
     open_envelope,
     passphrase_from_env,
     seal,
 )
+from broker.errors import EnvelopeRejected, LocalError
 from broker.models import model_for
 from broker.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
 from cli._common import FILE, FOLDER, dump, read_directory, utc_now
@@ -109,7 +109,7 @@ def envelope_inspect(
     envelope_file: Path, directory_file: Path | None, anchor_folder: Path | None
 ) -> None:
     """The header, the wrapped keys and the signature status (no decryption)."""
-    from broker.crypto._inspect import inspect_envelope
+    from broker.crypto import inspect_envelope
 
     d = None
     if directory_file is not None:

@@ -19,9 +19,9 @@ def gateway() -> None:
               help="TOML settings; LVVX_GATEWAY_* environment variables override them.")  # fmt: skip
 def gateway_run(config_file: Path | None) -> None:
     """Start the gateway; SIGTERM or Ctrl-C stops it gracefully."""
-    from broker._quiet import quieten
-    from broker.gateway._service import serve
-    from broker.gateway._settings import load_settings
+    from broker.gateway.service import serve
+    from broker.gateway.settings import load_settings
+    from broker.log_throttle import quieten
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # while Kafka is away aiokafka logs each failed connect and fetch, ~100 lines a second:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from broker._errors import LocalError
 from broker.crypto import (
     KeyStore,
     passphrase_from_env,
 )
+from broker.errors import LocalError
 from broker.models import KeyAlgorithm, PartyRole
 from cli._common import FOLDER, dump, utc_now
 
@@ -40,7 +40,7 @@ def keys_init(
     """Write PARTY's signing and encryption keys and its public record into a folder."""
     import re
 
-    from broker.models._base import PARTY_ID_PATTERN
+    from broker.models import PARTY_ID_PATTERN
 
     if not re.fullmatch(PARTY_ID_PATTERN, party):
         raise LocalError(f"party id {party!r} must match {PARTY_ID_PATTERN}", reason="BAD_PARTY_ID")

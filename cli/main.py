@@ -9,8 +9,8 @@ import sys
 import click
 
 from broker import __version__
-from broker._errors import LvvError
-from broker._files import PROCESS_UMASK
+from broker.errors import LvvError
+from broker.owner_only import PROCESS_UMASK
 from cli._common import errors
 
 

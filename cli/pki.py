@@ -41,7 +41,7 @@ def pki_init(
 ) -> None:
     """A CA, a broker certificate (SAN localhost, 127.0.0.1), an admin certificate and one
     client certificate per party, in PEM. Keys are written 0600 and never printed."""
-    from broker.crypto._pki import Pki
+    from broker.crypto import Pki
     from demo.casebook import NETWORK
 
     names: list[str] = list(parties)

@@ -19,7 +19,7 @@ def schemas() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def schemas_list(as_json: bool) -> None:
     """Every top-level schema with its SHA-256 fingerprint (of its Parsing Canonical Form)."""
-    from broker._codec import default_codec
+    from broker.contract import default_codec
 
     codec = default_codec()
     rows = [
@@ -43,7 +43,7 @@ def schemas_list(as_json: bool) -> None:
 @click.argument("type_name", metavar="TYPE")
 def schemas_show(type_name: str) -> None:
     """The self-contained schema of TYPE (shared types inlined), as JSON."""
-    from broker._codec import default_codec
+    from broker.contract import default_codec
 
     click.echo(json.dumps(default_codec().info(type_name).schema, indent=2, ensure_ascii=False))
 

@@ -42,7 +42,7 @@ def topics_apply(directory_file: Path, anchor_folder: Path, kafka: str, pki_fold
     """Create missing topics, add missing ACLs, remove ACLs of parties no longer listed."""
     from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.provision import Layout, apply
-    from broker.transport._kafka import KafkaOptions, KafkaTransport
+    from broker.transport.kafka import KafkaOptions, KafkaTransport
 
     anchor = AnchorKey.from_record(KeyStore(anchor_folder).anchor_public())
     directory = load_directory(directory_file.read_bytes(), anchor=anchor, now=datetime.now(UTC))

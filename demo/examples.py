@@ -14,14 +14,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from broker import models as m
-from broker._codec import default_codec
-from broker._errors import UnknownSchema
-from broker.crypto import AnchorKey, Directory, build_directory, load_directory, sign_directory
-from broker.crypto._envelope import _seal_from_parts
-from broker.crypto._keys import NewParty, generate_party, key_id
+from broker.contract import default_codec
+from broker.crypto import (
+    AnchorKey,
+    Directory,
+    NewParty,
+    SigningKey,
+    build_directory,
+    generate_party,
+    key_id,
+    load_directory,
+    raw_public_key,
+    seal_v1_from_parts,
+    sign_directory,
+    signing_key_from_seed,
+)
+from broker.errors import UnknownSchema
 from demo.casebook import IND, MUNICIPALITIES, NETWORK, NGOS, CasePath, CaseWriter
 
 EXAMPLE_TIME = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -32,7 +41,7 @@ class ExampleNetwork:
     """The pilot network with keys derived from fixed seeds (never use them for real)."""
 
     parties: dict[str, NewParty]
-    anchor: Ed25519PrivateKey
+    anchor: SigningKey
     signed_directory: bytes
     directory: Directory
 
@@ -52,12 +61,12 @@ def example_network() -> ExampleNetwork:
         )
         for p in NETWORK
     }
-    anchor = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    anchor = signing_key_from_seed(bytes(range(32)))
     document = build_directory(
         [p.entry for p in parties.values()], serial=1, network="lvv-example", now=EXAMPLE_TIME
     )
     signed = sign_directory(document, anchor)
-    pinned = AnchorKey(key_id(anchor.public_key().public_bytes_raw()), anchor.public_key())
+    pinned = AnchorKey(key_id(raw_public_key(anchor)), anchor.public_key())
     return ExampleNetwork(
         parties, anchor, signed, load_directory(signed, anchor=pinned, now=EXAMPLE_TIME)
     )
@@ -81,7 +90,7 @@ def _network_record(model: type[m.AvroModel]) -> m.AvroModel:
     dossier = example("DossierDelivered")
     assert isinstance(dossier, m.DossierDelivered)
     recipients = (MUNICIPALITIES[0].party_id, NGOS[0].party_id)
-    envelope = _seal_from_parts(
+    envelope = seal_v1_from_parts(
         dossier,
         sender=net.parties[IND.party_id].keys,
         recipients=recipients,

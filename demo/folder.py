@@ -11,8 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from broker._errors import LocalError
-from broker._files import private_dir
+from broker.errors import LocalError
+from broker.owner_only import private_dir
 
 DEMO_MARKER = ".lvvx-demo"
 MARKER_TEXT = (

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from broker._errors import RejectReason
-from broker.crypto import build_directory, seal
-from broker.crypto._directory import _checked
+from broker.crypto import build_directory, checked_directory, seal
+from broker.errors import RejectReason
 from broker.models import DossierDelivered, PartyRole
 from broker.topics import inbox
 from demo.casebook import Case
@@ -76,7 +75,7 @@ async def inject_hostile(demo: Demo, cases: list[Case]) -> list[Hostile]:
     #    dossier — which only IND and DT&V may do
     entries = [e.model_copy(update={"role": PartyRole.IND}) if e.party_id == ngo else e
                for e in demo.net.directory.parties.values()]  # fmt: skip
-    disguised = _checked(build_directory(entries, serial=1, network="forged", now=now))
+    disguised = checked_directory(build_directory(entries, serial=1, network="forged", now=now))
     forged = seal(
         dossier, sender=demo.net.keys[ngo], recipients=[muni], directory=disguised, now=now
     )

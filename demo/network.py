@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from broker._files import private_dir
 from broker.crypto import (
     AnchorKey,
     ContentKey,
@@ -34,6 +33,7 @@ from broker.crypto import (
     sign_directory,
 )
 from broker.models import KeyAlgorithm, PartyRole
+from broker.owner_only import private_dir
 from demo.casebook import NETWORK, Party
 
 DEMO_NETWORK = "lvv-demo"

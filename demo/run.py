@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from broker import caseflow
-from broker._files import private_dir
 from broker.gateway import Gateway, GatewayStore, utc_now
-from broker.gateway._metrics import PrometheusObserver
+from broker.gateway.metrics import PrometheusObserver
 from broker.models import CaseClosed, IntakeRegistered, TransferConfirmed
+from broker.owner_only import private_dir
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec, Transport
 from demo.backoffice import BackOffice, make_adapter

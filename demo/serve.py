@@ -11,14 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry, start_http_server
 
-from broker.audit import audit_topics
-from broker.audit._follow import FollowMetrics, follow
+from broker.audit import audit_topics, follow
+from broker.audit.metrics import serve_follow_metrics
 from broker.gateway import Gateway, utc_now
-from broker.gateway._api import create_app
-from broker.gateway._metrics import PrometheusObserver, watch_log
-from broker.gateway._service import _Server
+from broker.gateway.api import create_app
+from broker.gateway.metrics import PrometheusObserver, watch_log
+from broker.gateway.service import ApiServer
 from demo.casebook import CaseWriter
 from demo.run import Demo
 
@@ -43,13 +42,13 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    servers: list[_Server] = []
+    servers: list[ApiServer] = []
     tasks: list[asyncio.Task[Any]] = []
     for party, gateway in demo.gateways.items():
         observer = demo.observers[party]
         _watch(observer, gateway)
-        app = create_app(gateway, token=demo.net.tokens[party], registry=observer.registry)
-        server = _Server(
+        app = create_app(gateway, token=demo.net.tokens[party], metrics=observer.page)
+        server = ApiServer(
             uvicorn.Config(
                 app, host="127.0.0.1", port=ports[party], log_level="warning", lifespan="off"
             )
@@ -59,11 +58,9 @@ async def serve(
             asyncio.create_task(server.serve()),
             asyncio.create_task(watch_log(gateway, observer, stop)),
         ]
-    registry = CollectorRegistry()
-    metrics = FollowMetrics(registry)
-    start_http_server(VERIFIER_PORT, addr="127.0.0.1", registry=registry)
+    metrics = serve_follow_metrics(VERIFIER_PORT, host="127.0.0.1")
     tasks.append(asyncio.create_task(follow(
-        demo.transport, audit_topics(demo.net.directory, demo.prefix), demo.net.directory, stop=stop, metrics=metrics,
+        demo.transport, audit_topics(demo.net.directory, demo.prefix), demo.net.directory, stop=stop, on_report=metrics.update,
         on_issue=lambda i: say(f"audit finding: {i.kind.value} {i.gateway} {i.detail}"),
     )))  # fmt: skip
     say(f"serving: gateways on 127.0.0.1:{min(ports.values())}-{max(ports.values())} (/metrics, /v1 with the "

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from broker.transport import Transport
-from broker.transport._embedded import EmbeddedTransport
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.embedded import EmbeddedTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_BOOTSTRAP = os.environ.get("LVVX_KAFKA_BOOTSTRAP", "127.0.0.1:9092")

@@ -14,26 +14,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.crypto import (
     DEFAULT_TTL,
+    FORMAT_VERSION,
     AnchorKey,
     ContentKey,
     Directory,
+    NewParty,
     Opened,
     PartyKeys,
+    SealRequest,
+    SenderEpochs,
     build_directory,
+    generate_party,
+    key_id,
     load_directory,
     open_envelope,
+    prepare_envelope,
     seal,
+    seal_v1_from_parts,
+    seal_v2_batch,
     sign_directory,
 )
-from broker.crypto._envelope import (
-    FORMAT_VERSION,
-    SealRequest,
-    _seal_batch,
-    _seal_from_parts,
-    prepare,
-)
-from broker.crypto._epoch import SenderEpochs
-from broker.crypto._keys import NewParty, generate_party, key_id
 from broker.models import AvroModel, EnvelopeHeader, KeyAlgorithm, PartyEntry, PartyRole
 from broker.replay import MemoryReplayGuard, ReplayGuard
 from demo.casebook import NETWORK
@@ -102,7 +102,7 @@ class Net:
         self, message: AvroModel, sender: str, recipients: Iterable[str], **parts: Any
     ) -> bytes:
         """Seal with chosen parts: a hostile but authenticated sender. Format 1 takes
-        `_seal_from_parts`'s parts; format 2 ``payload``, ``header_overrides``, ``now``,
+        `seal_v1_from_parts`'s parts; format 2 ``payload``, ``header_overrides``, ``now``,
         ``ttl`` and ``message_id``, and a fixed epoch key."""
         if self.format_version != 1:
             return self._forge_v2(message, sender, list(recipients), **parts)
@@ -110,7 +110,7 @@ class Net:
             "now": NOW, "ttl": DEFAULT_TTL, "correlation_id": None, "causation_id": None,
             "message_id": uuid.uuid4(), "payload_key": b"\x01" * 32, "nonce": b"\x02" * 12,
         }  # fmt: skip
-        return _seal_from_parts(message, sender=self.keys(sender), recipients=list(recipients),
+        return seal_v1_from_parts(message, sender=self.keys(sender), recipients=list(recipients),
                                 directory=self.directory, **{**defaults, **parts})  # fmt: skip
 
     def _forge_v2(self, message: AvroModel, sender: str, recipients: list[str], *,
@@ -122,11 +122,11 @@ class Net:
         envelopes differ anyway: HPKE wraps with a fresh ephemeral key)."""
         keys = self.keys(sender)
         request = SealRequest(message, tuple(recipients), message_id=message_id, ttl=ttl)
-        header, encoded = prepare(request, sender=keys, directory=self.directory, now=now)
+        header, encoded = prepare_envelope(request, sender=keys, directory=self.directory, now=now)
         if header_overrides:
             header = EnvelopeHeader.model_validate(header.model_dump() | header_overrides)
         epochs = SenderEpochs(sender, random=lambda n: payload_key[:n])
-        return _seal_batch([(header, encoded if payload is None else payload)], sender=keys,
+        return seal_v2_batch([(header, encoded if payload is None else payload)], sender=keys,
                            directory=self.directory, now=now, epochs=epochs)[0]  # fmt: skip
 
     def open(self, data: bytes, me: str, *, guard: ReplayGuard | None = None, now: datetime = NOW,

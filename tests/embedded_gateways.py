@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from broker.gateway import Gateway, GatewayStore
-from broker.gateway._metrics import PrometheusObserver
+from broker.gateway.metrics import PrometheusObserver
 from broker.transport import Producer, Record, RecordMetadata, Transport
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 from tests.crypto_net import CONTENT_KEY, NOW, Net
 
 WAIT_S = 10.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from broker.gateway import Gateway, GatewayStore
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 from tests.crypto_net import CONTENT_KEY, NOW, Net
 
 M = TypeVar("M", bound=Hashable)

@@ -38,9 +38,9 @@ from adapters.ind import IndAppeal, IndCaseExport, IndDecision, IndProcedure, In
 from adapters.municipality import Document, IntakeForm, Trajectstap
 from adapters.ngo import UnknownDecision
 from broker import models as m
-from broker._codec import default_codec
-from broker._errors import LocalError, PolicyDenied, TransportUnavailable, UnknownParty
 from broker.caseflow import REST_PERIOD, Step, Warning
+from broker.contract import default_codec
+from broker.errors import LocalError, PolicyDenied, TransportUnavailable, UnknownParty
 from broker.policy import POLICY
 from demo.casebook import LVV_LOCATIONS, NETWORK, CasePath, CaseWriter
 

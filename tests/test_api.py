@@ -21,14 +21,14 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker._errors import TransportUnavailable
+from broker.errors import TransportUnavailable
 from broker.gateway import Gateway, GatewayStore
-from broker.gateway._api import create_app
-from broker.gateway._metrics import PrometheusObserver
+from broker.gateway.api import create_app
+from broker.gateway.metrics import PrometheusObserver
 from broker.models import CASE_MESSAGES, PartyRole
 from broker.topics import inbox
 from broker.transport import TopicSpec
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 
@@ -467,7 +467,7 @@ async def test_healthz_and_readyz_follow_the_gateway(
 async def test_metrics_show_what_was_sent_without_ids(stack: Stack) -> None:
     observer = PrometheusObserver(IND)
     ind = await stack.started(IND, observer=observer)
-    api = await stack.serve(ind, registry=observer.registry)
+    api = await stack.serve(ind, metrics=observer.page)
     sent = await api.post("/v1/messages", json=send_body(), headers=AUTH)
     assert sent.status_code == 202
 

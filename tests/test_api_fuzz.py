@@ -35,12 +35,12 @@ from schemathesis.checks import (
 )
 
 from broker.gateway import Gateway, GatewayStore
-from broker.gateway._api import create_app
+from broker.gateway.api import create_app
 from broker.models import PartyRole
 from broker.policy import POLICY, SENDER_FIELDS, SENDER_ROLE_FIELDS
 from broker.topics import inbox
 from broker.transport import TopicSpec
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker._files import private_dir
 from broker.crypto import ContentKey, ContentUnreadable
 from broker.gateway import GatewayStore
 from broker.gateway._store import SCHEMA_VERSION, StoreVersionError
-from broker.transport._embedded import EmbeddedTransport
+from broker.owner_only import private_dir
+from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW
 from tests.test_gateway_crash import RECIPIENT, rig

@@ -31,14 +31,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker._errors import TransportUnavailable
-from broker._merkle import (
-    ProofError,
-    consistency_proof,
-    leaf_hash,
-    root,
-    verify_consistency,
-)
 from broker.audit import CHECKPOINT_EVERY_EVENTS, read_audit
 from broker.audit import _chain as chain_module
 from broker.audit import _events as ev
@@ -47,8 +39,16 @@ from broker.audit._prove import check_proof, prove
 from broker.audit._verify import DEFAULT_GRACE, Finding, Report, verify_stream
 from broker.caseflow import Step
 from broker.crypto import AnchorKey, Directory, KeyStore, load_directory
+from broker.errors import TransportUnavailable
 from broker.gateway import Gateway, utc_now
 from broker.gateway import _gateway as gateway_module
+from broker.merkle import (
+    ProofError,
+    consistency_proof,
+    leaf_hash,
+    root,
+    verify_consistency,
+)
 from broker.models import AuditAction, AuditCheckpoint, AuditEvent, AuditOutcome, PartyRole
 from broker.topics import DEFAULT_PREFIX, audit, inbox
 from broker.transport import (
@@ -61,7 +61,7 @@ from broker.transport import (
     TopicSpec,
     Transport,
 )
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 from cli.main import cli
 from demo.examples import example
 from demo.run import DemoResult, run_demo

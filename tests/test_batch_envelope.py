@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 
-from broker._errors import EnvelopeRejected, PolicyDenied, RejectReason
 from broker.crypto import Opener, Sealer, SealRequest, open_envelope
 from broker.crypto._batchsig import MAX_BATCH_SIZE, envelope_leaf, sign_batch
 from broker.crypto._envelope import MAX_ENVELOPE_ITEMS
 from broker.crypto._epoch import EPOCH_MAX_AGE, EPOCH_MAX_MESSAGES, SenderEpochs, number_of
 from broker.crypto._wire import Proof, decode_envelope, encode_tail
+from broker.errors import EnvelopeRejected, PolicyDenied, RejectReason
 from broker.gateway._sealing import SealQueue
 from broker.models import KeyAlgorithm, PartyRole
 from broker.replay import MemoryReplayGuard

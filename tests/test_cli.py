@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from broker._codec import default_codec
+from broker.contract import default_codec
 from broker.models import MESSAGE_MODELS, model_for
 from cli.main import cli
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from broker._errors import RejectReason
+from broker.errors import RejectReason
 from broker.models import IntakeRegistered, KeyAlgorithm
 from cli.main import cli
 from demo.examples import example

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from broker._errors import TransportError
+from broker.errors import TransportError
 from broker.gateway import Gateway, GatewayStore
 from broker.provision import Layout, apply
 from broker.topics import inbox
-from broker.transport._kafka import KafkaTransport
+from broker.transport.kafka import KafkaTransport
 from demo.examples import example
 from demo.network import LocalNetwork
 from demo.run import run_demo

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from broker._codec import NAMESPACE, Codec, default_codec
-from broker._errors import DecodeError, SchemaError, UnknownSchema
+from broker.contract import NAMESPACE, Codec, default_codec
+from broker.errors import DecodeError, SchemaError, UnknownSchema
 from demo.examples import example
 from schemas import AVRO_DIR, TYPES_DIR
 

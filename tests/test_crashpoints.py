@@ -16,7 +16,7 @@ import pytest
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway import _crashpoints as crash
 from broker.models import PartyRole
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
 from tests.conftest import REPO
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from broker._errors import LocalError
+from broker.errors import LocalError
 from cli.main import cli
 from demo.folder import DEMO_MARKER, fresh_data_folder
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.transport._kafka import KafkaTransport
+from broker.transport.kafka import KafkaTransport
 from demo.run import run_demo
 
 pytestmark = pytest.mark.kafka

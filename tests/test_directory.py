@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker._codec import default_codec
-from broker._errors import DirectoryRejected, UnknownParty
+from broker.contract import default_codec
 from broker.crypto import AnchorKey, Directory, build_directory, load_directory, sign_directory
 from broker.crypto._directory import DIRECTORY_SIGNATURE_TAG, MAX_DIRECTORY_BYTES
 from broker.crypto._keys import NewParty, generate_encryption_key, generate_party, key_id
+from broker.errors import DirectoryRejected, UnknownParty
 from broker.models import (
     KeyAlgorithm,
     KeyStatus,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker._errors import (
+from broker.errors import (
     CommitFailed,
     RecordTooLarge,
     TransportClosed,
@@ -29,7 +29,7 @@ from broker.transport import (
     TopicPartition,
     TopicSpec,
 )
-from broker.transport._embedded import (
+from broker.transport.embedded import (
     EmbeddedTransport,
     _pack_headers,
     _unpack_headers,
@@ -74,7 +74,7 @@ async def drain(consumer: Consumer, *, expect: int, timeout_s: float = 5.0) -> l
 # Prints "ready" once its producer has started, then sends when told "go" (a start barrier).
 PRODUCER_SCRIPT = """
 import asyncio, sys
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 
 async def main(path, writer, count):
     t = EmbeddedTransport(path)
@@ -91,8 +91,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 # A group member driven line by line over stdin, so the test can freeze it between steps.
 MEMBER_SCRIPT = """
 import asyncio, sys
-from broker._errors import CommitFailed
-from broker.transport._embedded import EmbeddedTransport
+from broker.errors import CommitFailed
+from broker.transport.embedded import EmbeddedTransport
 
 async def main(path):
     loop = asyncio.get_running_loop()

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker import models as m
-from broker._codec import default_codec
-from broker._errors import EnvelopeRejected, PolicyDenied, RejectReason
+from broker.contract import default_codec
 from broker.crypto import MAX_CLOCK_SKEW, MAX_ENVELOPE_BYTES
+from broker.errors import EnvelopeRejected, PolicyDenied, RejectReason
 from broker.models import KeyAlgorithm, KeyStatus, PartyRole
 from broker.policy import POLICY
 from broker.replay import MemoryReplayGuard, SqliteReplayGuard
@@ -255,10 +255,11 @@ def test_resigned_by_another_party() -> None:
 
 
 def _resign(envelope: m.SecureEnvelope, net: Net, signer: str) -> bytes:
-    from broker.crypto._envelope import SIGNATURE_TAG, _bytes_field
+    from broker.contract.binary import write_bytes
+    from broker.crypto._envelope import SIGNATURE_TAG
 
     unsigned = _encode(envelope.model_copy(update={"signature": b""}))[:-1]
-    return unsigned + _bytes_field(net.keys(signer).signing_key.sign(SIGNATURE_TAG + unsigned))
+    return unsigned + write_bytes(net.keys(signer).signing_key.sign(SIGNATURE_TAG + unsigned))
 
 
 def test_wrapped_key_transplanted_by_a_third_party() -> None:

@@ -1,6 +1,6 @@
 """docs/ENVELOPE.md is implementable: a clean-room opener (and sealer) written from the spec.
 
-Nothing here uses the envelope code of `broker.crypto` (nor `broker._merkle`): the Avro
+Nothing here uses the envelope code of `broker.crypto` (nor `broker.merkle`): the Avro
 canonical-form reader, the schema inlining and fingerprints, key ids, key acceptance, the
 directory check, HPKE (RFC 9180 with DHKEM(X25519) and X-Wing), the AAD, the HPKE info, the
 signed bytes and — format 2 — epoch keys, counter nonces, RFC 6962 Merkle trees, batch
@@ -42,8 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastavro.schema import to_parsing_canonical_form
 
-from broker._codec import default_codec
-from broker._errors import EnvelopeRejected
+from broker.contract import default_codec
 from broker.crypto import (
     AnchorKey,
     Opener,
@@ -57,6 +56,7 @@ from broker.crypto import (
     sign_directory,
 )
 from broker.crypto._keys import NewParty, generate_party
+from broker.errors import EnvelopeRejected
 from broker.models import KeyAlgorithm, PartyRole
 from broker.policy import POLICY
 from broker.replay import MemoryReplayGuard

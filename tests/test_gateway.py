@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from broker._errors import RejectReason, TransportUnavailable, UnknownTopic
+from broker.errors import RejectReason, TransportUnavailable, UnknownTopic
 from broker.gateway import PROCESSING_FAILED, Gateway
-from broker.gateway._metrics import PrometheusObserver
+from broker.gateway.metrics import PrometheusObserver
 from broker.models import AvroModel, DeliveryReceipt, PartyRole, ReceiptOutcome
 from broker.topics import dlq, gateway_group, inbox
 from broker.transport import Record, RecordMetadata, TopicSpec
-from broker.transport._embedded import EmbeddedProducer
+from broker.transport.embedded import EmbeddedProducer
 from demo.examples import example
 from tests.crypto_net import NOW, ROLE_OF, A, Net
 from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, until

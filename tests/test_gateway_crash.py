@@ -26,7 +26,7 @@ from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway import _crashpoints as crash
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 from demo.examples import example
 from demo.network import LocalNetwork, create_network, write_gateway_configs
 from tests.conftest import KAFKA_BOOTSTRAP

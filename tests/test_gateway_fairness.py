@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from broker._errors import RejectReason
 from broker.audit._verify import Finding, verify_stream
+from broker.errors import RejectReason
 from broker.gateway import Gateway, GatewayStore
 from broker.models import AvroModel, PartyRole
 from broker.topics import audit, dlq, inbox
 from broker.transport import Producer, Record
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker._errors import TransportError
+from broker.errors import TransportError
 from broker.topics import audit
 from broker.transport import OutgoingRecord, TopicSpec
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 from demo.network import LocalNetwork
 from tests.faults.proxy import TcpProxy
 from tests.gateway_processes import RECIPIENT, SENDER, GatewayRun, dossier_body, two_parties

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from broker._errors import LocalError, TransportError, TransportUnavailable
+from broker.errors import LocalError, TransportError, TransportUnavailable
 from broker.transport import OutgoingRecord
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 
 
 def _closed_port() -> int:

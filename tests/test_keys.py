@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker._errors import KeyStoreError
 from broker.crypto._keys import (
     KeyStore,
     encryption_public_key,
@@ -28,6 +27,7 @@ from broker.crypto._keys import (
     signing_public_key,
 )
 from broker.crypto._points import ed25519_usable, x25519_usable
+from broker.errors import KeyStoreError
 from broker.models import KeyAlgorithm, PartyRole
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""RFC 6962 Merkle trees (`broker._merkle`) against a small independent implementation
+"""RFC 6962 Merkle trees (`broker.merkle`) against a small independent implementation
 written here straight from RFC 6962 §2.1 — MTH, PATH and PROOF over the raw data, and
 verifiers that rebuild the tree heads by following those recursive definitions — for every
 size 1..64 and every index / old size; the RFC's own worked examples (§2.1.3); the
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from broker._merkle import (
+from broker.merkle import (
     Frontier,
     ProofError,
     consistency_proof,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, ValidationError
 
-from broker._codec import NAMESPACE, default_codec
+from broker.contract import NAMESPACE, default_codec
 from broker.models import ALL_MODELS, MESSAGE_MODELS, AvroModel, model_for
 from demo.examples import example
 from tests.strategies import for_model

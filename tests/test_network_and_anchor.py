@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from broker._errors import DirectoryRejected, LocalError
 from broker.crypto import AnchorKey, build_directory, load_directory, sign_directory
 from broker.crypto._keys import generate_party, key_id
-from broker.gateway._settings import GatewaySettings, load_settings
+from broker.errors import DirectoryRejected, LocalError
+from broker.gateway.settings import GatewaySettings, load_settings
 from broker.models import KeyStatus, PartyRole, PublicKey
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

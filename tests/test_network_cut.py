@@ -37,12 +37,12 @@ from pathlib import Path
 
 import pytest
 
-from broker._errors import LvvError
+from broker.errors import LvvError
 from broker.gateway import Gateway, InboxItem
 from broker.models import PartyRole
 from broker.topics import audit, dlq, inbox
 from broker.transport import TopicSpec
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 from demo.examples import example
 from tests.conftest import REPO
 from tests.crypto_net import A, Net

@@ -28,8 +28,8 @@ from bench._fuzz import (
     corpus,
     exhaustive_inflations,
 )
-from broker._errors import EnvelopeRejected, RejectReason
 from broker.crypto import open_envelope
+from broker.errors import EnvelopeRejected, RejectReason
 from broker.replay import MemoryReplayGuard
 
 SHORT_RUN = 3_000

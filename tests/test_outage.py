@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker._errors import TransportError
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.errors import TransportError
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 from tests.faults.proxy import TcpProxy
 from tests.gateway_processes import (
     RECIPIENT,

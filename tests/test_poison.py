@@ -30,7 +30,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker._errors import DirectoryRejected
 from broker.crypto import (
     MAX_ENVELOPE_BYTES,
     KeyStore,
@@ -40,13 +39,14 @@ from broker.crypto import (
     load_directory,
     sign_directory,
 )
+from broker.errors import DirectoryRejected
 from broker.gateway import Gateway, GatewayStore
-from broker.gateway._service import build_gateway
-from broker.gateway._settings import GatewaySettings
+from broker.gateway.service import build_gateway
+from broker.gateway.settings import GatewaySettings
 from broker.models import PartyRole
 from broker.topics import dlq, inbox
 from broker.transport import MAX_RECORD_BYTES, Record, TopicSpec, Transport
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
 from demo.network import DEMO_NETWORK, create_network
 from tests.crypto_net import CONTENT_KEY, NOW, PINNED, ROLE_OF, A, Net, signed_directory

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker._errors import PolicyDenied
+from broker.errors import PolicyDenied
 from broker.models import MESSAGE_MODELS, PartyRole
 from broker.policy import POLICY, allowed_recipients, check, may_answer
 from demo.casebook import NETWORK, CaseWriter

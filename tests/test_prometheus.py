@@ -27,14 +27,14 @@ import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from broker.audit._follow import FollowMetrics
+from broker.audit.metrics import FollowMetrics
 from broker.gateway import Gateway, GatewayStore
-from broker.gateway._api import create_app
-from broker.gateway._metrics import PrometheusObserver
+from broker.gateway.api import create_app
+from broker.gateway.metrics import PrometheusObserver
 from broker.models import PartyRole
 from broker.topics import inbox
 from broker.transport import TopicSpec
-from broker.transport._embedded import EmbeddedTransport
+from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
 from demo.network import create_network, write_gateway_configs
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
@@ -337,7 +337,7 @@ async def gateway_api(folder: Path) -> AsyncIterator[tuple[Gateway, int]]:
         keys=net.keys(IND), directory=net.directory, transport=log,
         store=GatewayStore(folder / "ind.db", content_key=CONTENT_KEY), clock=lambda: NOW, observer=observer,
     )  # fmt: skip
-    app = create_app(gateway, token=TOKEN, registry=observer.registry)
+    app = create_app(gateway, token=TOKEN, metrics=observer.page)
     server = _Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )

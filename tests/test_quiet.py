@@ -1,4 +1,4 @@
-"""`broker._quiet`: a repeating condition logs one line per interval, with the count of the
+"""`broker.log_throttle`: a repeating condition logs one line per interval, with the count of the
 lines held back — for our own lines (`Throttle`) and for a library's loggers and all their
 children (`quieten`, `ThrottleFilter`)."""
 
@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker import _quiet
-from broker._quiet import Throttle, ThrottleFilter, quieten
+from broker import log_throttle
+from broker.log_throttle import Throttle, ThrottleFilter, quieten
 
 
 class Clock:
@@ -73,8 +73,8 @@ def test_conditions_are_counted_apart(lines: Lines) -> None:
 
 
 def test_the_conditions_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_quiet, "MAX_CONDITIONS", 3)
-    window = _quiet._Window(10, Clock())
+    monkeypatch.setattr(log_throttle, "MAX_CONDITIONS", 3)
+    window = log_throttle._Window(10, Clock())
     assert [window.admit(k) for k in "abcd"] == [0, 0, 0, 0]
     assert len(window._state) == 3  # "a", the oldest, forgotten: it may log again
     assert window.admit("a") == 0 and window.admit("d") is None

@@ -23,7 +23,7 @@ from broker.gateway import Gateway
 from broker.models import PartyRole
 from broker.topics import dlq, gateway_group, inbox
 from broker.transport import TopicSpec
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 from demo.examples import example
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.crypto_net import A, Net

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broker._errors import ReplayDetected
+from broker.errors import ReplayDetected
 from broker.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -15,14 +15,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from click.testing import CliRunner
 
-from broker._errors import TransportError
 from broker.crypto import load_directory
 from broker.crypto._pki import Pki
+from broker.errors import TransportError
 from broker.provision import Layout, apply, plan
 from broker.topics import audit, dlq, gateway_group, inbox
 from broker.transport import OutgoingRecord, TopicPartition
-from broker.transport._kafka import KafkaOptions, KafkaTransport
-from broker.transport._kafka_acl import describe_acls
+from broker.transport.kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka_acl import describe_acls
 from cli.main import cli
 from demo.network import LocalNetwork
 from demo.run import run_demo

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from broker._codec import default_codec
-from broker._errors import DecodeError, LocalError
-from broker._skim import skim
+from broker.contract import default_codec, skim
 from broker.crypto import Sealer, SealRequest
 from broker.crypto._envelope import MAX_PAYLOAD_ITEMS
 from broker.crypto._items import zero_width_items
+from broker.errors import DecodeError, LocalError
 from broker.models import IntakeRegistered, PartyRole
 from demo.examples import example
 from tests import test_api

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from broker._errors import LocalError
-from broker.gateway._settings import load_settings
+from broker.errors import LocalError
+from broker.gateway.settings import load_settings
 from cli.main import cli
 
 BASE = (

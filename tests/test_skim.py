@@ -1,4 +1,4 @@
-"""The skim of untrusted Avro bytes (`broker._skim`): canonical data passes, and every way of
+"""The skim of untrusted Avro bytes (`broker.contract._skim`): canonical data passes, and every way of
 writing a datum that is not its one canonical form, or that claims more than it holds, is
 refused with `DecodeError` before fastavro builds anything.
 
@@ -20,10 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker._codec import default_codec
-from broker._errors import DecodeError
-from broker._skim import compile_schema, skim
+from broker.contract import compile_schema, default_codec, skim
 from broker.crypto._keys import generate_party
+from broker.errors import DecodeError
 from broker.models import (
     PartyDirectory,
     PartyRole,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from broker._errors import CommitFailed, RecordTooLarge, TransportClosed
+from broker.errors import CommitFailed, RecordTooLarge, TransportClosed
 from broker.transport import (
     Consumer,
     OutgoingRecord,

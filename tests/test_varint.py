@@ -6,14 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker._errors import DecodeError
-from broker._varint import INT32, INT64, read_varint
-from broker.crypto._wire import long_bytes
+from broker.contract.binary import INT32, INT64, read_varint, write_long
+from broker.errors import DecodeError
 
 
 @given(st.integers(*INT64), st.binary(max_size=4))
 def test_reads_back_what_was_written_and_stops_after_it(value: int, rest: bytes) -> None:
-    data = b"\xaa" + long_bytes(value) + rest
+    data = b"\xaa" + write_long(value) + rest
     assert read_varint(data, 1) == (value, len(data) - len(rest))
 
 
@@ -33,8 +32,8 @@ def test_refuses_broken_varints(data: bytes, reason: str) -> None:
 
 
 def test_refuses_values_outside_the_bounds() -> None:
-    assert read_varint(long_bytes(INT32[1]), 0, INT32)[0] == INT32[1]
+    assert read_varint(write_long(INT32[1]), 0, INT32)[0] == INT32[1]
     with pytest.raises(DecodeError, match=r"integer 2147483648 out of range at byte 0"):
-        read_varint(long_bytes(INT32[1] + 1), 0, INT32)
+        read_varint(write_long(INT32[1] + 1), 0, INT32)
     with pytest.raises(DecodeError, match="out of range"):
-        read_varint(long_bytes(INT32[0] - 1), 0, INT32)
+        read_varint(write_long(INT32[0] - 1), 0, INT32)

@@ -18,21 +18,21 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hpke
 
-from broker._codec import default_codec
-from broker._merkle import root_and_proofs
+from broker.contract import default_codec
 from broker.crypto import AnchorKey, load_directory, open_envelope
 from broker.crypto._batchsig import envelope_leaf, signed_statement
 from broker.crypto._envelope import (
     SIGNATURE_TAG,
     WRAP_INFO_TAG,
     SealRequest,
-    _seal_batch,
-    _seal_from_parts,
-    prepare,
+    prepare_envelope,
+    seal_v1_from_parts,
+    seal_v2_batch,
 )
 from broker.crypto._epoch import SenderEpochs, epoch_wrap_info
 from broker.crypto._keys import generate_party, key_id
 from broker.crypto._wire import decode_envelope
+from broker.merkle import root_and_proofs
 from broker.models import KeyAlgorithm, PartyRole, SecureEnvelope, model_for
 from broker.replay import MemoryReplayGuard
 from tests.crypto_net import ANCHOR, signed_directory
@@ -92,7 +92,7 @@ def test_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
 ) -> None:
     sender, recipients, directory, now = _network(v)
     message = model_for(v["message_type"]).model_validate(v["message_json"])
-    again = _seal_from_parts(
+    again = seal_v1_from_parts(
         message, sender=sender.keys, recipients=[r.keys.party_id for r in recipients], directory=directory,
         now=now, ttl=timedelta(days=v["ttl_days"]), correlation_id=None, causation_id=None,
         message_id=uuid.UUID(v["message_id"]), payload_key=bytes.fromhex(v["payload_key"]),
@@ -184,10 +184,10 @@ def test_v2_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
     keys = iter(bytes.fromhex(epoch["epoch_key"]) for epoch in v["epochs"])
     epochs = SenderEpochs(sender.keys.party_id, random=lambda n: next(keys)[:n])
     prepared = [
-        prepare(_v2_request(e), sender=sender.keys, directory=directory, now=now)
+        prepare_envelope(_v2_request(e), sender=sender.keys, directory=directory, now=now)
         for e in v["envelopes"]
     ]
-    again = _seal_batch(prepared, sender=sender.keys, directory=directory, now=now, epochs=epochs)
+    again = seal_v2_batch(prepared, sender=sender.keys, directory=directory, now=now, epochs=epochs)
     for e, data in zip(v["envelopes"], again, strict=True):
         stored = decode_envelope(bytes.fromhex(e["envelope"]), max_items=1000)
         fresh = decode_envelope(data, max_items=1000)

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from broker._codec import default_codec
-from broker._errors import RejectReason
 from broker.audit import read_audit
 from broker.audit._verify import Finding, verify_stream
-from broker.gateway._metrics import PrometheusObserver
+from broker.contract import default_codec
+from broker.errors import RejectReason
+from broker.gateway.metrics import PrometheusObserver
 from broker.models import AuditAction, DeliveryReceipt, PartyRole, ReceiptOutcome
 from broker.topics import DEFAULT_PREFIX, dlq, inbox
 from broker.transport import Record

@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from broker._errors import LocalError
-from broker.gateway._settings import load_settings
+from broker.errors import LocalError
 from broker.gateway._webhook import (
     BACKOFF_FIRST_S,
     SIGNATURE_HEADER,
@@ -33,6 +32,7 @@ from broker.gateway._webhook import (
     verify_webhook_signature,
     webhook_signature,
 )
+from broker.gateway.settings import load_settings
 
 SECRET = "webhook-secret-0123456789abcdef0123456789"
 API_TOKEN = "back-office-token-0123456789abcdef"

@@ -1,5 +1,5 @@
 """The hand-written envelope reader and writer (`broker.crypto._wire`) against the reference
-path every other record takes (`broker._skim` + fastavro + the pydantic models): the same
+path every other record takes (`broker.contract._skim` + fastavro + the pydantic models): the same
 bytes for the same envelope, and on any input — valid envelopes of both versions, every
 single-byte change, every truncation, random splices and arbitrary bytes — the same verdict
 (accept or refuse) and, when accepted, the same values."""
@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker._codec import default_codec
-from broker._errors import DecodeError
+from broker.contract import default_codec
 from broker.crypto import Sealer, SealRequest
 from broker.crypto._envelope import MAX_ENVELOPE_ITEMS
 from broker.crypto._wire import (
@@ -26,6 +25,7 @@ from broker.crypto._wire import (
     encode_header,
     encode_tail,
 )
+from broker.errors import DecodeError
 from broker.models import EnvelopeHeader, KeyAlgorithm, PartyRole, SecureEnvelope
 from demo.examples import example
 from tests.crypto_net import NOW, A, Net

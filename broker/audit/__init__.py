@@ -1,7 +1,11 @@
 """The audit stream: each gateway's signed hash chain with Merkle checkpoints, and the
 tools DT&V uses to verify it, prove inclusion, and follow cases."""
 
+from broker.audit._cases import CaseView, case_views, summary
 from broker.audit._chain import CHECKPOINT_EVERY_EVENTS, CHECKPOINT_EVERY_S, AuditChain, EventSpec
+from broker.audit._follow import follow
+from broker.audit._prove import check_proof, prove
+from broker.audit._verify import DEFAULT_GRACE, Finding, Issue, Report, verify_stream
 from broker.crypto import Directory
 from broker.topics import audit
 from broker.transport import Record, Transport
@@ -23,8 +27,19 @@ async def read_audit(transport: Transport, directory: Directory, prefix: str) ->
 __all__ = [
     "CHECKPOINT_EVERY_EVENTS",
     "CHECKPOINT_EVERY_S",
+    "DEFAULT_GRACE",
     "AuditChain",
+    "CaseView",
     "EventSpec",
+    "Finding",
+    "Issue",
+    "Report",
     "audit_topics",
+    "case_views",
+    "check_proof",
+    "follow",
+    "prove",
     "read_audit",
+    "summary",
+    "verify_stream",
 ]

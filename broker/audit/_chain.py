@@ -21,10 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from broker._merkle import Frontier, leaf_hash
 from broker.audit import _events as ev
+from broker.crypto import SigningKey
+from broker.merkle import Frontier, leaf_hash
 from broker.models import AuditAction, AuditCheckpoint, AuditOutcome
 from broker.transport import OutgoingRecord, Transport
 
@@ -70,7 +69,7 @@ class Pending:
 
 class AuditChain:
     def __init__(
-        self, party: str, key: Ed25519PrivateKey, topic: str, clock: Callable[[], datetime]
+        self, party: str, key: SigningKey, topic: str, clock: Callable[[], datetime]
     ) -> None:
         self.party = party
         self._key = key

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
-from broker._codec import default_codec
-from broker._errors import DecodeError, RemoteError
+from broker.contract import default_codec
+from broker.contract.binary import write_bytes
+from broker.crypto import SigningKey, VerifyKey, sign_tagged, signature_valid
+from broker.errors import DecodeError, RemoteError
 from broker.models import AuditEvent
 
 AUDIT_SIGNATURE_TAG = b"LVVX-AUDIT-V1\x00"
@@ -45,24 +45,14 @@ def encode_record(record: dict[str, Any]) -> bytes:
     return default_codec().encode(AuditEvent.avro_name, record)
 
 
-def sign_encoded(unsigned: bytes, key: Ed25519PrivateKey) -> bytes:
+def sign_encoded(unsigned: bytes, key: SigningKey) -> bytes:
     """Sign an event encoded with an empty signature: the signed part is every byte before
     the (empty) signature field, and the signature takes that field's place."""
     if not unsigned.endswith(b"\x00"):
         raise ValueError("the event must be encoded with an empty signature")
     signed = unsigned[:-1]
-    signature = key.sign(AUDIT_SIGNATURE_TAG + signed)
-    return signed + _bytes_field(signature)
-
-
-def _bytes_field(value: bytes) -> bytes:
-    """Avro encoding of a ``bytes`` value: zigzag varint length, then the bytes."""
-    n, out = len(value) << 1, bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + value
+    signature = sign_tagged(key, AUDIT_SIGNATURE_TAG, signed)
+    return signed + write_bytes(signature)
 
 
 def decode(data: bytes) -> AuditEvent:
@@ -78,18 +68,15 @@ def signed_part(event: AuditEvent) -> bytes:
     return encoded[:-1]  # the empty signature: its single length byte
 
 
-def sign(event: AuditEvent, key: Ed25519PrivateKey) -> AuditEvent:
-    return event.model_copy(
-        update={"signature": key.sign(AUDIT_SIGNATURE_TAG + signed_part(event))}
-    )
+def sign(event: AuditEvent, key: SigningKey) -> AuditEvent:
+    signature = sign_tagged(key, AUDIT_SIGNATURE_TAG, signed_part(event))
+    return event.model_copy(update={"signature": signature})
 
 
-def verify(event: AuditEvent, key: Ed25519PublicKey) -> None:
+def verify(event: AuditEvent, key: VerifyKey) -> None:
     """Raise `BadAuditEvent` unless ``key`` signed ``event``."""
-    try:
-        key.verify(event.signature, AUDIT_SIGNATURE_TAG + signed_part(event))
-    except InvalidSignature:
-        raise BadAuditEvent(f"bad signature on event {event.seq} of {event.gateway}") from None
+    if not signature_valid(key, event.signature, AUDIT_SIGNATURE_TAG, signed_part(event)):
+        raise BadAuditEvent(f"bad signature on event {event.seq} of {event.gateway}")
 
 
 def event_hash(encoded: bytes) -> bytes:

@@ -13,11 +13,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from broker._merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
 from broker.audit import _events as ev
 from broker.audit._verify import Report
+from broker.crypto import VerifyKey
+from broker.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
 from broker.models import AuditAction
 
 
@@ -51,7 +50,7 @@ def prove(report: Report, message_id: uuid.UUID) -> dict[str, Any]:
 
 
 def check_proof(
-    proof: dict[str, Any], keys: Iterable[Ed25519PublicKey], message_id: uuid.UUID | None = None
+    proof: dict[str, Any], keys: Iterable[VerifyKey], message_id: uuid.UUID | None = None
 ) -> None:
     """Raise `ProofError` unless the event is signed by the gateway (one of ``keys``), is
     about ``message_id`` (if given), and is included in the tree head of a checkpoint the
@@ -86,7 +85,7 @@ def check_proof(
     verify_inclusion(leaf_hash(data), event.seq, head.tree_size, path, head.root_hash)
 
 
-def _signed_by(event: Any, key: Ed25519PublicKey) -> bool:
+def _signed_by(event: Any, key: VerifyKey) -> bool:
     try:
         ev.verify(event, key)
     except ev.BadAuditEvent:

@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from broker._merkle import Frontier, leaf_hash
 from broker.audit import _events as ev
 from broker.crypto import Directory
+from broker.merkle import Frontier, leaf_hash
 from broker.models import AuditAction, AuditEvent
 from broker.transport import Record
 

@@ -1,7 +1,12 @@
 """The security core: identities, the signed key directory, sealing and opening envelopes.
 
-The only package that imports ``cryptography.hazmat``. Sealing and opening are pure
-functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
+The only package that imports ``cryptography`` (checked by import-linter in `make lint`):
+the audit chain signs through `sign_tagged` and `signature_valid`. Sealing and opening are
+pure functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
+
+`seal_v1_from_parts`, `prepare_envelope` + `seal_v2_batch` and `SenderEpochs` with a given
+random source are the deterministic entry points, for known-answer tests (tests/vectors),
+hostile-sender tests and the fuzzer; everything else seals with `seal` or `Sealer`.
 """
 
 from broker.crypto._at_rest import ContentKey, ContentUnreadable
@@ -12,6 +17,7 @@ from broker.crypto._directory import (
     Directory,
     RecipientKey,
     build_directory,
+    checked_directory,
     load_directory,
     sign_directory,
 )
@@ -19,23 +25,43 @@ from broker.crypto._envelope import (
     DEFAULT_TTL,
     FORMAT_VERSION,
     MAX_CLOCK_SKEW,
-    MAX_ENVELOPE_BYTES,
+    MAX_ENVELOPE_ITEMS,
     MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_ITEMS,
     MAX_RECIPIENTS,
     MAX_TTL,
     OpenCaches,
     Opened,
     SealRequest,
     open_envelope,
+    prepare_envelope,
     seal,
+    seal_v1_from_parts,
+    seal_v2_batch,
 )
+from broker.crypto._epoch import SenderEpochs
+from broker.crypto._inspect import inspect_envelope
 from broker.crypto._keys import (
     DecryptionKey,
     KeyStore,
+    NewParty,
     PartyKeys,
+    generate_party,
     key_id,
     passphrase_from_env,
+    signing_public_key,
 )
+from broker.crypto._pki import Pki
+from broker.crypto._signing import (
+    SigningKey,
+    VerifyKey,
+    raw_public_key,
+    sign_tagged,
+    signature_valid,
+    signing_key_from_seed,
+)
+from broker.crypto._wire import varint_spans
+from broker.limits import MAX_ENVELOPE_BYTES
 
 __all__ = [
     "DEFAULT_DIRECTORY_VALIDITY",
@@ -43,7 +69,9 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_CLOCK_SKEW",
     "MAX_ENVELOPE_BYTES",
+    "MAX_ENVELOPE_ITEMS",
     "MAX_PAYLOAD_BYTES",
+    "MAX_PAYLOAD_ITEMS",
     "MAX_RECIPIENTS",
     "MAX_TTL",
     "AnchorKey",
@@ -52,18 +80,35 @@ __all__ = [
     "DecryptionKey",
     "Directory",
     "KeyStore",
+    "NewParty",
     "OpenCaches",
     "Opened",
     "Opener",
     "PartyKeys",
+    "Pki",
     "RecipientKey",
     "SealRequest",
     "Sealer",
+    "SenderEpochs",
+    "SigningKey",
+    "VerifyKey",
     "build_directory",
+    "checked_directory",
+    "generate_party",
+    "inspect_envelope",
     "key_id",
     "load_directory",
     "open_envelope",
     "passphrase_from_env",
+    "prepare_envelope",
+    "raw_public_key",
     "seal",
+    "seal_v1_from_parts",
+    "seal_v2_batch",
     "sign_directory",
+    "sign_tagged",
+    "signature_valid",
+    "signing_key_from_seed",
+    "signing_public_key",
+    "varint_spans",
 ]

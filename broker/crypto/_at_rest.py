@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from broker._errors import LocalError
+from broker.errors import LocalError
 
 CONTENT_KEY_BYTES = 32  # AES-256
 CONTENT_NONCE_BYTES = 12  # AES-GCM's standard nonce; random, far below its 2^32 bound per key

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from broker._errors import EnvelopeRejected, LocalError
 from broker.crypto._directory import Directory
 from broker.crypto._envelope import (
     FORMAT_V1,
@@ -19,13 +18,14 @@ from broker.crypto._envelope import (
     OpenCaches,
     Opened,
     SealRequest,
-    _seal_batch,
     open_envelope,
-    prepare,
+    prepare_envelope,
     seal,
+    seal_v2_batch,
 )
 from broker.crypto._epoch import SenderEpochs
 from broker.crypto._keys import PartyKeys
+from broker.errors import EnvelopeRejected, LocalError
 from broker.replay import ReplayGuard
 
 
@@ -53,11 +53,13 @@ class Sealer:
         prepared = []
         for r in requests:
             try:
-                prepared.append(prepare(r, sender=self.keys, directory=self.directory, now=now))
+                prepared.append(
+                    prepare_envelope(r, sender=self.keys, directory=self.directory, now=now)
+                )
                 outcomes.append(None)
             except LocalError as exc:
                 outcomes.append(exc)
-        sealed = iter(_seal_batch(prepared, sender=self.keys, directory=self.directory, now=now,
+        sealed = iter(seal_v2_batch(prepared, sender=self.keys, directory=self.directory, now=now,
                                   epochs=self.epochs))  # fmt: skip
         return [next(sealed) if error is None else error for error in outcomes]
 

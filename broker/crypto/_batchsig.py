@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from broker._merkle import leaf_hash, root_and_proofs, root_from_inclusion
 from broker.crypto._wire import Proof
+from broker.merkle import leaf_hash, root_and_proofs, root_from_inclusion
 
 BATCH_TAG = b"LVVX-ENVELOPE-BATCH-V2\x00"
 LEAF_TAG = b"LVVX-ENVELOPE-LEAF-V2\x00"
@@ -46,7 +46,7 @@ def sign_batch(bodies: Sequence[bytes], key: Ed25519PrivateKey) -> tuple[list[Pr
 
 def statement_of(body: bytes, proof: Proof) -> bytes:
     """What the signature must sign for this envelope to be in a signed batch; raises
-    `broker._merkle.ProofError` if the path cannot lead to any root."""
+    `broker.merkle.ProofError` if the path cannot lead to any root."""
     root = root_from_inclusion(envelope_leaf(body), proof.leaf_index, proof.batch_size, proof.path)
     return signed_statement(proof.batch_size, root)
 

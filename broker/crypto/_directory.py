@@ -17,19 +17,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
-from broker._codec import default_codec
-from broker._errors import (
-    DecodeError,
-    DirectoryRejected,
-    LocalError,
-    SchemaError,
-    UnknownParty,
-)
+from broker.contract import default_codec
 from broker.crypto._keys import (
     EncryptionPublicKey,
     encryption_public_key,
     key_id,
     signing_public_key,
+)
+from broker.errors import (
+    DecodeError,
+    DirectoryRejected,
+    LocalError,
+    SchemaError,
+    UnknownParty,
 )
 from broker.models import (
     KeyAlgorithm,
@@ -167,8 +167,10 @@ def _valid_at(key: PublicKey, at: datetime) -> bool:
     return key.status is KeyStatus.REVOKED and key.revoked_at is not None and at < key.revoked_at
 
 
-def _checked(document: PartyDirectory) -> Directory:
-    """Make every key object, refusing the whole directory for one key we may not use."""
+def checked_directory(document: PartyDirectory) -> Directory:
+    """Make every key object, refusing the whole directory for one key we may not use. The
+    signature is not checked here (`load_directory` does): an unsigned directory is what a
+    test or the demo gives a compromised sender, which believes what it likes."""
     parties: dict[str, PartyEntry] = {}
     signing: dict[tuple[str, str], Ed25519PublicKey] = {}
     encryption: dict[tuple[str, str], EncryptionPublicKey] = {}
@@ -228,7 +230,7 @@ def build_directory(
         network=network,
         parties=tuple(sorted(entries, key=lambda e: e.party_id)),
     )
-    _checked(document)
+    checked_directory(document)
     return document
 
 
@@ -287,7 +289,7 @@ def load_directory(
         )
     if network is not None and document.network != network:
         raise DirectoryRejected(f"directory of network {document.network!r}, not {network!r}")
-    return _checked(document)
+    return checked_directory(document)
 
 
 __all__ = [

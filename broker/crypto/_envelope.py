@@ -7,14 +7,17 @@ recipient set and epoch (`broker.crypto._epoch`) and one signature per batch
 batches. Version 1 — a fresh payload key, fresh wraps and a signature for every envelope —
 still seals and opens.
 
-Layered like Fernet so tests can fix time and randomness: `seal` draws the random parts and
-calls `_seal_from_parts` (version 1) or `_seal_batch` with its epochs; `open_envelope` takes
-``now`` from its caller.
+Layered like Fernet's ``encrypt_at_time``, so known-answer tests and fuzzers can fix time and
+randomness: `seal` draws the random parts and calls `seal_v1_from_parts` (version 1) or
+`prepare_envelope` and `seal_v2_batch` with a sender's epochs (`SenderEpochs`, whose random
+source may be given); `open_envelope` takes ``now`` from its caller. These deterministic
+entry points are public (`broker.crypto`) for tests only: a sealer that reuses a payload key
+or nonce loses confidentiality, so production code calls `seal` or `Sealer`.
 
 Opening checks, in this order, and stops at the first failure with its reason (§6 of the
 spec): size, version, decode, sender key valid at created-at, signature, recipient, policy,
 time window, replay, decrypt, payload. The payload is decoded only after the signature and
-the decryption authenticated it, and then only within bounds (`broker._skim`).
+the decryption authenticated it, and then only within bounds (`broker.contract._skim`).
 """
 
 from __future__ import annotations
@@ -33,19 +36,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import ValidationError
 
 from broker import policy
-from broker._codec import SchemaInfo, default_codec
-from broker._errors import (
-    DecodeError,
-    EnvelopeRejected,
-    LocalError,
-    PolicyDenied,
-    RecordTooLarge,
-    RejectReason,
-    ReplayDetected,
-    UnknownParty,
-    UnknownSchema,
-)
-from broker._merkle import ProofError
+from broker.contract import SchemaInfo, default_codec
+from broker.contract.binary import first_byte_value, write_bytes
 from broker.crypto._batchsig import MAX_BATCH_SIZE, VerifiedStatements, sign_batch, statement_of
 from broker.crypto._directory import Directory
 from broker.crypto._epoch import (
@@ -62,13 +54,25 @@ from broker.crypto._keys import DecryptionKey, PartyKeys
 from broker.crypto._wire import (
     WireEnvelope,
     Wrap,
-    bytes_field,
     decode_envelope,
     encode_body,
     encode_header,
     encode_tail,
     encode_wrapped_key,
 )
+from broker.errors import (
+    DecodeError,
+    EnvelopeRejected,
+    LocalError,
+    PolicyDenied,
+    RecordTooLarge,
+    RejectReason,
+    ReplayDetected,
+    UnknownParty,
+    UnknownSchema,
+)
+from broker.limits import MAX_ENVELOPE_BYTES
+from broker.merkle import ProofError
 from broker.models import (
     MESSAGE_MODELS,
     AvroModel,
@@ -77,19 +81,15 @@ from broker.models import (
     SecureEnvelope,
     SignatureScheme,
     WrappedKey,
+    to_utc_millis,
 )
-from broker.models._base import to_utc_millis
 from broker.replay import ReplayGuard
-from broker.transport import MAX_RECORD_BYTES
 
 FORMAT_VERSION = 2
 """The version `seal` and `Sealer` write unless told otherwise."""
 
 FORMAT_V1 = 1
 SUPPORTED_VERSIONS = (1, 2)
-
-MAX_ENVELOPE_BYTES = MAX_RECORD_BYTES - 16 * 1024
-"""An envelope must fit one transport record, with room for its key and headers."""
 
 MAX_RECIPIENTS = 16
 """The widest message of the case flow goes to five parties; more is a mistake or an attack."""
@@ -167,9 +167,6 @@ def _wrap_info(message_id: uuid.UUID, recipient: str) -> bytes:
     return WRAP_INFO_TAG + message_id.bytes + recipient.encode()
 
 
-_bytes_field = bytes_field
-
-
 # --- sealing ---------------------------------------------------------------------------------
 
 
@@ -197,7 +194,7 @@ def seal(
     """
     message_id = message_id or uuid.uuid4()
     if format_version == FORMAT_V1:
-        return _seal_from_parts(
+        return seal_v1_from_parts(
             message, sender=sender, recipients=recipients, directory=directory, now=now, ttl=ttl,
             correlation_id=correlation_id, causation_id=causation_id, message_id=message_id,
             payload_key=os.urandom(PAYLOAD_KEY_BYTES), nonce=os.urandom(NONCE_BYTES),
@@ -205,8 +202,8 @@ def seal(
     if format_version != FORMAT_VERSION:
         raise LocalError(f"no envelope format version {format_version}", reason="FORMAT_VERSION")
     request = SealRequest(message, tuple(recipients), message_id, correlation_id, causation_id, ttl)
-    header, payload = prepare(request, sender=sender, directory=directory, now=now)
-    return _seal_batch([(header, payload)], sender=sender, directory=directory, now=now,
+    header, payload = prepare_envelope(request, sender=sender, directory=directory, now=now)
+    return seal_v2_batch([(header, payload)], sender=sender, directory=directory, now=now,
                        epochs=SenderEpochs(sender.party_id))[0]  # fmt: skip
 
 
@@ -268,7 +265,7 @@ def _header(request: SealRequest, sender: PartyKeys, names: tuple[str, ...], cas
     )
 
 
-def prepare(request: SealRequest, *, sender: PartyKeys, directory: Directory,
+def prepare_envelope(request: SealRequest, *, sender: PartyKeys, directory: Directory,
             now: datetime) -> tuple[EnvelopeHeader, bytes]:  # fmt: skip
     """A format-2 envelope's header and payload, after the sender's checks."""
     now = to_utc_millis(now)
@@ -278,7 +275,7 @@ def prepare(request: SealRequest, *, sender: PartyKeys, directory: Directory,
     return _header(request, sender, names, case_id, now, FORMAT_VERSION, message_id), payload
 
 
-def _seal_batch(
+def seal_v2_batch(
     prepared: Sequence[tuple[EnvelopeHeader, bytes]],
     *,
     sender: PartyKeys,
@@ -311,7 +308,7 @@ def _seal_batch(
     return envelopes
 
 
-def _seal_from_parts(
+def seal_v1_from_parts(
     message: AvroModel,
     *,
     sender: PartyKeys,
@@ -359,7 +356,7 @@ def _seal_from_parts(
     assert encoded.endswith(b"\x00")  # the empty signature is the last byte
     signed_part = encoded[:-1]
     signature = sender.signing_key.sign(SIGNATURE_TAG + signed_part)
-    data = signed_part + _bytes_field(signature)
+    data = signed_part + write_bytes(signature)
     if len(data) > MAX_ENVELOPE_BYTES:
         raise RecordTooLarge(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
     return data
@@ -376,9 +373,10 @@ def _version(data: bytes) -> int:
     """The format version: the envelope's first field, read before anything else."""
     if not data:
         raise _reject(RejectReason.MALFORMED)
-    if data[0] & 0x80:
+    version = first_byte_value(data)
+    if version is None:
         raise _reject(RejectReason.UNSUPPORTED_VERSION)  # 64 and up take two bytes; none exist
-    return (data[0] >> 1) ^ -(data[0] & 1)
+    return version
 
 
 def _decode(data: bytes) -> WireEnvelope:

@@ -7,10 +7,10 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from broker._errors import EnvelopeRejected
-from broker._merkle import ProofError
 from broker.crypto._directory import Directory
 from broker.crypto._envelope import _decode, _version, verify_signature
+from broker.errors import EnvelopeRejected
+from broker.merkle import ProofError
 
 
 def inspect_envelope(data: bytes, directory: Directory | None) -> dict[str, Any]:

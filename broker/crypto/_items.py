@@ -1,7 +1,7 @@
 """The sender's side of the recipients' item limit.
 
 A recipient decodes a payload only within `MAX_PAYLOAD_ITEMS` array items and map entries in
-all (`broker._skim`); a payload over it is refused by every recipient as PAYLOAD_INVALID. A
+all (`broker.contract._skim`); a payload over it is refused by every recipient as PAYLOAD_INVALID. A
 sender checks the same bound, with the same skimmer, before it seals — so a back office
 learns at once (`TOO_MANY_ITEMS`) rather than from a REJECTED receipt per recipient.
 
@@ -17,9 +17,8 @@ import sys
 from functools import cache
 from typing import Any
 
-from broker._codec import SchemaInfo, default_codec
-from broker._errors import DecodeError, LocalError
-from broker._skim import skim
+from broker.contract import SchemaInfo, default_codec, skim
+from broker.errors import DecodeError, LocalError
 
 _FIXED_WIDTH = {"null": 0, "float": 4, "double": 8}
 """Encoded sizes of the primitives that are not a varint or length-prefixed (those take ≥ 1)."""

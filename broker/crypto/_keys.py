@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
 
-from broker._errors import KeyStoreError
 from broker.crypto._at_rest import ContentKey
 from broker.crypto._points import ed25519_usable, x25519_usable
+from broker.errors import KeyStoreError
 from broker.models import KeyAlgorithm, KeyStatus, PartyEntry, PartyRole, PublicKey
 
 EncryptionPrivateKey = X25519PrivateKey | MLKEM768X25519PrivateKey

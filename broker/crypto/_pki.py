@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from broker._errors import KeyStoreError
+from broker.errors import KeyStoreError
 
 PARTIES_OU = "lvv-parties"
 INFRA_OU = "lvv-infra"

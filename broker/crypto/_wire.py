@@ -1,6 +1,6 @@
 """The `SecureEnvelope`'s Avro binary form, written and read by hand for the hot path.
 
-The codec (`broker._codec`: skim, then fastavro, then pydantic) is the reference and stays
+The codec (`broker.contract._codec`: skim, then fastavro, then pydantic) is the reference and stays
 the way every other record is read. The envelope is read for every message a gateway
 receives, and that general path costs several times more than walking this one fixed
 layout, so this module does it directly — and strictly: it accepts exactly the bytes the
@@ -26,12 +26,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from broker._errors import DecodeError
-from broker._varint import INT32 as _INT32
-from broker._varint import INT64 as _INT64
-from broker._varint import read_varint
-from broker.models import EnvelopeHeader, Kem, KeyWrapMode, SignatureScheme
-from broker.models._base import AVRO_FULL_NAME_PATTERN, PARTY_ID_PATTERN
+from broker.contract.binary import INT32 as _INT32
+from broker.contract.binary import INT64 as _INT64
+from broker.contract.binary import read_varint, write_bytes, write_long
+from broker.errors import DecodeError
+from broker.models import (
+    AVRO_FULL_NAME_PATTERN,
+    PARTY_ID_PATTERN,
+    EnvelopeHeader,
+    Kem,
+    KeyWrapMode,
+    SignatureScheme,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -81,24 +87,8 @@ class WireEnvelope:
 # --- writing -----------------------------------------------------------------------------
 
 
-def long_bytes(n: int) -> bytes:
-    """Avro ``int``/``long``: zig-zag, then 7 bits a byte, least significant first."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def bytes_field(value: bytes) -> bytes:
-    """Avro ``bytes``: the length, then the bytes."""
-    return long_bytes(len(value)) + value
-
-
 def _string(value: str) -> bytes:
-    return bytes_field(value.encode())
+    return write_bytes(value.encode())
 
 
 def _optional_uuid(value: uuid.UUID | None) -> bytes:
@@ -112,23 +102,23 @@ def _millis(moment: datetime) -> int:
 
 def _array(items: Sequence[bytes]) -> bytes:
     """One block of all items, then the end marker: the canonical form."""
-    return (long_bytes(len(items)) + b"".join(items) if items else b"") + b"\x00"
+    return (write_long(len(items)) + b"".join(items) if items else b"") + b"\x00"
 
 
 def encode_header(h: EnvelopeHeader) -> bytes:
     return b"".join((
-        long_bytes(h.format_version), _string(str(h.message_id)), _string(h.message_type),
+        write_long(h.format_version), _string(str(h.message_id)), _string(h.message_type),
         h.payload_fingerprint, _string(h.sender), _string(h.sender_key_id),
         _array([_string(r) for r in h.recipients]), _string(str(h.case_id)),
-        long_bytes(_millis(h.created_at)), long_bytes(_millis(h.expires_at)),
+        write_long(_millis(h.created_at)), write_long(_millis(h.expires_at)),
         _optional_uuid(h.correlation_id), _optional_uuid(h.causation_id),
-        long_bytes(_KEY_WRAPS.index(h.key_wrap)), long_bytes(_SCHEMES.index(h.signature_scheme)),
+        write_long(_KEY_WRAPS.index(h.key_wrap)), write_long(_SCHEMES.index(h.signature_scheme)),
     ))  # fmt: skip
 
 
 def encode_wrapped_key(w: Wrap) -> bytes:
     return (
-        _string(w.recipient) + _string(w.key_id) + long_bytes(_KEMS.index(w.kem)) + bytes_field(w.wrapped)
+        _string(w.recipient) + _string(w.key_id) + write_long(_KEMS.index(w.kem)) + write_bytes(w.wrapped)
     )  # fmt: skip
 
 
@@ -136,16 +126,16 @@ def encode_body(
     header: bytes, wrapped_keys: Sequence[bytes], nonce: bytes, ciphertext: bytes
 ) -> bytes:
     """The envelope up to the batch proof, from its encoded header and wrapped keys."""
-    return header + _array(wrapped_keys) + bytes_field(nonce) + bytes_field(ciphertext)
+    return header + _array(wrapped_keys) + write_bytes(nonce) + write_bytes(ciphertext)
 
 
 def encode_tail(proof: Proof | None, signature: bytes) -> bytes:
     """The batch proof and the signature: what follows the body."""
     if proof is None:
-        return b"\x00" + bytes_field(signature)
+        return b"\x00" + write_bytes(signature)
     return (
-        b"\x02" + long_bytes(proof.leaf_index) + long_bytes(proof.batch_size)
-        + _array(list(proof.path)) + bytes_field(signature)
+        b"\x02" + write_long(proof.leaf_index) + write_long(proof.batch_size)
+        + _array(list(proof.path)) + write_bytes(signature)
     )  # fmt: skip
 
 
@@ -164,14 +154,7 @@ class _Reader:
         self.items_left = max_items
 
     def long(self, bounds: tuple[int, int] = _INT64) -> int:
-        data, pos = self.data, self.pos
-        if pos < len(data) and data[pos] < 0x80:  # one byte: the common case
-            z = data[pos]
-            value = (z >> 1) ^ -(z & 1)
-            if bounds[0] <= value <= bounds[1]:
-                self.pos = pos + 1
-                return value
-        value, self.pos = read_varint(data, pos, bounds)
+        value, self.pos = read_varint(self.data, self.pos, bounds)
         return value
 
     def take(self, n: int) -> bytes:
@@ -281,3 +264,38 @@ def decode_envelope(data: bytes, *, max_items: int) -> WireEnvelope:
         raise DecodeError(f"{len(data) - r.pos} trailing bytes")
     return WireEnvelope(header, wrapped_keys, nonce, ciphertext, proof, signature,
                         header_end, body_end, signature_start)  # fmt: skip
+
+
+# --- layout, for fuzzers -------------------------------------------------------------------
+
+
+class _SpanRecorder(_Reader):
+    """The reader, noting where each varint it reads starts and ends."""
+
+    def __init__(self, data: bytes, max_items: int) -> None:
+        super().__init__(data, max_items)
+        self.spans: list[tuple[int, int]] = []
+
+    def long(self, bounds: tuple[int, int] = _INT64) -> int:
+        start = self.pos
+        value = super().long(bounds)
+        self.spans.append((start, self.pos))
+        return value
+
+
+def varint_spans(data: bytes, max_items: int) -> tuple[tuple[int, int], ...]:
+    """Where every varint of the well-formed envelope ``data`` starts and ends, in the
+    order `decode_envelope` reads them: what a fuzzer mutates to reach each length and
+    count check. DecodeError if ``data`` is not a whole envelope."""
+    r = _SpanRecorder(data, max_items)
+    _header(r)
+    n = r.count()
+    for _ in range(n):
+        _wrapped_key(r)
+    r.end_of_array(n)
+    r.bytes(), r.bytes()
+    _batch_proof(r)
+    r.bytes()
+    if r.pos != len(data):
+        raise DecodeError(f"{len(data) - r.pos} bytes after the envelope")
+    return tuple(r.spans)

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from broker._errors import EnvelopeRejected, RejectReason
 from broker.audit import EventSpec
+from broker.errors import EnvelopeRejected, RejectReason
 from broker.models import (
     AuditAction,
     AuditOutcome,

@@ -44,17 +44,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker._errors import (
-    DirectoryRejected,
-    EnvelopeRejected,
-    LocalError,
-    RejectReason,
-    ReplayDetected,
-    TransportError,
-    TransportTimeout,
-    TransportUnavailable,
-)
-from broker._quiet import Throttle
 from broker.audit import AuditChain, EventSpec
 from broker.crypto import (
     MAX_CLOCK_SKEW,
@@ -67,12 +56,23 @@ from broker.crypto import (
     SealRequest,
     open_envelope,
 )
+from broker.errors import (
+    DirectoryRejected,
+    EnvelopeRejected,
+    LocalError,
+    RejectReason,
+    ReplayDetected,
+    TransportError,
+    TransportTimeout,
+    TransportUnavailable,
+)
 from broker.gateway import _crashpoints as crash
 from broker.gateway import _followup as follow
 from broker.gateway._health import OUTAGE_PROBE_EVERY_S, LogHealth
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._sealing import SealQueue
 from broker.gateway._store import TRANSIENT_STORE_FAULTS, GatewayStore, StagedClaims, Verdict
+from broker.log_throttle import Throttle
 from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptOutcome, ReceiptReason
 from broker.topics import DEFAULT_PREFIX, audit, dlq, gateway_group, inbox
 from broker.transport import (
@@ -118,7 +118,7 @@ AUDIT_PARTITIONS = 1
 STOP_WRITE_WAIT_S = 3.0
 """After `Gateway.stop`, how long a write in flight is waited for: one the log takes is done
 in milliseconds; past this its publisher is told the outcome is unknown (a send: 503), so a
-stop in an outage still ends within the service's stop deadline (`broker.gateway._service`)."""
+stop in an outage still ends within the service's stop deadline (`broker.gateway.service`)."""
 
 
 Decided = tuple[Record, str, dict[str, Any]]

@@ -16,8 +16,8 @@ import contextlib
 import logging
 import time
 
-from broker._errors import TransportClosed, TransportError, TransportTimeout
-from broker._quiet import Throttle
+from broker.errors import TransportClosed, TransportError, TransportTimeout
+from broker.log_throttle import Throttle
 from broker.transport import Transport
 
 log = logging.getLogger("lvvx.gateway")

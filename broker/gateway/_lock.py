@@ -21,8 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from broker._errors import LocalError
-from broker._files import private_dir
+from broker.errors import LocalError
+from broker.owner_only import private_dir
 
 LOCK_FILE = "gateway.lock"
 """In the data folder; holds the PID of the process that has the folder."""

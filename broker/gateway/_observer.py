@@ -1,10 +1,21 @@
 """What a gateway tells the outside about its work: a small hook, so the core does not
-depend on Prometheus (STYLE §2). `broker.gateway._metrics` implements it for Prometheus."""
+depend on Prometheus (STYLE §2). `broker.gateway.metrics` implements it for Prometheus."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
+
+
+class MetricsPage(NamedTuple):
+    """What ``GET /metrics`` answers: the exposition's bytes and their content type."""
+
+    body: bytes
+    content_type: str
+
+
+MetricsSource = Callable[[], MetricsPage]
+"""Renders the metrics page when it is scraped (`PrometheusObserver.page`)."""
 
 
 class GatewayObserver(Protocol):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from broker._errors import LocalError
 from broker.crypto import Sealer, SealRequest
+from broker.errors import LocalError
 
 
 class SealQueue:

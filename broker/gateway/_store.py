@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker._errors import LocalError, ReplayDetected
-from broker._files import private_sqlite
 from broker.crypto import ContentKey
+from broker.errors import LocalError, ReplayDetected
+from broker.owner_only import private_sqlite
 
 log = logging.getLogger("lvvx.gateway")
 

@@ -17,7 +17,7 @@ It may see the same message again after a timeout or a restart and keeps it once
 match, so a secret can be rotated by signing with both for a while.
 
 The secret comes from ``LVVX_GATEWAY_WEBHOOK_SECRET`` or ``webhook_secret_file``, never from
-the TOML file (`broker.gateway._settings`).
+the TOML file (`broker.gateway.settings`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from broker._errors import RemoteError
+from broker.errors import RemoteError
 
 log = logging.getLogger("lvvx.webhook")
 

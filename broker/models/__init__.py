@@ -7,7 +7,17 @@ enums are exported too, so adapters can build messages with type checking.
 from __future__ import annotations
 
 from broker.models import _case, _common, _enums, _system
-from broker.models._base import AvroModel, PartyId, Timestamp
+from broker.models._base import (
+    AVRO_FULL_NAME_PATTERN,
+    PARTY_ID_PATTERN,
+    AvroModel,
+    CountryCode,
+    LanguageCode,
+    PartyId,
+    Timestamp,
+    VNumber,
+    to_utc_millis,
+)
 from broker.models._case import *  # noqa: F403
 from broker.models._common import *  # noqa: F403
 from broker.models._enums import *  # noqa: F403
@@ -50,8 +60,8 @@ ALL_MODELS: tuple[type[AvroModel], ...] = tuple(
 
 def model_for(name: str) -> type[AvroModel]:
     """The model of a top-level schema, by full (``nl.lvv.v1.CaseClosed``) or short name."""
-    from broker._codec import NAMESPACE
-    from broker._errors import UnknownSchema
+    from broker.contract import NAMESPACE
+    from broker.errors import UnknownSchema
 
     found = MESSAGE_MODELS.get(name) or MESSAGE_MODELS.get(f"{NAMESPACE}.{name}")
     if found is None:
@@ -61,12 +71,18 @@ def model_for(name: str) -> type[AvroModel]:
 
 __all__ = [
     "ALL_MODELS",
+    "AVRO_FULL_NAME_PATTERN",
     "CASE_MESSAGES",
     "MESSAGE_MODELS",
+    "PARTY_ID_PATTERN",
     "AvroModel",
+    "CountryCode",
+    "LanguageCode",
     "PartyId",
     "Timestamp",
+    "VNumber",
     "model_for",
+    "to_utc_millis",
 ]
 __all__ += _enums.__all__
 __all__ += _common.__all__

@@ -51,7 +51,7 @@ Sha256 = Annotated[bytes, Field(min_length=32, max_length=32)]
 def _docs_from_contract(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     """Take the JSON Schema's descriptions from the `.avsc` docs, so the HTTP API's OpenAPI
     description says what the contract says and the docs live in one place."""
-    from broker._codec import default_codec
+    from broker.contract import default_codec
 
     avro = default_codec().named_type(cls.avro_name)  # type: ignore[attr-defined]
     schema["description"] = avro.get("doc", "")
@@ -85,7 +85,7 @@ class AvroModel(BaseModel):
         """The Avro encoding of this message under the current contract: the same bytes as
         encoding `to_avro`, in about half the time (a model holds exactly its schema's
         fields, so the codec's field check is skipped; fastavro takes tuples and enums)."""
-        from broker._codec import default_codec
+        from broker.contract import default_codec
 
         return default_codec().encode(self.avro_name, self.model_dump(mode="python"), exact=True)
 

@@ -27,10 +27,6 @@ from typing import Self
 
 Headers = tuple[tuple[str, bytes], ...]
 
-# Kafka's own default for message.max.bytes is ~1 MiB; envelopes with large dossiers need
-# a little more, so both transports accept records up to this size (key + value + headers).
-MAX_RECORD_BYTES = 2 * 1024 * 1024
-
 # How many records one poll returns at most, unless the caller asks for fewer.
 DEFAULT_MAX_POLL_RECORDS = 500
 

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from broker._errors import TransportError
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.errors import TransportError
+from broker.transport.kafka import KafkaOptions, KafkaTransport
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "deploy" / "kafka" / "cluster.sh"

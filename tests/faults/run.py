@@ -37,7 +37,7 @@ from bench._soak_infra import (
 )
 from broker.provision import Layout, apply, desired_topics
 from broker.topics import dlq, inbox
-from broker.transport._kafka import KafkaTransport
+from broker.transport.kafka import KafkaTransport
 from demo.network import LocalNetwork
 from tests.faults import cluster, report
 from tests.faults.history import History, Outcome, check

@@ -23,12 +23,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from broker._merkle import root as merkle_root
+from broker.crypto import (
+    SealRequest,
+    SenderEpochs,
+    generate_party,
+    prepare_envelope,
+    seal_v1_from_parts,
+    seal_v2_batch,
+)
 from broker.crypto._batchsig import envelope_leaf, signed_statement
-from broker.crypto._envelope import SealRequest, _seal_batch, _seal_from_parts, prepare
-from broker.crypto._epoch import SenderEpochs
-from broker.crypto._keys import generate_party
 from broker.crypto._wire import decode_envelope
+from broker.merkle import root as merkle_root
 from broker.models import KeyAlgorithm, PartyRole
 from demo.examples import example
 from tests.crypto_net import ANCHOR, PINNED, signed_directory
@@ -144,7 +149,7 @@ def vector(case: dict) -> dict:  # type: ignore[type-arg]
     message_id = uuid.UUID("0b6f3f8e-2f4c-4d36-9d52-5a0e6c1f7a10")
     payload_key = bytes(range(32))
     nonce = bytes(range(100, 112))
-    envelope = _seal_from_parts(
+    envelope = seal_v1_from_parts(
         message,
         sender=sender.keys,
         recipients=[r.keys.party_id for r in recipients],
@@ -203,9 +208,11 @@ def batch_vector(case: dict[str, Any]) -> dict[str, Any]:
             _optional_uuid(e.get("causation_id")),
             timedelta(days=e.get("ttl_days", 7)),
         )
-        prepared.append(prepare(request, sender=sender.keys, directory=directory, now=NOW))
+        prepared.append(prepare_envelope(request, sender=sender.keys, directory=directory, now=NOW))
         messages.append(message)
-    sealed = _seal_batch(prepared, sender=sender.keys, directory=directory, now=NOW, epochs=epochs)
+    sealed = seal_v2_batch(
+        prepared, sender=sender.keys, directory=directory, now=NOW, epochs=epochs
+    )
     started: list[tuple[str, ...]] = []  # recipient lists in the order their epochs started
     envelopes, leaves = [], []
     for e, message, data in zip(case["envelopes"], messages, sealed, strict=True):

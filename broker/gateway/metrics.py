@@ -14,10 +14,18 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
-from broker._errors import TransportError
+from broker.errors import TransportError
 from broker.gateway._gateway import Gateway
+from broker.gateway._observer import MetricsPage
 from broker.gateway._store import GatewayStore
 from broker.topics import dlq, inbox
 
@@ -96,6 +104,10 @@ class PrometheusObserver:
         """Figures read from the log itself (see `watch_log`)."""
         self._dlq_depth.labels(self.party).set(dlq_depth)
         self._lag.labels(self.party).set(consumer_lag)
+
+    def page(self) -> MetricsPage:
+        """This gateway's figures in the Prometheus text format, for ``GET /metrics``."""
+        return MetricsPage(generate_latest(self.registry), CONTENT_TYPE_LATEST)
 
     def watch_store(self, store: GatewayStore, overdue: Callable[[], int]) -> None:
         """Gauges read from the store when Prometheus scrapes."""

@@ -15,17 +15,17 @@ from datetime import timedelta
 
 import uvicorn
 
-from broker._files import private_dir
 from broker.crypto import AnchorKey, KeyStore, load_directory, passphrase_from_env
-from broker.gateway._api import create_app
 from broker.gateway._gateway import STOP_WRITE_WAIT_S, Gateway, utc_now
 from broker.gateway._lock import DataDirLock
-from broker.gateway._metrics import PrometheusObserver, watch_log
-from broker.gateway._settings import GatewaySettings
 from broker.gateway._shutdown import Shutdown
 from broker.gateway._store import GatewayStore
 from broker.gateway._webhook import WebhookPusher
+from broker.gateway.api import create_app
+from broker.gateway.metrics import PrometheusObserver, watch_log
+from broker.gateway.settings import GatewaySettings
 from broker.models import PublicKey
+from broker.owner_only import private_dir
 from broker.transport import Transport
 
 log = logging.getLogger("lvvx.gateway")
@@ -43,7 +43,7 @@ CLOSE_STOP_S = 3.5
 own (each bounded by the transport itself; an embedded log is closed after its users)."""
 
 
-class _Server(uvicorn.Server):
+class ApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: the service stops the gateway first."""
 
     @contextlib.contextmanager
@@ -53,10 +53,10 @@ class _Server(uvicorn.Server):
 
 def _transport(settings: GatewaySettings) -> Transport:
     if settings.transport == "kafka":
-        from broker.transport._kafka import KafkaTransport
+        from broker.transport.kafka import KafkaTransport
 
         return KafkaTransport(settings.kafka)
-    from broker.transport._embedded import EmbeddedTransport
+    from broker.transport.embedded import EmbeddedTransport
 
     return EmbeddedTransport(settings.embedded_log or settings.data_dir / "log.db")
 
@@ -106,11 +106,11 @@ async def serve(settings: GatewaySettings) -> None:
 async def _serve(settings: GatewaySettings, token: str) -> None:
     gateway, observer = build_gateway(settings)
     app = create_app(
-        gateway, token=token, registry=observer.registry,
+        gateway, token=token, metrics=observer.page,
         receipt_timeout=timedelta(seconds=settings.receipt_timeout_s),
         max_body_bytes=settings.max_body_bytes,
     )  # fmt: skip
-    server = _Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+    server = ApiServer(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                                     log_level="warning", lifespan="off",
                                     timeout_graceful_shutdown=int(HTTP_STOP_S)))  # fmt: skip
     pusher = (

@@ -15,8 +15,8 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request
 
-from broker._errors import TransportError
-from broker.transport._kafka import KafkaTransport, _translated
+from broker.errors import TransportError
+from broker.transport.kafka import KafkaTransport, _translated
 
 
 class ResourceType(IntEnum):

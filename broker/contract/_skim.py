@@ -22,10 +22,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from broker._errors import DecodeError
-from broker._varint import INT32 as _INT32
-from broker._varint import INT64 as _INT64
-from broker._varint import read_varint
+from broker.contract.binary import INT32 as _INT32
+from broker.contract.binary import INT64 as _INT64
+from broker.contract.binary import read_varint
+from broker.errors import DecodeError
 
 Skipper = Callable[["_Cursor"], None]
 
@@ -50,14 +50,7 @@ class _Cursor:
 
     def varint(self, bounds: tuple[int, int]) -> int:
         """A zigzag varint in canonical (shortest) form within ``bounds``."""
-        data, pos = self.data, self.pos
-        if pos < len(data) and data[pos] < 0x80:  # one byte: the common case
-            z = data[pos]
-            value = (z >> 1) ^ -(z & 1)
-            if bounds[0] <= value <= bounds[1]:
-                self.pos = pos + 1
-                return value
-        value, self.pos = read_varint(data, pos, bounds)
+        value, self.pos = read_varint(self.data, self.pos, bounds)
         return value
 
 

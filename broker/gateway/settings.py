@@ -46,10 +46,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from broker._errors import LocalError
-from broker.models._base import PARTY_ID_PATTERN
+from broker.errors import LocalError
+from broker.models import PARTY_ID_PATTERN
 from broker.topics import DEFAULT_PREFIX
-from broker.transport._kafka import KafkaOptions
+from broker.transport.kafka import KafkaOptions
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body the HTTP API reads: a big dossier as JSON is well under this."""

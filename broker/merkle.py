@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from broker._errors import RemoteError
+from broker.errors import RemoteError
 
 
 class ProofError(RemoteError):

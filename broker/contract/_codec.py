@@ -21,8 +21,8 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from broker._errors import DecodeError, SchemaError, UnknownSchema
-from broker._skim import Skipper, compile_schema, skim
+from broker.contract._skim import Skipper, compile_schema, skim
+from broker.errors import DecodeError, SchemaError, UnknownSchema
 
 NAMESPACE = "nl.lvv.v1"
 
@@ -225,7 +225,7 @@ class Codec:
         record of the current schema ``name`` (Avro schema resolution). Every byte must be
         consumed: trailing bytes mean the data is not what it claims to be.
 
-        For untrusted bytes pass ``max_items``: the data is first skimmed (`broker._skim`)
+        For untrusted bytes pass ``max_items``: the data is first skimmed (`broker.contract._skim`)
         so it must be canonical and may hold at most that many array items in all, and
         decoding then costs time and memory in proportion to the input."""
         reader = name if isinstance(name, SchemaInfo) else self.info(name)

@@ -22,13 +22,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from broker._errors import LocalError, PolicyDenied, RecordTooLarge, TransportError, UnknownParty
 from broker.crypto import MAX_RECIPIENTS
+from broker.errors import LocalError, PolicyDenied, RecordTooLarge, TransportError, UnknownParty
 from broker.gateway._gateway import Gateway
+from broker.gateway._observer import MetricsPage, MetricsSource
 from broker.gateway._store import AmbiguousMessageId
 from broker.models import CASE_MESSAGES, AvroModel, PartyId
 
@@ -173,7 +173,7 @@ def create_app(
     gateway: Gateway,
     *,
     token: str,
-    registry: CollectorRegistry | None = None,
+    metrics: MetricsSource | None = None,
     receipt_timeout: timedelta = timedelta(minutes=5),
     max_body_bytes: int = 1024 * 1024,
 ) -> FastAPI:
@@ -304,9 +304,8 @@ def create_app(
         return {"status": "ready"}
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(
-            generate_latest(registry) if registry else b"", media_type=CONTENT_TYPE_LATEST
-        )
+    async def metrics_page() -> Response:
+        page = metrics() if metrics else MetricsPage(b"", "text/plain; version=0.0.4")
+        return Response(page.body, media_type=page.content_type)
 
     return app

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
-from broker._errors import (
+from broker.errors import (
     CommitFailed,
     LocalError,
     RecordTooLarge,
@@ -46,10 +46,10 @@ from broker._errors import (
     TransportUnavailable,
     UnknownTopic,
 )
-from broker._files import private_sqlite
+from broker.limits import MAX_RECORD_BYTES
+from broker.owner_only import private_sqlite
 from broker.transport._base import (
     DEFAULT_MAX_POLL_RECORDS,
-    MAX_RECORD_BYTES,
     Consumer,
     Headers,
     OutgoingRecord,

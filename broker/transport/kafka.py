@@ -40,7 +40,7 @@ from aiokafka.errors import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker._errors import (
+from broker.errors import (
     CommitFailed,
     LocalError,
     RecordTooLarge,
@@ -49,9 +49,9 @@ from broker._errors import (
     TransportTimeout,
     TransportUnavailable,
 )
+from broker.limits import MAX_RECORD_BYTES
 from broker.transport._base import (
     DEFAULT_MAX_POLL_RECORDS,
-    MAX_RECORD_BYTES,
     Consumer,
     Headers,
     OutgoingRecord,
@@ -64,7 +64,7 @@ from broker.transport._base import (
 )
 
 # Room for the record batch framing Kafka adds around the largest record we accept.
-_REQUEST_OVERHEAD_BYTES = 64 * 1024
+REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 # How long ensure_topics waits for new topics to show up in the cluster's metadata.
 _TOPIC_VISIBLE_TIMEOUT_S = 30.0
@@ -223,7 +223,7 @@ class KafkaProducer(Producer):
             request_timeout_ms=o.request_timeout_ms,
             linger_ms=o.linger_ms,
             max_batch_size=o.max_batch_size,
-            max_request_size=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
+            max_request_size=MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES,
         )
         with _translated("start producer"):
             try:
@@ -376,8 +376,8 @@ class KafkaConsumer(Consumer):
             session_timeout_ms=o.session_timeout_ms,
             heartbeat_interval_ms=o.heartbeat_interval_ms,
             max_poll_interval_ms=o.max_poll_interval_ms,
-            max_partition_fetch_bytes=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
-            fetch_max_bytes=8 * (MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES),
+            max_partition_fetch_bytes=MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES,
+            fetch_max_bytes=8 * (MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES),
         )
         consumer.subscribe(self._topics, listener=_Revocations(self._positions))
         with _translated("start consumer"):
@@ -584,7 +584,7 @@ class KafkaTransport(Transport):
             enable_auto_commit=False,
             isolation_level="read_committed",
             request_timeout_ms=self.options.request_timeout_ms,
-            max_partition_fetch_bytes=MAX_RECORD_BYTES + _REQUEST_OVERHEAD_BYTES,
+            max_partition_fetch_bytes=MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES,
         )
         try:
             await asyncio.wait_for(reader.start(), self.options.request_timeout_ms / 1000)
