@@ -41,6 +41,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,9 +86,6 @@ from broker.transport import (
     Transport,
 )
 
-Publication = tuple[list[OutgoingRecord], list[EventSpec], bool, asyncio.Future[None]]
-"""Records, their audit events, whether a checkpoint is wanted, and the publisher's future."""
-
 log = logging.getLogger("lvvx.gateway")
 quiet = Throttle(log)
 """Refusals and copies: one line per reason per interval, however hostile the traffic."""
@@ -121,8 +119,28 @@ in milliseconds; past this its publisher is told the outcome is unknown (a send:
 stop in an outage still ends within the service's stop deadline (`broker.gateway._service`)."""
 
 
-Decided = tuple[Record, str, dict[str, Any]]
-"""A record decided about: the record, its position, and the follow-up to publish."""
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One publisher's part of an atomic write (`Gateway._publish`): what it writes, and the
+    future it waits on, resolved once that write is confirmed or has failed."""
+
+    records: tuple[OutgoingRecord, ...]
+    events: tuple[EventSpec, ...]
+    """The audit events of ``records``, appended to the chain in the same write."""
+    checkpoint_wanted: bool
+    """Whether the write must carry a checkpoint, a signed tree head over the chain so far
+    (`Gateway.checkpoint_if_due` asks for one, with no records or events of its own)."""
+    written: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A record decided about, its decision stored, and what must follow it, to publish."""
+
+    record: Record
+    source: str
+    """The record's position (topic/partition/offset), its key in the store."""
+    followup: dict[str, Any]
 
 
 def utc_now() -> datetime:
@@ -250,9 +268,9 @@ class Gateway:
             (writing, TransportTimeout("the gateway stopped before the write was confirmed; its outcome is unknown")),
             (queued, TransportError("the gateway is stopping; nothing was sent", reason="STOPPING")),
         ):  # fmt: skip
-            for *_, done in publications:
-                if not done.done():
-                    done.set_exception(exc)
+            for publication in publications:
+                if not publication.written.done():
+                    publication.written.set_exception(exc)
 
     async def close(self) -> None:
         """Release the log's clients, in a bounded time whatever the log's state: writes
@@ -302,11 +320,11 @@ class Gateway:
             raise TransportUnavailable("the message log is unreachable; nothing was written")
         if self._writes_abandoned:
             raise TransportError("the gateway is stopping; nothing was written", reason="STOPPING")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((list(records), list(events), checkpoint, done))
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(Publication(tuple(records), tuple(events), checkpoint, written))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._write_queue())
-        await done
+        await written
 
     async def _write_queue(self) -> None:
         producer = self._live_producer()
@@ -326,11 +344,11 @@ class Gateway:
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            pending = self.audit.prepare([e for _, events, _, _ in batch for e in events],
-                                         checkpoint=any(cp for _, _, cp, _ in batch))  # fmt: skip
+            pending = self.audit.prepare([e for p in batch for e in p.events],
+                                         checkpoint=any(p.checkpoint_wanted for p in batch))  # fmt: skip
             try:
                 await producer.send_atomic(
-                    [*(r for records, _, _, _ in batch for r in records), *pending.records]
+                    [*(r for p in batch for r in p.records), *pending.records]
                 )
             except BaseException as exc:
                 # a timed-out write may still land: read the chain's head before the next
@@ -345,9 +363,9 @@ class Gateway:
             self._writing = ()
             if self._health is not None:
                 self._health.answered()
-            for *_, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            for publication in batch:
+                if not publication.written.done():
+                    publication.written.set_result(None)
 
     def _fail(self, batch: Sequence[Publication], exc: BaseException) -> None:
         self._writing = ()
@@ -355,9 +373,11 @@ class Gateway:
         self.observer.audit_failed()
         if isinstance(exc, TransportUnavailable | TransportTimeout) and self._health is not None:
             self._health.probe_soon()  # is the log away? (sends are refused at once if so)
-        for *_, done in batch:
-            if not done.done():
-                done.set_exception(exc if isinstance(exc, Exception) else TransportError("stopped"))
+        for publication in batch:
+            if not publication.written.done():
+                publication.written.set_exception(
+                    exc if isinstance(exc, Exception) else TransportError("stopped")
+                )
 
     async def _audit_head_known(self, producer: Producer) -> None:
         """After a write whose outcome is unknown: wait until it is final, then take the
@@ -648,27 +668,27 @@ class Gateway:
     async def _follow_up(self, record: Record, source: str, f: dict[str, Any],
                          decided: list[Decided] | None = None) -> None:  # fmt: skip
         if decided is not None:
-            decided.append((record, source, f))
+            decided.append(Decided(record, source, f))
         else:
-            await self._publish_follow_ups([(record, source, f)])
+            await self._publish_follow_ups([Decided(record, source, f)])
 
     async def _publish_follow_ups(self, decided: Sequence[Decided]) -> None:
         """Publish what follows each decided record — all in one atomic write — and only
         then mark them done (which makes delivered messages visible)."""
-        wanted = [(f, *w) for _, _, f in decided if (w := follow.receipt_wanted(f)) is not None]
+        wanted = [(d.followup, *w) for d in decided if (w := follow.receipt_wanted(d.followup))]
         receipts = dict(
             zip((id(f) for f, _, _ in wanted), self._seal_receipts(wanted), strict=True)
         )
         records: list[OutgoingRecord] = []
         events: list[EventSpec] = []
-        for record, _, f in decided:
-            r, e = follow.publication(f, record, me=self.party_id, dead_letter=self._dead_letter,
-                                      receipt=receipts.get(id(f)))  # fmt: skip
+        for d in decided:
+            r, e = follow.publication(d.followup, d.record, me=self.party_id,
+                                      dead_letter=self._dead_letter, receipt=receipts.get(id(d.followup)))  # fmt: skip
             records += r
             events += e
         await self._publish(records, events)
         crash.reached("after_receipt")
-        await asyncio.to_thread(self.store.followups_done, [source for _, source, _ in decided])
+        await asyncio.to_thread(self.store.followups_done, [d.source for d in decided])
         crash.reached("after_visible")
         for event in events:
             if event.action is AuditAction.RECEIPT_SENT:
