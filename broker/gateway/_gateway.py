@@ -70,6 +70,7 @@ from broker.crypto import (
 )
 from broker.gateway import _crashpoints as crash
 from broker.gateway import _followup as follow
+from broker.gateway._followup_models import PROCESSING_FAILED
 from broker.gateway._health import OUTAGE_PROBE_EVERY_S, LogHealth
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._sealing import SealQueue
@@ -103,9 +104,6 @@ DEFAULT_RECEIPT_TIMEOUT = timedelta(minutes=5)
 
 MAX_PUBLICATIONS_PER_WRITE = 256
 """Publications one atomic write takes at most: bounds a Kafka transaction's size."""
-
-PROCESSING_FAILED = "PROCESSING_FAILED"
-"""DLQ reason for a record this gateway could not handle (a fault of ours, not the sender's)."""
 
 AUDIT_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 """Audit records are kept forever (the verifier reads every chain from its start)."""

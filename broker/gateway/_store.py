@@ -40,6 +40,7 @@ from typing import Any
 from broker._errors import LocalError, ReplayDetected
 from broker._files import private_sqlite
 from broker.crypto import ContentKey
+from broker.gateway._store_errors import StoreVersionError
 
 log = logging.getLogger("lvvx.gateway")
 
@@ -85,12 +86,6 @@ acknowledged (sealed) content do not linger in it."""
 TRANSIENT_STORE_FAULTS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 """Faults of the moment (the disk away or full, the file busy): worth trying again, unlike
 the store's own rules, which are verdicts (`ReplayDetected`)."""
-
-
-class StoreVersionError(LocalError):
-    """The store file was written by a newer version of the gateway."""
-
-    reason = "STORE_VERSION"
 
 
 PURGE_SEEN_EVERY = 1000
