@@ -31,6 +31,7 @@ from broker.transport import TopicSpec
 from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
+from tests.stores import delivery_followup
 
 NET = Net()
 IND, MUNI, NGO, COA = (A[PartyRole[r]] for r in ("IND", "MUNICIPALITY", "NGO", "COA"))
@@ -517,7 +518,8 @@ async def test_an_id_two_senders_used_is_acknowledged_by_naming_the_sender(stack
         muni.store.record_delivery(
             source=f"inbox/0/{n}", claims=muni.store.staged_claims(), envelope_sha256=bytes([n]) * 32,
             message_id=message_id, message_type="nl.lvv.v1.DossierDelivered", sender=sender,
-            case_id=uuid.uuid4(), created_at=now, message_json="{}", followup={}, now=now,
+            case_id=uuid.uuid4(), created_at=now, message_json="{}", now=now,
+            followup=delivery_followup(sender, message_id),
         )  # fmt: skip
         muni.store.followups_done([f"inbox/0/{n}"])
 

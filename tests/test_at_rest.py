@@ -1,15 +1,18 @@
 """Nothing readable at rest: personal data a gateway holds is never on disk as plaintext —
 while unacknowledged, after the back office acknowledged it, and after a SIGKILL — and every
 file and folder a gateway, the demo and the CLI make under a data folder is owner-only,
-whatever the umask. A store of the earlier layout (plaintext inbox, ids without senders)
-is migrated on open and its pending rows recover.
+whatever the umask. A store of an earlier layout — 0 (plaintext inbox, ids without
+senders), or 1 (outcomes and follow-ups untyped; a file its own gateway wrote,
+``tests/stores/layout1.db``) — is migrated on open and its pending rows recover.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -21,14 +24,25 @@ from pathlib import Path
 import httpx
 import pytest
 
+from broker.audit import _events as ev
 from broker.crypto import ContentKey, ContentUnreadable
 from broker.gateway import GatewayStore
-from broker.gateway._store import SCHEMA_VERSION, StoreVersionError
+from broker.gateway._followup_models import DeliveryFollowUp, ReceiptFollowUp, RejectionFollowUp
+from broker.gateway._store import SCHEMA_VERSION, HandledOutcome, Verdict
+from broker.gateway._store_errors import StoreVersionError
+from broker.models import AuditAction, PartyRole, ReceiptOutcome, ReceiptReason
 from broker.owner_only import private_dir
+from broker.topics import audit, dlq, inbox
+from broker.transport import Record
 from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
-from tests.crypto_net import CONTENT_KEY, NOW
+from tests.crypto_net import CONTENT_KEY, NOW, A, Net
+from tests.embedded_gateways import EmbeddedNetwork
+from tests.stores import LAYOUT_1, delivery_followup, layout_1_records
 from tests.test_gateway_crash import RECIPIENT, rig
+
+NET = Net()
+IND, MUNI = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
 
 MARKER = f"Marker-{uuid.uuid4().hex}"
 """Personal data that exists only in this test run: a name and a medical note carry it."""
@@ -178,14 +192,19 @@ def _layout_0_store(path: Path) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
         (pending, f'{{"notes": "{MARKER}"}}', None, 0, 0),
         (acked, "{}", ms, 1, 1),
     ):
+        case_id, digest = uuid.uuid4(), bytes([offset]) * 32
         db.execute("INSERT INTO seen VALUES (?, ?)", (message_id.bytes, until))
         db.execute("INSERT INTO inbox (message_id, message_type, sender, case_id, created_at_ms,"
                    " received_at_ms, envelope_sha256, message_json, acked_at_ms, visible)"
                    " VALUES (?, 'nl.lvv.v1.DossierDelivered', 'ind', ?, ?, ?, ?, ?, ?, ?)",
-                   (str(message_id), str(uuid.uuid4()), ms, ms, bytes(32), json_text, acked_at, visible))  # fmt: skip
+                   (str(message_id), str(case_id), ms, ms, digest, json_text, acked_at, visible))  # fmt: skip
+        followup = {  # as layout 0's gateway wrote it (and layout 1's: flat, without a version)
+            "kind": "DELIVERED", "message_id": str(message_id), "message_type": "nl.lvv.v1.DossierDelivered",
+            "sender": "ind", "recipients": ["gemeente-amsterdam"], "case_id": str(case_id),
+            "digest": digest.hex(), "correlation_id": None,
+        }  # fmt: skip
         db.execute("INSERT INTO handled VALUES (?, ?, ?, 'DELIVERED', ?, ?)",
-                   (f"inbox/0/{offset}", bytes([offset]) * 32, str(message_id),
-                    f'{{"kind": "DELIVERED", "sender": "ind", "message_id": "{message_id}"}}', 1 - visible))  # fmt: skip
+                   (f"inbox/0/{offset}", digest, str(message_id), json.dumps(followup), 1 - visible))  # fmt: skip
     db.execute("INSERT INTO seen VALUES (?, ?)", (orphan.bytes, until))
     db.execute("INSERT INTO sent VALUES (?, 'nl.lvv.v1.IntakeRegistered', ?, '[\"dtv\"]', ?, 'SENT')",
                (str(uuid.uuid4()), str(uuid.uuid4()), ms))  # fmt: skip
@@ -204,6 +223,9 @@ def test_a_store_of_layout_0_is_migrated_and_its_pending_rows_recover(tmp_path: 
         assert holding(tmp_path, MARKER) == [], "the plaintext is gone from every page and frame"
         handled = store.handled_at("inbox/0/0")
         assert handled is not None and handled.pending  # its follow-up is still to publish
+        assert isinstance(handled.followup, DeliveryFollowUp)  # taken up through layout 1
+        assert handled.outcome is HandledOutcome.DELIVERED
+        assert handled.followup.envelope.message_id == pending
         store.followups_done(["inbox/0/0"])  # as the gateway does once it published it
         (item,) = store.inbox(limit=10)
         assert (item.message_id, item.sender, item.message) == (pending, "ind", {"notes": MARKER})
@@ -216,6 +238,70 @@ def test_a_store_of_layout_0_is_migrated_and_its_pending_rows_recover(tmp_path: 
         store.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == SCHEMA_VERSION
+
+
+async def test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recovers(
+    tmp_path: Path,
+) -> None:
+    """``tests/stores/layout1.db``, written by the gateway of layout 1 (its rows pending as
+    after a crash before the follow-ups went out), opens as layout 2: outcomes and reasons
+    apart, follow-ups typed; then the log delivers its records again, and today's gateway
+    publishes each pending follow-up, once — receipts, dead letters, audit events."""
+    path = tmp_path / "gateway.db"
+    shutil.copyfile(LAYOUT_1, path)
+    records = layout_1_records()
+    lvv = EmbeddedNetwork(tmp_path, NET)
+    store = GatewayStore(path, content_key=CONTENT_KEY)
+    try:
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+        handled = {label: store.handled_at(source(r)) for label, r in records.items()}
+        assert {label: (h.outcome, h.reason, type(h.followup), h.pending)
+                for label, h in handled.items() if h is not None} == {
+            "acknowledged": (HandledOutcome.DELIVERED, None, DeliveryFollowUp, False),
+            "delivered": (HandledOutcome.DELIVERED, None, DeliveryFollowUp, True),
+            "refused-answered": (HandledOutcome.REJECTED, "FROM_FUTURE", RejectionFollowUp, True),
+            "refused-unanswered": (HandledOutcome.REJECTED, "UNSUPPORTED_VERSION", RejectionFollowUp, True),
+            "receipt": (HandledOutcome.RECEIPT, None, ReceiptFollowUp, True),
+        }  # fmt: skip
+        assert store.rejection_reasons() == ["FROM_FUTURE", "UNSUPPORTED_VERSION"]
+        assert store.counts() == {"delivered": 1, "unacked": 0, "rejected": 2, "sent": 1,
+                                  "receipted": 1, "awaiting_receipt": 0}  # fmt: skip
+        delivered = handled["delivered"].followup  # type: ignore[union-attr]
+        answered = handled["refused-answered"].followup  # type: ignore[union-attr]
+        assert isinstance(delivered, DeliveryFollowUp) and isinstance(answered, RejectionFollowUp)
+        assert answered.answer and answered.envelope is not None
+        assert store.earlier_verdict(delivered.digest) is Verdict.ACCEPTED
+        assert store.earlier_verdict(answered.digest) is Verdict.REFUSED
+
+        await lvv.gateway(IND)  # its inbox exists: the answers go there
+        muni = await lvv.gateway(MUNI, store=store)
+        for _ in range(2):  # and once more: published once all the same
+            for record in records.values():
+                await muni.handle(record)
+        (item,) = muni.store.inbox(limit=10)
+        assert (item.message_id, item.sender) == (delivered.envelope.message_id, IND)
+        assert item.message["case_id"] == str(delivered.envelope.case_id)
+        answers = [NET.open(r.value, IND).message for r in await lvv.records(inbox(IND))]
+        assert sorted((a.message_id, a.outcome, a.reason) for a in answers) == sorted([  # type: ignore[attr-defined]
+            (delivered.envelope.message_id, ReceiptOutcome.ACCEPTED, None),
+            (answered.envelope.message_id, ReceiptOutcome.REJECTED, ReceiptReason.FROM_FUTURE),
+        ])  # fmt: skip
+        dead = {dict(r.headers)["lvv-source"].decode(): dict(r.headers)["lvv-reason"].decode()
+                for r in await lvv.records(dlq(MUNI))}  # fmt: skip
+        assert dead == {source(records["refused-answered"]): "FROM_FUTURE",
+                        source(records["refused-unanswered"]): "UNSUPPORTED_VERSION"}  # fmt: skip
+        events = [ev.decode(r.value) for r in await lvv.records(audit(MUNI))]
+        assert sorted(e.action.value for e in events if e.action is not AuditAction.CHECKPOINT) == [
+            "DELIVERED", "RECEIPT_RECEIVED", "RECEIPT_SENT", "RECEIPT_SENT", "REJECTED", "REJECTED",
+        ]  # fmt: skip
+        assert not any(store.handled_at(source(r)).pending for r in records.values())  # type: ignore[union-attr]
+    finally:
+        await lvv.aclose()
+        store.close()
+
+
+def source(record: Record) -> str:
+    return f"{record.topic}/{record.partition}/{record.offset}"
 
 
 def test_a_store_of_a_newer_layout_is_refused(tmp_path: Path) -> None:
@@ -233,7 +319,8 @@ def test_content_sealed_under_one_key_does_not_open_under_another(tmp_path: Path
     message_id = uuid.uuid4()
     store.record_delivery(source="inbox/0/0", claims=claims, envelope_sha256=bytes(32), message_id=message_id,
                           message_type="nl.lvv.v1.DossierDelivered", sender="ind", case_id=uuid.uuid4(),
-                          created_at=NOW, message_json=f'{{"notes": "{MARKER}"}}', followup={}, now=NOW)  # fmt: skip
+                          created_at=NOW, message_json=f'{{"notes": "{MARKER}"}}',
+                          followup=delivery_followup("ind", message_id), now=NOW)  # fmt: skip
     store.followups_done(["inbox/0/0"])
     store.close()
     other = GatewayStore(tmp_path / "gateway.db", content_key=ContentKey.generate())

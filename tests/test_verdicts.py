@@ -27,6 +27,7 @@ from broker.transport import Record
 from demo.examples import example
 from tests.crypto_net import NOW, A, Net
 from tests.embedded_gateways import EmbeddedNetwork
+from tests.stores import rejection_followup
 
 NET = Net()
 IND, MUNI = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
@@ -212,8 +213,8 @@ async def test_the_verifier_names_a_message_refused_as_a_replay_of_nothing(
     # the guard holds the id for every sender, as a layout-0 store's migrated entries do
     claims = muni.store.staged_claims()
     claims.claims.append(("*", message_id, NOW + timedelta(days=1)))
-    muni.store.record_rejection("elsewhere/0/0", b"\x00" * 32, "MALFORMED", None, {"kind": "REJECTED"},
-                                claims=claims, now=NOW)  # fmt: skip
+    muni.store.record_rejection("elsewhere/0/0", b"\x00" * 32, None,
+                                rejection_followup(RejectReason.MALFORMED), claims=claims, now=NOW)  # fmt: skip
     (record,) = await lvv.records(inbox(MUNI))
     await muni.handle(record)
     assert muni.store.rejection_reasons()[-1] == RejectReason.REPLAY.value

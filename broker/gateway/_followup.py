@@ -1,21 +1,29 @@
 """What must follow a record once the gateway has decided about it: the receipt to the
 sender, the dead letter, and the audit events — published together in one atomic write.
 
-The decision is stored first (with this follow-up, as JSON) and the follow-up published
-after; a crash in between is repaired when the log delivers the record again, by
-publishing the stored follow-up. Receipts are sealed at publication, so a repeated
-publication after a crash sends a receipt with a new id for the same message, which the
-sender counts once.
+The decision is stored first (with this follow-up, a typed record of
+`broker.gateway._followup_models`) and the follow-up published after; a crash in between is
+repaired when the log delivers the record again, by publishing the stored follow-up.
+Receipts are sealed at publication, so a repeated publication after a crash sends a receipt
+with a new id for the same message, which the sender counts once.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from broker.audit import EventSpec
 from broker.errors import EnvelopeRejected, RejectReason
+from broker.gateway._followup_models import (
+    DeliveryFollowUp,
+    EnvelopeFacts,
+    FollowUp,
+    ReceiptFollowUp,
+    RefusalReason,
+    RejectionFollowUp,
+)
 from broker.models import (
     AuditAction,
     AuditOutcome,
@@ -33,93 +41,98 @@ ANSWERABLE = frozenset(RejectReason) - {
 }  # fmt: skip
 
 
-def _about(h: EnvelopeHeader, digest: bytes) -> dict[str, Any]:
-    return {
-        "message_id": str(h.message_id), "message_type": h.message_type, "sender": h.sender,
-        "recipients": list(h.recipients), "case_id": str(h.case_id), "digest": digest.hex(),
-        "correlation_id": str(h.correlation_id) if h.correlation_id else None,
-    }  # fmt: skip
+def delivered(h: EnvelopeHeader, digest: bytes) -> DeliveryFollowUp:
+    return DeliveryFollowUp(version=1, digest=digest, envelope=EnvelopeFacts.of(h))
 
 
-def delivered(h: EnvelopeHeader, digest: bytes) -> dict[str, Any]:
-    return {"kind": "DELIVERED", **_about(h, digest)}
+def receipt_received(h: EnvelopeHeader, receipt: DeliveryReceipt, digest: bytes) -> ReceiptFollowUp:
+    return ReceiptFollowUp(
+        version=1, digest=digest, envelope=EnvelopeFacts.of(h), receipted_message_id=receipt.message_id,
+        receipted_type=receipt.message_type, outcome=receipt.outcome, reason=receipt.reason,
+    )  # fmt: skip
 
 
-def receipt_received(h: EnvelopeHeader, receipt: DeliveryReceipt, digest: bytes) -> dict[str, Any]:
-    return {
-        "kind": "RECEIPT", **_about(h, digest), "receipted_message_id": str(receipt.message_id),
-        "receipted_type": receipt.message_type, "outcome": receipt.outcome.value, "reason": receipt.reason,
-    }  # fmt: skip
-
-
-def rejected(reason: str, rejection: EnvelopeRejected | None, digest: bytes) -> dict[str, Any]:
+def rejected(
+    reason: RefusalReason, rejection: EnvelopeRejected | None, digest: bytes
+) -> RejectionFollowUp:
     """A refusal; the sender is answered only if it is authenticated, addressed us, and did
     not send a receipt (answering receipts could loop between two gateways)."""
     h = rejection.authenticated_header if rejection is not None else None
-    about = _about(h, digest) if h is not None else {"digest": digest.hex()}
     answer = (
         rejection is not None
         and h is not None
         and rejection.reject_reason in ANSWERABLE
         and h.message_type != DeliveryReceipt.avro_name
     )
-    return {"kind": "REJECTED", **about, "reason": reason, "answer": answer}
+    envelope = EnvelopeFacts.of(h) if h is not None else None
+    return RejectionFollowUp(
+        version=1, digest=digest, envelope=envelope, reason=reason, answer=answer
+    )
 
 
-def _uuid(value: str | None) -> uuid.UUID | None:
-    return uuid.UUID(value) if value else None
+def _event(action: AuditAction, f: FollowUp, **changes: Any) -> EventSpec:
+    fields: dict[str, Any] = {"envelope_sha256": f.digest}
+    if (e := f.envelope) is not None:
+        fields |= {
+            "message_id": e.message_id, "message_type": e.message_type, "sender": e.sender,
+            "recipients": e.recipients, "case_id": e.case_id,
+        }  # fmt: skip
+    return EventSpec(action=action, **(fields | changes))
 
 
-def _event(action: AuditAction, f: dict[str, Any], **changes: Any) -> EventSpec:
-    fields: dict[str, Any] = {
-        "message_id": _uuid(f.get("message_id")), "message_type": f.get("message_type"),
-        "sender": f.get("sender"), "recipients": tuple(f.get("recipients", ())),
-        "case_id": _uuid(f.get("case_id")), "envelope_sha256": bytes.fromhex(f["digest"]),
-    }  # fmt: skip
-    fields.update(changes)
-    return EventSpec(action=action, **fields)
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the receipt that answers a record says: which message (and envelope bytes) it
+    is about, the outcome, and the reason of a refusal."""
+
+    envelope: EnvelopeFacts
+    digest: bytes
+    outcome: ReceiptOutcome
+    reason: RefusalReason | None = None
 
 
-def receipt_wanted(f: dict[str, Any]) -> tuple[ReceiptOutcome, str | None] | None:
-    """The outcome and reason of the receipt that answers the record ``f`` describes, if
-    it is answered."""
-    if f["kind"] == "DELIVERED":
-        return ReceiptOutcome.ACCEPTED, None
-    if f["kind"] == "REJECTED" and f["answer"]:
-        return ReceiptOutcome.REJECTED, f["reason"]
-    return None
+def receipt_wanted(f: FollowUp) -> Answer | None:
+    """The answer to the record ``f`` describes, if its sender is answered."""
+    match f:
+        case DeliveryFollowUp():
+            return Answer(f.envelope, f.digest, ReceiptOutcome.ACCEPTED)
+        case RejectionFollowUp(envelope=EnvelopeFacts() as envelope, answer=True):
+            return Answer(envelope, f.digest, ReceiptOutcome.REJECTED, f.reason)
+        case _:
+            return None
 
 
 def publication(
-    f: dict[str, Any], record: Record, *, me: str, dead_letter: Callable[[Record, dict[str, Any]], OutgoingRecord],
+    f: FollowUp, record: Record, *, me: str, dead_letter: Callable[[Record, RejectionFollowUp], OutgoingRecord],
     receipt: OutgoingRecord | None,
 ) -> tuple[list[OutgoingRecord], list[EventSpec]]:  # fmt: skip
     """The records and audit events that follow ``record``, handled as ``f`` says.
     ``receipt`` is the sealed answer `receipt_wanted` asked for; None if none was wanted
     or it could not be sealed (the sender left the directory): then nothing is answered."""
-    kind = f["kind"]
-    if kind == "DELIVERED":
-        if receipt is None:
-            return [], [_event(AuditAction.DELIVERED, f)]
-        return [receipt], [
-            _event(AuditAction.DELIVERED, f),
-            _event(AuditAction.RECEIPT_SENT, f, sender=me, recipients=(f["sender"],)),
-        ]
-    if kind == "RECEIPT":
-        ok = f["outcome"] == ReceiptOutcome.ACCEPTED.value
-        return [], [
-            _event(
-                AuditAction.RECEIPT_RECEIVED, f, message_id=_uuid(f["receipted_message_id"]),
-                message_type=f["receipted_type"], outcome=AuditOutcome.OK if ok else AuditOutcome.FAILED,
-                reason=f["reason"],
-            )
-        ]  # fmt: skip
-    records = [dead_letter(record, f)]
-    events = [_event(AuditAction.REJECTED, f, outcome=AuditOutcome.FAILED, reason=f["reason"])]
-    if receipt is not None:
-        records.append(receipt)
-        events.append(
-            _event(AuditAction.RECEIPT_SENT, f, sender=me, recipients=(f["sender"],),
-                   outcome=AuditOutcome.FAILED, reason=f["reason"])
-        )  # fmt: skip
-    return records, events
+    match f:
+        case DeliveryFollowUp():
+            if receipt is None:
+                return [], [_event(AuditAction.DELIVERED, f)]
+            return [receipt], [
+                _event(AuditAction.DELIVERED, f),
+                _event(AuditAction.RECEIPT_SENT, f, sender=me, recipients=(f.envelope.sender,)),
+            ]
+        case ReceiptFollowUp():
+            ok = f.outcome is ReceiptOutcome.ACCEPTED
+            return [], [
+                _event(
+                    AuditAction.RECEIPT_RECEIVED, f, message_id=f.receipted_message_id,
+                    message_type=f.receipted_type, outcome=AuditOutcome.OK if ok else AuditOutcome.FAILED,
+                    reason=f.reason,
+                )
+            ]  # fmt: skip
+        case RejectionFollowUp():
+            records = [dead_letter(record, f)]
+            events = [_event(AuditAction.REJECTED, f, outcome=AuditOutcome.FAILED, reason=f.reason)]
+            if receipt is not None and f.envelope is not None:
+                records.append(receipt)
+                events.append(
+                    _event(AuditAction.RECEIPT_SENT, f, sender=me, recipients=(f.envelope.sender,),
+                           outcome=AuditOutcome.FAILED, reason=f.reason)
+                )  # fmt: skip
+            return records, events

@@ -41,8 +41,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from broker.audit import AuditChain, EventSpec
 from broker.crypto import (
@@ -68,12 +68,18 @@ from broker.errors import (
 )
 from broker.gateway import _crashpoints as crash
 from broker.gateway import _followup as follow
+from broker.gateway._followup_models import (
+    PROCESSING_FAILED,
+    FollowUp,
+    RefusalReason,
+    RejectionFollowUp,
+)
 from broker.gateway._health import OUTAGE_PROBE_EVERY_S, LogHealth
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._sealing import SealQueue
 from broker.gateway._store import TRANSIENT_STORE_FAULTS, GatewayStore, StagedClaims, Verdict
 from broker.log_throttle import Throttle
-from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptOutcome, ReceiptReason
+from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptReason
 from broker.topics import DEFAULT_PREFIX, audit, dlq, gateway_group, inbox
 from broker.transport import (
     Consumer,
@@ -84,9 +90,6 @@ from broker.transport import (
     TopicSpec,
     Transport,
 )
-
-Publication = tuple[list[OutgoingRecord], list[EventSpec], bool, asyncio.Future[None]]
-"""Records, their audit events, whether a checkpoint is wanted, and the publisher's future."""
 
 log = logging.getLogger("lvvx.gateway")
 quiet = Throttle(log)
@@ -106,9 +109,6 @@ DEFAULT_RECEIPT_TIMEOUT = timedelta(minutes=5)
 MAX_PUBLICATIONS_PER_WRITE = 256
 """Publications one atomic write takes at most: bounds a Kafka transaction's size."""
 
-PROCESSING_FAILED = "PROCESSING_FAILED"
-"""DLQ reason for a record this gateway could not handle (a fault of ours, not the sender's)."""
-
 AUDIT_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 """Audit records are kept forever (the verifier reads every chain from its start)."""
 
@@ -121,8 +121,28 @@ in milliseconds; past this its publisher is told the outcome is unknown (a send:
 stop in an outage still ends within the service's stop deadline (`broker.gateway.service`)."""
 
 
-Decided = tuple[Record, str, dict[str, Any]]
-"""A record decided about: the record, its position, and the follow-up to publish."""
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One publisher's part of an atomic write (`Gateway._publish`): what it writes, and the
+    future it waits on, resolved once that write is confirmed or has failed."""
+
+    records: tuple[OutgoingRecord, ...]
+    events: tuple[EventSpec, ...]
+    """The audit events of ``records``, appended to the chain in the same write."""
+    checkpoint_wanted: bool
+    """Whether the write must carry a checkpoint, a signed tree head over the chain so far
+    (`Gateway.checkpoint_if_due` asks for one, with no records or events of its own)."""
+    written: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A record decided about, its decision stored, and what must follow it, to publish."""
+
+    record: Record
+    source: str
+    """The record's position (topic/partition/offset), its key in the store."""
+    followup: FollowUp
 
 
 def utc_now() -> datetime:
@@ -250,9 +270,9 @@ class Gateway:
             (writing, TransportTimeout("the gateway stopped before the write was confirmed; its outcome is unknown")),
             (queued, TransportError("the gateway is stopping; nothing was sent", reason="STOPPING")),
         ):  # fmt: skip
-            for *_, done in publications:
-                if not done.done():
-                    done.set_exception(exc)
+            for publication in publications:
+                if not publication.written.done():
+                    publication.written.set_exception(exc)
 
     async def close(self) -> None:
         """Release the log's clients, in a bounded time whatever the log's state: writes
@@ -302,11 +322,11 @@ class Gateway:
             raise TransportUnavailable("the message log is unreachable; nothing was written")
         if self._writes_abandoned:
             raise TransportError("the gateway is stopping; nothing was written", reason="STOPPING")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((list(records), list(events), checkpoint, done))
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(Publication(tuple(records), tuple(events), checkpoint, written))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._write_queue())
-        await done
+        await written
 
     async def _write_queue(self) -> None:
         producer = self._live_producer()
@@ -326,11 +346,11 @@ class Gateway:
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            pending = self.audit.prepare([e for _, events, _, _ in batch for e in events],
-                                         checkpoint=any(cp for _, _, cp, _ in batch))  # fmt: skip
+            pending = self.audit.prepare([e for p in batch for e in p.events],
+                                         checkpoint=any(p.checkpoint_wanted for p in batch))  # fmt: skip
             try:
                 await producer.send_atomic(
-                    [*(r for records, _, _, _ in batch for r in records), *pending.records]
+                    [*(r for p in batch for r in p.records), *pending.records]
                 )
             except BaseException as exc:
                 # a timed-out write may still land: read the chain's head before the next
@@ -345,9 +365,9 @@ class Gateway:
             self._writing = ()
             if self._health is not None:
                 self._health.answered()
-            for *_, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            for publication in batch:
+                if not publication.written.done():
+                    publication.written.set_result(None)
 
     def _fail(self, batch: Sequence[Publication], exc: BaseException) -> None:
         self._writing = ()
@@ -355,9 +375,11 @@ class Gateway:
         self.observer.audit_failed()
         if isinstance(exc, TransportUnavailable | TransportTimeout) and self._health is not None:
             self._health.probe_soon()  # is the log away? (sends are refused at once if so)
-        for *_, done in batch:
-            if not done.done():
-                done.set_exception(exc if isinstance(exc, Exception) else TransportError("stopped"))
+        for publication in batch:
+            if not publication.written.done():
+                publication.written.set_exception(
+                    exc if isinstance(exc, Exception) else TransportError("stopped")
+                )
 
     async def _audit_head_known(self, producer: Producer) -> None:
         """After a write whose outcome is unknown: wait until it is final, then take the
@@ -433,46 +455,41 @@ class Gateway:
         self.observer.sent(message.avro_name, names)
         return message_id
 
-    def _seal_receipts(
-        self, wanted: Sequence[tuple[dict[str, Any], ReceiptOutcome, str | None]]
-    ) -> list[OutgoingRecord | None]:
-        """The receipts for the messages follow-ups describe, each to its sender's inbox,
-        sealed as one batch; None where a sender can no longer be written to (it left the
-        directory)."""
+    def _seal_receipts(self, answers: Sequence[follow.Answer]) -> list[OutgoingRecord | None]:
+        """The receipts that give ``answers``, each to its sender's inbox, sealed as one
+        batch; None where a sender can no longer be written to (it left the directory)."""
         requests = []
-        for f, outcome, reason in wanted:
-            message_id, case_id = uuid.UUID(f["message_id"]), uuid.UUID(f["case_id"])
-            correlation = uuid.UUID(f["correlation_id"]) if f.get("correlation_id") else None
+        for answer in answers:
+            e = answer.envelope
             receipt = DeliveryReceipt(
-                receipt_id=uuid.uuid4(), message_id=message_id, message_type=f["message_type"],
-                case_id=case_id, received_by=self.party_id, received_at=self.clock(),
-                envelope_sha256=bytes.fromhex(f["digest"]), outcome=outcome,
-                reason=ReceiptReason(reason) if reason else None,
+                receipt_id=uuid.uuid4(), message_id=e.message_id, message_type=e.message_type,
+                case_id=e.case_id, received_by=self.party_id, received_at=self.clock(),
+                envelope_sha256=answer.digest, outcome=answer.outcome,
+                reason=ReceiptReason(answer.reason) if answer.reason else None,
             )  # fmt: skip
-            requests.append(SealRequest(receipt, (f["sender"],), causation_id=message_id,
-                                        correlation_id=correlation))  # fmt: skip
+            requests.append(SealRequest(receipt, (e.sender,), causation_id=e.message_id,
+                                        correlation_id=e.correlation_id))  # fmt: skip
         out: list[OutgoingRecord | None] = []
-        for (f, _, _), sealed in zip(wanted, self.sealer.seal_each(requests), strict=True):
+        for answer, sealed in zip(answers, self.sealer.seal_each(requests), strict=True):
+            e = answer.envelope
             if isinstance(sealed, LocalError):
-                log.info("cannot answer %s: %s", f["message_id"], sealed)
+                log.info("cannot answer %s: %s", e.message_id, sealed)
                 out.append(None)
                 continue
-            out.append(OutgoingRecord(inbox(f["sender"], self.prefix), sealed, uuid.UUID(f["case_id"]).bytes,
+            out.append(OutgoingRecord(inbox(e.sender, self.prefix), sealed, e.case_id.bytes,
                                       (("lvv-sender", self.party_id.encode()),)))  # fmt: skip
         return out
 
-    def _dead_letter(self, record: Record, f: dict[str, Any]) -> OutgoingRecord:
+    def _dead_letter(self, record: Record, f: RejectionFollowUp) -> OutgoingRecord:
         """The refused record, as it came, with the reason and where it came from."""
         source = _position(record)
-        key = (
-            uuid.UUID(f["message_id"]).bytes if f.get("message_id") else bytes.fromhex(f["digest"])
-        )
+        key = f.envelope.message_id.bytes if f.envelope is not None else f.digest
         headers: tuple[tuple[str, bytes], ...] = (
-            ("lvv-reason", f["reason"].encode()),
+            ("lvv-reason", f.reason.encode()),
             ("lvv-rejected-at", self.clock().isoformat().encode()),
             ("lvv-source", source.encode()),
             ("lvv-gateway", self.party_id.encode()),
-            ("lvv-envelope-sha256", f["digest"].encode()),
+            ("lvv-envelope-sha256", f.digest.hex().encode()),
         )
         value = record.value
         if len(value) > MAX_ENVELOPE_BYTES:  # cut: whole, it may not fit a record with our headers
@@ -576,7 +593,7 @@ class Gateway:
             quiet.info("copy", "a copy of a refused envelope at %s: counted, nothing sent", source)
             return
         if verdict is Verdict.ACCEPTED:  # the same bytes again: a replay
-            await self._refuse(record, RejectReason.REPLAY.value, None, decided)
+            await self._refuse(record, RejectReason.REPLAY, None, decided)
             return
         claims = self.store.staged_claims()
         now = self.clock()
@@ -585,11 +602,12 @@ class Gateway:
             opened = open_envelope(record.value, me=self.keys, directory=self.directory,
                                    replay_guard=claims, now=now, caches=self._open_caches)  # fmt: skip
         except EnvelopeRejected as exc:
-            await self._refuse(record, exc.reject_reason.value, exc, decided, claims)
+            await self._refuse(record, exc.reject_reason, exc, decided, claims)
             return
         self.observer.opened(time.perf_counter() - started)
         crash.reached("after_open")
         h, message = opened.header, opened.message
+        f: FollowUp
         try:
             if isinstance(message, DeliveryReceipt):
                 f = follow.receipt_received(h, message, digest)
@@ -616,11 +634,11 @@ class Gateway:
         except ReplayDetected:  # the store's own rule: this sender used this id before
             rejection = EnvelopeRejected(RejectReason.REPLAY)
             rejection.authenticated_header = h
-            await self._refuse(record, RejectReason.REPLAY.value, rejection, decided)
+            await self._refuse(record, RejectReason.REPLAY, rejection, decided)
             return
         await self._follow_up(record, source, f, decided)
 
-    async def _refuse(self, record: Record, reason: str, rejection: EnvelopeRejected | None,
+    async def _refuse(self, record: Record, reason: RefusalReason, rejection: EnvelopeRejected | None,
                       decided: list[Decided] | None = None,
                       claims: StagedClaims | None = None) -> None:  # fmt: skip
         """Store a refusal with what must follow it. An authenticated envelope's refusal
@@ -631,44 +649,43 @@ class Gateway:
         quiet.warning(("refused", reason), "refused the record at %s: %s", source, reason)
         digest = hashlib.sha256(record.value).digest()
         f = follow.rejected(reason, rejection, digest)
-        message_id = uuid.UUID(f["message_id"]) if f.get("message_id") else None
+        message_id = f.envelope.message_id if f.envelope is not None else None
         now = self.clock()
         h = rejection.authenticated_header if rejection is not None else None
-        if h is not None and reason != RejectReason.REPLAY.value:
+        if h is not None and reason != RejectReason.REPLAY:
             claims = claims or self.store.staged_claims()
             if not any((s, m) == (h.sender, h.message_id) for s, m, _ in claims.claims):
                 keep_until = min(h.expires_at, now + MAX_TTL) + MAX_CLOCK_SKEW
                 claims.claims.append((h.sender, h.message_id, keep_until))
         else:
             claims = None
-        await asyncio.to_thread(self.store.record_rejection, source, digest, reason, message_id, f,
+        await asyncio.to_thread(self.store.record_rejection, source, digest, message_id, f,
                                 claims=claims, now=now)  # fmt: skip
         await self._follow_up(record, source, f, decided)
 
-    async def _follow_up(self, record: Record, source: str, f: dict[str, Any],
+    async def _follow_up(self, record: Record, source: str, f: FollowUp,
                          decided: list[Decided] | None = None) -> None:  # fmt: skip
         if decided is not None:
-            decided.append((record, source, f))
+            decided.append(Decided(record, source, f))
         else:
-            await self._publish_follow_ups([(record, source, f)])
+            await self._publish_follow_ups([Decided(record, source, f)])
 
     async def _publish_follow_ups(self, decided: Sequence[Decided]) -> None:
         """Publish what follows each decided record — all in one atomic write — and only
         then mark them done (which makes delivered messages visible)."""
-        wanted = [(f, *w) for _, _, f in decided if (w := follow.receipt_wanted(f)) is not None]
-        receipts = dict(
-            zip((id(f) for f, _, _ in wanted), self._seal_receipts(wanted), strict=True)
-        )
+        answers = [follow.receipt_wanted(d.followup) for d in decided]
+        sealed = iter(self._seal_receipts([a for a in answers if a is not None]))
         records: list[OutgoingRecord] = []
         events: list[EventSpec] = []
-        for record, _, f in decided:
-            r, e = follow.publication(f, record, me=self.party_id, dead_letter=self._dead_letter,
-                                      receipt=receipts.get(id(f)))  # fmt: skip
+        for d, answer in zip(decided, answers, strict=True):
+            receipt = next(sealed) if answer is not None else None
+            r, e = follow.publication(d.followup, d.record, me=self.party_id,
+                                      dead_letter=self._dead_letter, receipt=receipt)  # fmt: skip
             records += r
             events += e
         await self._publish(records, events)
         crash.reached("after_receipt")
-        await asyncio.to_thread(self.store.followups_done, [source for _, source, _ in decided])
+        await asyncio.to_thread(self.store.followups_done, [d.source for d in decided])
         crash.reached("after_visible")
         for event in events:
             if event.action is AuditAction.RECEIPT_SENT:

@@ -19,7 +19,11 @@ truncated after acknowledgements, so removed content is not left behind. The fil
 side files are owner-only (0600).
 
 The file carries its layout's version (``PRAGMA user_version``); a store of an older layout
-is migrated on open, one of a newer layout refused.
+is migrated on open (`broker.gateway._store_migration`), one of a newer layout refused.
+
+The records of exactly-once delivery are typed: each row of `handled` has a `HandledOutcome`,
+the refusal's reason code in a column of its own, and its follow-up as versioned JSON
+(`broker.gateway._followup_models`), read back strictly.
 """
 
 from __future__ import annotations
@@ -39,12 +43,21 @@ from typing import Any
 
 from broker.crypto import ContentKey
 from broker.errors import LocalError, ReplayDetected
+from broker.gateway import _followup_models as followups
+from broker.gateway._followup_models import (
+    DeliveryFollowUp,
+    FollowUp,
+    ReceiptFollowUp,
+    RejectionFollowUp,
+)
+from broker.gateway._store_errors import StoredRecordUnreadable, StoreVersionError
 from broker.owner_only import private_sqlite
 
 log = logging.getLogger("lvvx.gateway")
 
-SCHEMA_VERSION = 1
-"""The store's layout. 0: before content was sealed at rest and ids were keyed by sender."""
+SCHEMA_VERSION = 2
+"""The store's layout. 0: before content was sealed at rest and ids were keyed by sender;
+1: before outcomes had their reason in a column of their own and follow-ups a version."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
@@ -52,7 +65,7 @@ CREATE TABLE IF NOT EXISTS seen (
     PRIMARY KEY (sender, message_id));
 CREATE TABLE IF NOT EXISTS handled (
     source TEXT PRIMARY KEY, envelope_sha256 BLOB NOT NULL, message_id TEXT,
-    outcome TEXT NOT NULL, followup TEXT, pending INTEGER NOT NULL);
+    outcome TEXT NOT NULL, followup TEXT, pending INTEGER NOT NULL, reason TEXT);
 CREATE INDEX IF NOT EXISTS handled_digest ON handled (envelope_sha256, outcome);
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,
@@ -87,12 +100,6 @@ TRANSIENT_STORE_FAULTS: tuple[type[Exception], ...] = (sqlite3.OperationalError,
 the store's own rules, which are verdicts (`ReplayDetected`)."""
 
 
-class StoreVersionError(LocalError):
-    """The store file was written by a newer version of the gateway."""
-
-    reason = "STORE_VERSION"
-
-
 PURGE_SEEN_EVERY = 1000
 """Forget expired message ids once per this many claims."""
 
@@ -103,6 +110,17 @@ def _ms(moment: datetime) -> int:
 
 def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class HandledOutcome(enum.StrEnum):
+    """How a record was handled (the `handled` table's ``outcome``)."""
+
+    DELIVERED = "DELIVERED"
+    """Taken into the inbox."""
+    RECEIPT = "RECEIPT"
+    """Taken as a receipt (for a message of ours, or kept out of the books if not)."""
+    REJECTED = "REJECTED"
+    """Refused; the row's ``reason`` says why."""
 
 
 class Verdict(enum.Enum):
@@ -117,8 +135,10 @@ class Handled:
     """How a record was handled, and what must follow it (receipts, dead letter, audit
     events) if that was not yet published."""
 
-    outcome: str  # DELIVERED, RECEIPT or REJECTED:<reason>
-    followup: dict[str, Any]
+    outcome: HandledOutcome
+    reason: str | None
+    """The refusal's reason code (a `RefusalReason`); None unless REJECTED."""
+    followup: FollowUp
     pending: bool
 
 
@@ -213,16 +233,13 @@ class GatewayStore:
             raise StoreVersionError(
                 f"the store is of layout {version}, newer than this gateway's ({SCHEMA_VERSION})"
             )
-        old = (
-            version == 0
-            and self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inbox'"
-            ).fetchone()
-        )
-        if old:
-            from broker.gateway._store_migration import migrate_from_layout_0
+        made = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inbox'"
+        ).fetchone()
+        if made and version < SCHEMA_VERSION:
+            from broker.gateway._store_migration import migrate
 
-            migrate_from_layout_0(self._db, self._key)
+            migrate(self._db, self._key, version)
             return
         self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
 
@@ -275,9 +292,19 @@ class GatewayStore:
         the log delivered it again after a restart."""
         with self._lock:
             row = self._db.execute(
-                "SELECT outcome, followup, pending FROM handled WHERE source = ?", (source,)
+                "SELECT outcome, reason, followup, pending FROM handled WHERE source = ?", (source,)
             ).fetchone()
-        return None if row is None else Handled(row[0], json.loads(row[1] or "{}"), bool(row[2]))
+        if row is None:
+            return None
+        outcome, reason, followup, pending = row
+        try:
+            known = HandledOutcome(outcome)
+        except ValueError:
+            raise StoredRecordUnreadable(
+                f"the record at {source} has the unknown outcome {outcome!r}",
+                reason="OUTCOME_UNKNOWN",
+            ) from None
+        return Handled(known, reason, followups.loads(followup or "", source=source), bool(pending))
 
     def earlier_verdict(self, envelope_sha256: bytes) -> Verdict | None:
         """The verdict on the same envelope bytes at another position, if there was one:
@@ -285,7 +312,7 @@ class GatewayStore:
         if it was delivered or taken as a receipt (a copy of it is a replay)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT DISTINCT outcome LIKE 'REJECTED:%' FROM handled WHERE envelope_sha256 = ?",
+                "SELECT DISTINCT outcome = 'REJECTED' FROM handled WHERE envelope_sha256 = ?",
                 (envelope_sha256,),
             ).fetchall()
         if not rows:
@@ -293,17 +320,16 @@ class GatewayStore:
         return Verdict.REFUSED if any(refused for (refused,) in rows) else Verdict.ACCEPTED
 
     def _handled(self, db: sqlite3.Connection, source: str, digest: bytes, message_id: uuid.UUID | None,
-                 outcome: str, followup: dict[str, Any]) -> None:  # fmt: skip
+                 outcome: HandledOutcome, followup: FollowUp) -> None:  # fmt: skip
+        """Note how the record at ``source`` was handled, its follow-up pending; a refusal's
+        reason is taken from its follow-up, so the two cannot disagree."""
+        reason = followup.reason if isinstance(followup, RejectionFollowUp) else None
         db.execute(
-            "INSERT INTO handled VALUES (?, ?, ?, ?, ?, 1)",
-            (
-                source,
-                digest,
-                str(message_id) if message_id else None,
-                outcome,
-                json.dumps(followup),
-            ),
-        )
+            "INSERT INTO handled (source, envelope_sha256, message_id, outcome, reason, followup,"
+            " pending) VALUES (?, ?, ?, ?, ?, ?, 1)",
+            (source, digest, str(message_id) if message_id else None, outcome.value, reason,
+             followups.dumps(followup)),
+        )  # fmt: skip
 
     def followup_done(self, source: str) -> None:
         self.followups_done([source])
@@ -330,7 +356,7 @@ class GatewayStore:
         case_id: uuid.UUID,
         created_at: datetime,
         message_json: str,
-        followup: dict[str, Any],
+        followup: DeliveryFollowUp,
         now: datetime,
     ) -> None:
         """Take a message into the inbox, exactly once (see the module docstring), its
@@ -348,7 +374,9 @@ class GatewayStore:
                     (str(message_id), message_type, sender, str(case_id), _ms(created_at), _ms(now),
                      envelope_sha256, content, source),
                 )  # fmt: skip
-                self._handled(db, source, envelope_sha256, message_id, "DELIVERED", followup)
+                self._handled(
+                    db, source, envelope_sha256, message_id, HandledOutcome.DELIVERED, followup
+                )
         except sqlite3.IntegrityError:
             raise ReplayDetected(
                 f"message {message_id} of {sender} is in the inbox already"
@@ -364,7 +392,7 @@ class GatewayStore:
         recipient: str,
         outcome: str,
         reason: str | None,
-        followup: dict[str, Any],
+        followup: ReceiptFollowUp,
         now: datetime,
         receipted_sha256: bytes | None = None,
     ) -> bool:
@@ -374,7 +402,7 @@ class GatewayStore:
         ones sent — another party's message that reused the id."""
         with self._tx() as db:
             self._write_claims(db, claims, now)
-            self._handled(db, source, envelope_sha256, message_id, "RECEIPT", followup)
+            self._handled(db, source, envelope_sha256, message_id, HandledOutcome.RECEIPT, followup)
             row = db.execute(
                 "SELECT recipients, envelope_sha256 FROM sent WHERE message_id = ?",
                 (str(message_id),),
@@ -400,17 +428,20 @@ class GatewayStore:
             db.execute("UPDATE sent SET status = ? WHERE message_id = ?", (status, str(message_id)))
         return True
 
-    def record_rejection(self, source: str, envelope_sha256: bytes, reason: str,
-                         message_id: uuid.UUID | None, followup: dict[str, Any], *,
-                         claims: StagedClaims | None = None, now: datetime | None = None) -> None:  # fmt: skip
-        """Note a refused record; ``followup`` says what to publish (dead letter, audit
-        event, a REJECTED receipt), so a crash before it goes out does not lose it.
+    def record_rejection(self, source: str, envelope_sha256: bytes, message_id: uuid.UUID | None,
+                         followup: RejectionFollowUp, *, claims: StagedClaims | None = None,
+                         now: datetime | None = None) -> None:  # fmt: skip
+        """Note a refused record, for the reason its ``followup`` gives; the follow-up says
+        what to publish (dead letter, audit event, a REJECTED receipt), so a crash before it
+        goes out does not lose it.
         ``claims`` (with ``now``) are (sender, id) pairs the refusal settles: a verdict is
         final, so a later envelope with that sender and id is a replay, never delivered."""
         with self._tx() as db:
             if claims is not None and now is not None:
                 self._write_claims(db, claims, now)
-            self._handled(db, source, envelope_sha256, message_id, f"REJECTED:{reason}", followup)
+            self._handled(
+                db, source, envelope_sha256, message_id, HandledOutcome.REJECTED, followup
+            )
 
     # --- the back office's inbox -----------------------------------------------------------
 
@@ -492,7 +523,7 @@ class GatewayStore:
                 """SELECT
                     (SELECT COUNT(*) FROM inbox WHERE visible = 1),
                     (SELECT COUNT(*) FROM inbox WHERE visible = 1 AND acked_at_ms IS NULL),
-                    (SELECT COUNT(*) FROM handled WHERE outcome LIKE 'REJECTED:%'),
+                    (SELECT COUNT(*) FROM handled WHERE outcome = 'REJECTED'),
                     (SELECT COUNT(*) FROM sent),
                     (SELECT COUNT(*) FROM sent WHERE status = 'RECEIPTED'),
                     (SELECT COUNT(*) FROM sent WHERE status = 'SENT')"""
@@ -504,9 +535,9 @@ class GatewayStore:
         """The reason of every record this gateway refused, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT outcome FROM handled WHERE outcome LIKE 'REJECTED:%' ORDER BY rowid"
+                "SELECT reason FROM handled WHERE outcome = 'REJECTED' ORDER BY rowid"
             ).fetchall()
-        return [r[0].split(":", 1)[1] for r in rows]
+        return [r[0] for r in rows]
 
     def sent_records(self) -> int:
         """Records this gateway put into inboxes: one per recipient of each message it sent
