@@ -4,6 +4,7 @@ directory."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,12 @@ def json_default(value: object) -> str:
 
 def dump(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=json_default))
+
+
+def quiet_kafka_logs() -> None:
+    """A command reports a Kafka failure as its one error line; aiokafka's own lines about
+    it (each failed connect, fetch and goodbye) would only print around that line."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def read_directory(path: Path, anchor_folder: Path) -> Directory:

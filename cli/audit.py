@@ -14,13 +14,14 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
 from broker._errors import LocalError
-from cli._common import FILE, FOLDER, console
-from cli._stream import read_stream, run_info, stream_options
+from cli._common import FILE, FOLDER, console, quiet_kafka_logs, read_directory
+from cli._stream import read_stream, run_info, stream_directory, stream_options
 
 
 @click.group()
@@ -90,13 +91,11 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
 
     from broker.audit import audit_topics
     from broker.audit._follow import FollowMetrics, follow
-    from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.transport import open_transport
 
     kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
-    anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
-    directory = load_directory((directory_file or data / "directory.bin").read_bytes(), anchor=anchor,
-                               now=datetime.now(UTC))  # fmt: skip
+    directory = stream_directory(data, directory_file, anchor_folder)
+    quiet_kafka_logs()
     registry = CollectorRegistry()
     metrics = FollowMetrics(registry)
     if metrics_port:
@@ -152,12 +151,10 @@ def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Pat
     """Check a proof with the gateways' public keys from a verified directory."""
     from broker._merkle import ProofError
     from broker.audit._prove import check_proof
-    from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.crypto._keys import signing_public_key
 
-    anchor = AnchorKey.from_record(KeyStore(anchor_folder).anchor_public())
-    directory = load_directory(directory_file.read_bytes(), anchor=anchor, now=datetime.now(UTC))
-    document = json.loads(proof_file.read_text())
+    directory = read_directory(directory_file, anchor_folder)
+    document = _read_proof(proof_file)
     failures = 0
     for proof in document["proofs"]:
         party = directory.parties.get(proof.get("gateway", ""))
@@ -172,3 +169,15 @@ def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Pat
                 f"[red]INVALID[/red] {proof.get('gateway')} seq {proof.get('seq')}: {exc}"
             )
     sys.exit(1 if failures or not document["proofs"] else 0)
+
+
+def _read_proof(path: Path) -> dict[str, Any]:
+    """The proof document `lvvx audit prove` wrote: its message id and its list of proofs."""
+    try:
+        document = json.loads(path.read_text())
+        uuid.UUID(document["message_id"])
+        if isinstance(document["proofs"], list):
+            return dict(document)
+    except (ValueError, TypeError, KeyError):
+        pass
+    raise LocalError(f"{path} is not a proof of `lvvx audit prove`", reason="NOT_A_PROOF")

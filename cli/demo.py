@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli._common import console, errors
+from cli._common import console, errors, quiet_kafka_logs
 
 DEFAULT_DATA_DIR = ".lvvx"
 
@@ -60,7 +59,7 @@ def demo(
     from demo.run import run_demo
 
     # aiokafka logs retriable start-up conditions of fresh topics as errors; they pass
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    quiet_kafka_logs()
     fresh_data_folder(data)  # removes only a folder the demo made (NOT_A_DEMO_FOLDER)
     # on a shared Kafka, a run's own topics keep earlier runs' records out of it
     prefix = f"lvv.demo-{secrets.token_hex(4)}.v1" if kafka else "lvv.v1"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -58,3 +63,142 @@ def test_demo_on_the_embedded_log_runs_the_network_green(tmp_path: Path) -> None
         "gateways/dtv.toml",
     ):
         assert (tmp_path / "run" / made).exists(), made
+
+
+# --- the promise: one line per error, at any width ------------------------------------------
+#
+# The real `lvvx` process, as a script or an operator's shell sees it: stdout and stderr are
+# pipes (not a terminal) and COLUMNS is narrow, where rich would wrap and click would print
+# its Usage block.
+
+REPO = Path(__file__).resolve().parent.parent
+NOWHERE = "127.0.0.1:1"  # nothing listens there: Kafka unreachable
+ERROR_LINE = re.compile(r"error \[[A-Z][A-Z0-9_]*\] \S.*")
+PYTHON_REPR = re.compile(r"<[A-Za-z_][\w.]*(?: object at |: |>)")  # <AddressFamily.AF_INET: 2>
+
+
+def lvvx_process(*args: object, columns: int = 40, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LVVX_")}
+    environment.update(COLUMNS=str(columns), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *map(str, args)],
+        capture_output=True, text=True, env=environment, cwd=REPO, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def the_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line on stderr of a failed command; fails the test for anything else."""
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert ERROR_LINE.fullmatch(lines[0]), lines[0]
+    assert not PYTHON_REPR.search(lines[0]), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo network on the embedded log: keys, directory, audit stream."""
+    folder = tmp_path_factory.mktemp("cli") / "net"
+    run("demo", "--cases", "2", "--no-hostile", "--json", "--data", str(folder))
+    return folder
+
+
+# one failing command line per command group ({demo}: a demo folder; {tmp}: a folder holding
+# `file`, an empty file, and `proof.json`, not a proof), and the reason its error line names
+ERRORS = {
+    "root: unknown command": ("frobnicate", "USAGE"),
+    "keys: bad party id": ("keys init --party NOT_AN_ID --role DTV --out {tmp}/k", "BAD_PARTY_ID"),
+    "keys: missing option": ("keys init --party dtv --role DTV", "USAGE"),
+    "directory: no such file": ("directory verify {tmp}/no.bin --anchor {demo}/keys", "NO_FILE"),
+    "seal: no anchor": ("seal --from dtv --to ind --type CaseClosed --payload {tmp}/p.json "
+                        "--keys {tmp} --directory {demo}/directory.bin --out {tmp}/o.env", "KEY_STORE"),
+    "open: no key": ("open {tmp}/no.env --as dtv --keys {tmp} --directory {demo}/directory.bin "
+                     "--anchor {demo}/keys", "KEY_STORE"),
+    "envelope: no such file": ("envelope inspect {tmp}/no.env", "NO_FILE"),
+    "pki: folder under a file": ("pki init --out {tmp}/file/pki", "OS_ERROR"),
+    "topics: Kafka unreachable": ("topics apply --directory {demo}/directory.bin --anchor {demo}/keys "
+                                  f"--kafka {NOWHERE}", "TRANSPORT_UNAVAILABLE"),
+    "gateway run: no config": ("gateway run", "CONFIG"),
+    "gateway run: no such config": ("gateway run --config {tmp}/no.toml", "CONFIG"),
+    "audit verify: no log": ("audit verify --data {tmp}", "NO_LOG"),
+    "audit verify: Kafka unreachable": (f"audit verify --data {{demo}} --kafka {NOWHERE}",
+                                        "TRANSPORT_UNAVAILABLE"),
+    "audit prove: not a uuid": ("audit prove not-a-uuid --data {demo}", "USAGE"),
+    "audit prove: unknown message": (f"audit prove {uuid.UUID(int=1)} --data {{demo}}", "NOT_FOUND"),
+    "audit check-proof: not a proof": ("audit check-proof {tmp}/proof.json --directory "
+                                       "{demo}/directory.bin --anchor {demo}/keys", "NOT_A_PROOF"),
+    "audit follow: Kafka unreachable": (f"audit follow --data {{demo}} --kafka {NOWHERE} "
+                                        "--metrics-port 0", "TRANSPORT_UNAVAILABLE"),
+    "cases: no log": ("cases --data {tmp}", "NO_LOG"),
+    "cases: Kafka unreachable": (f"cases --data {{demo}} --kafka {NOWHERE}", "TRANSPORT_UNAVAILABLE"),
+    "schemas show: unknown type": ("schemas show NoSuchType", "UNKNOWN_SCHEMA"),
+    "demo: bad option": ("demo --cases 0", "USAGE"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=list(ERRORS))
+def test_every_command_group_reports_an_error_as_one_line_with_its_reason(
+    case: str, demo_folder: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    (tmp_path / "proof.json").write_text("this is not a proof")
+    command, reason = ERRORS[case]
+
+    args = command.format(demo=demo_folder, tmp=tmp_path).split()
+    line = the_error_line(lvvx_process(*args))
+
+    assert line.startswith(f"error [{reason}] "), line
+
+
+def test_a_usage_error_names_the_help_to_read(tmp_path: Path) -> None:
+    line = the_error_line(lvvx_process("keys", "init", "--party", "dtv", "--role", "DTV"))
+    assert "--out" in line and "lvvx keys init --help" in line
+
+
+def test_a_long_path_stays_on_one_line_and_whole(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 200)
+    line = the_error_line(lvvx_process("envelope", "inspect", deep / "x.env"))
+    assert str(deep / "x.env") in line
+
+
+def test_brackets_in_a_path_are_printed_as_they_are(tmp_path: Path) -> None:
+    odd = tmp_path / "[red]x[/red]"
+    line = the_error_line(lvvx_process("envelope", "inspect", odd))
+    assert str(odd) in line
+
+
+def test_gateway_run_without_config_names_the_settings_to_give() -> None:
+    line = the_error_line(lvvx_process("gateway", "run"))
+    assert "--config" in line and "LVVX_GATEWAY_PARTY" in line
+
+
+def test_a_malformed_gateway_setting_in_the_environment_is_one_config_line(tmp_path: Path) -> None:
+    (tmp_path / "gateway.toml").write_text('party = "dtv"\n')
+    done = lvvx_process("gateway", "run", "--config", tmp_path / "gateway.toml",
+                        LVVX_GATEWAY_KAFKA="not json")  # fmt: skip
+    line = the_error_line(done)
+    assert line.startswith("error [CONFIG] ") and "LVVX_GATEWAY_KAFKA" in line
+
+
+def test_a_bug_is_one_internal_line_and_its_traceback_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import broker._codec
+
+    def broken() -> object:
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(broker._codec, "default_codec", broken)
+    quiet = CliRunner().invoke(cli, ["schemas", "list"])
+    assert quiet.exit_code == 2
+    assert quiet.stderr.splitlines() == [
+        "error [INTERNAL] RuntimeError: a bug over two lines (a bug in lvvx: LVVX_DEBUG=1 shows where)"
+    ]
+    monkeypatch.setenv("LVVX_DEBUG", "1")
+    loud = CliRunner().invoke(cli, ["schemas", "list"])
+    assert loud.exit_code == 2
+    assert "Traceback" in loud.stderr and loud.stderr.splitlines()[-1].startswith(
+        "error [INTERNAL]"
+    )
