@@ -1,10 +1,11 @@
-"""What the command groups share: the console, path types, JSON output, reading a signed
-directory."""
+"""What the command groups share: the group class, the console, path types, JSON output,
+reading a signed directory."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,22 @@ from broker.crypto import (
     KeyStore,
     load_directory,
 )
+
+
+class Group(click.Group):
+    """A command group whose listing gives each command's whole first sentence, wrapped to
+    the width: click would cut it to fit one line, ending in "...", mid-thought."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=sys.maxsize)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 console = Console(stderr=False)
 errors = Console(stderr=True)

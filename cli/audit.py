@@ -20,11 +20,11 @@ import click
 from rich.table import Table
 
 from broker._errors import LocalError
-from cli._common import FILE, FOLDER, console, quiet_kafka_logs, read_directory
+from cli._common import FILE, FOLDER, Group, console, quiet_kafka_logs, read_directory
 from cli._stream import read_stream, run_info, stream_directory, stream_options
 
 
-@click.group()
+@click.group(cls=Group)
 def audit() -> None:
     """Verify the audit stream, follow it live, prove a message's events."""
 

@@ -15,10 +15,10 @@ from broker.crypto import (
     passphrase_from_env,
     sign_directory,
 )
-from cli._common import FILE, FOLDER, console, dump, read_directory, utc_now
+from cli._common import FILE, FOLDER, Group, console, dump, read_directory, utc_now
 
 
-@click.group()
+@click.group(cls=Group)
 def directory() -> None:
     """Build, sign, verify and show the key directory."""
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 
 from broker._errors import LocalError
+from cli._common import Group
 
 
-@click.group()
+@click.group(cls=Group)
 def gateway() -> None:
     """Run a party's gateway (consume loop, HTTP API for the back office, metrics)."""
 

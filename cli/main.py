@@ -13,6 +13,7 @@ import click
 
 from broker import __version__
 from broker._files import PROCESS_UMASK
+from cli._common import Group
 from cli._errors import report
 
 EPILOG = """\b
@@ -23,7 +24,7 @@ with a reason code (USAGE for a command line click refuses, INTERNAL for a bug i
 130 stopped by Ctrl-C. LVVX_DEBUG=1 prints the traceback before the error line."""
 
 
-class _Root(click.Group):
+class _Root(Group):
     """The root group: whatever goes wrong, one line on stderr, never a traceback."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,

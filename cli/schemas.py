@@ -7,10 +7,10 @@ import json
 import click
 from rich.table import Table
 
-from cli._common import console
+from cli._common import Group, console
 
 
-@click.group()
+@click.group(cls=Group)
 def schemas() -> None:
     """The Avro contract: list schemas, show them, print examples."""
 
@@ -51,7 +51,7 @@ def schemas_show(type_name: str) -> None:
 @schemas.command("example")
 @click.argument("type_name", metavar="TYPE")
 def schemas_example(type_name: str) -> None:
-    """A valid, realistic example of TYPE (e.g. DossierDelivered) in its JSON form."""
+    """A valid, realistic example of TYPE, such as DossierDelivered, in its JSON form."""
     from demo.examples import example
 
     click.echo(example(type_name).model_dump_json(indent=2))

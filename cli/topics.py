@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from cli._common import FILE, FOLDER, quiet_kafka_logs, read_directory
+from cli._common import FILE, FOLDER, Group, quiet_kafka_logs, read_directory
 
 
-@click.group()
+@click.group(cls=Group)
 def topics() -> None:
     """The network's topics and broker ACLs (DESIGN §2), from the signed directory."""
 
@@ -23,7 +23,7 @@ def topics() -> None:
 @click.option(
     "--anchor", "anchor_folder", type=FOLDER, required=True, help="Folder with anchor.public.json."
 )
-@click.option("--kafka", required=True, metavar="HOST:PORT[,...]", help="Bootstrap servers.")
+@click.option("--kafka", required=True, metavar="HOST:PORT[,HOST:PORT]", help="Bootstrap servers.")
 @click.option(
     "--tls", "pki_folder", type=FOLDER, help="PKI folder: connect with its admin certificate."
 )

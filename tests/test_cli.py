@@ -8,8 +8,10 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -202,3 +204,40 @@ def test_a_bug_is_one_internal_line_and_its_traceback_only_when_asked(
     assert "Traceback" in loud.stderr and loud.stderr.splitlines()[-1].startswith(
         "error [INTERNAL]"
     )
+
+
+# --- help that is never cut ------------------------------------------------------------------
+
+
+def every_command(
+    command: click.Command = cli, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            yield from every_command(sub, (*path, name))
+
+
+COMMANDS = {" ".join(path) or "lvvx": path for path, _ in every_command()}
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+@pytest.mark.parametrize("command", COMMANDS, ids=list(COMMANDS))
+def test_no_help_text_is_cut(command: str, width: int) -> None:
+    result = CliRunner().invoke(cli, [*COMMANDS[command], "--help"], terminal_width=width)
+    assert result.exit_code == 0, result.output
+    text = result.output.replace("[ARGS]...", "[ARGS]")  # click's notation for "more arguments"
+    assert "..." not in text and "…" not in text, text
+
+
+def test_each_command_of_a_group_is_listed_with_a_whole_sentence() -> None:
+    for path, group in every_command():
+        if not isinstance(group, click.Group):
+            continue
+        listing = " ".join(
+            CliRunner().invoke(cli, [*path, "--help"], terminal_width=40).output.split()
+        )
+        for name, command in group.commands.items():
+            sentence = command.get_short_help_str(limit=10_000)
+            assert sentence.endswith(".") and sentence.count("(") == sentence.count(")"), sentence
+            assert f"{name} {sentence}" in listing, (path, name)
