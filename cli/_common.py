@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from broker._errors import LocalError
 from broker.crypto import (
@@ -37,11 +39,33 @@ class Group(click.Group):
                 formatter.write_dl(rows)
 
 
-console = Console(stderr=False)
-errors = Console(stderr=True)
+# soft_wrap: a line of text is never broken at the width, however long (a table fits or
+# turns into blocks, see `table`)
+console = Console(stderr=False, soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 FOLDER = click.Path(file_okay=False, path_type=Path)
 FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def table(title: str, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A table if it fits the width (the terminal's, else COLUMNS, else 80), else one block
+    of ``header: value`` lines per row (empty cells left out): a cell is never wrapped or
+    cut. Cells are rich markup, as in any rich table: escape what comes from data."""
+    rows = list(rows)
+    grid = Table(*headers, title=title)
+    for row in rows:
+        grid.add_row(*row)
+    unbounded = console.options.update_width(sys.maxsize)
+    if console.measure(grid, options=unbounded).maximum <= console.width:
+        console.print(grid, soft_wrap=False)  # it fits: nothing wraps, the title is centred
+        return
+    console.print(title)
+    for row in rows:
+        console.print()
+        for header, value in zip(headers, row, strict=True):
+            if value:
+                console.print(f"{header}: {value}", highlight=False)
 
 
 def utc_now() -> datetime:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
+from rich.markup import escape
 
 from broker._errors import LocalError
-from cli._common import FILE, FOLDER, Group, console, quiet_kafka_logs, read_directory
+from cli._common import FILE, FOLDER, Group, console, quiet_kafka_logs, read_directory, table
 from cli._stream import read_stream, run_info, stream_directory, stream_options
 
 
@@ -49,21 +49,13 @@ def audit_verify(data: Path, kafka: str | None, prefix: str | None, directory_fi
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
-        table = Table("gateway", "events", "checkpoints", "chain", title="Audit chains")
-        for gateway, chain in sorted(report.chains.items()):
-            table.add_row(
-                gateway,
-                str(len(chain.events)),
-                str(chain.checkpoints),
-                "ok" if chain.ok else "[red]BROKEN[/red]",
-            )
-        console.print(table)
+        rows = [(gateway, str(len(chain.events)), str(chain.checkpoints),
+                 "ok" if chain.ok else "[red]BROKEN[/red]") for gateway, chain in sorted(report.chains.items())]  # fmt: skip
+        table("Audit chains", ("gateway", "events", "checkpoints", "chain"), rows)
         console.print(f"messages: {report.sent} sent, {report.accounted} accounted for at every recipient, "
                       f"{report.pending} still in flight")  # fmt: skip
         for issue in report.issues:
-            colour = "yellow" if issue.notice else "red"
-            console.print(f"[{colour}]{issue.kind.value}[/{colour}] {issue.gateway or ''} seq {issue.seq} "
-                          f"{issue.message_id or ''}: {issue.detail}", highlight=False)  # fmt: skip
+            console.print(_finding(issue), highlight=False)
         notices = len(report.issues) - len(report.errors)
         also = f" ({notices} notices)" if notices else ""
         console.print(
@@ -111,8 +103,7 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
         try:
             await follow(transport, audit_topics(directory, prefix), directory, stop=stop, metrics=metrics,
                          grace=timedelta(seconds=grace),
-                         on_issue=lambda i: console.print(f"[red]{i.kind.value}[/red] {i.gateway} {i.seq} "
-                                                          f"{i.message_id or ''}: {i.detail}", highlight=False))  # fmt: skip
+                         on_issue=lambda issue: console.print(_finding(issue), highlight=False))  # fmt: skip
         finally:
             await transport.close()
 
@@ -138,7 +129,7 @@ def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: st
     text = json.dumps(proof, indent=2)
     if out:
         out.write_text(text + "\n")
-        console.print(f"{len(proof['proofs'])} proofs written to {out}")
+        console.print(f"{len(proof['proofs'])} proofs written to {escape(str(out))}")
     else:
         click.echo(text)
 
@@ -166,9 +157,17 @@ def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Pat
         except ProofError as exc:
             failures += 1
             console.print(
-                f"[red]INVALID[/red] {proof.get('gateway')} seq {proof.get('seq')}: {exc}"
+                f"[red]INVALID[/red] {escape(str(proof.get('gateway')))} seq "
+                f"{escape(str(proof.get('seq')))}: {escape(str(exc))}"
             )
     sys.exit(1 if failures or not document["proofs"] else 0)
+
+
+def _finding(issue: Any) -> str:
+    """One finding of the verifier, as a line of rich markup."""
+    colour = "yellow" if issue.notice else "red"
+    where = f"{issue.gateway or ''} seq {issue.seq} {issue.message_id or ''}"
+    return f"[{colour}]{issue.kind.value}[/{colour}] {escape(where)}: {escape(str(issue.detail))}"
 
 
 def _read_proof(path: Path) -> dict[str, Any]:

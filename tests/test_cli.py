@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -241,3 +242,72 @@ def test_each_command_of_a_group_is_listed_with_a_whole_sentence() -> None:
             sentence = command.get_short_help_str(limit=10_000)
             assert sentence.endswith(".") and sentence.count("(") == sentence.count(")"), sentence
             assert f"{name} {sentence}" in listing, (path, name)
+
+
+# --- tables that fit, summary lines that never wrap -----------------------------------------
+
+BOX = set("┃│┏┡└━─")
+
+
+def test_the_case_monitor_summary_is_a_sentence_not_a_dict(demo_folder: Path) -> None:
+    printed = lvvx_process("cases", "--data", demo_folder, columns=200).stdout.splitlines()
+    assert printed[-1] == (
+        "2 cases: 0 in intake, 0 in rest period, 0 with a scenario set, 0 escalated, 2 closed; "
+        "0 rest periods overdue; 0 open escalations"
+    )
+    assert not any("{" in line for line in printed)
+
+
+@pytest.mark.parametrize("columns", [40, 80, 200])
+def test_the_case_monitor_prints_dates_whole_at_any_width(demo_folder: Path, columns: int) -> None:
+    done = lvvx_process("cases", "--data", demo_folder, columns=columns)
+    assert done.returncode == 0, done.stderr
+    cases = json.loads(lvvx_process("cases", "--data", demo_folder, "--json").stdout)["cases"]
+    for case in cases:
+        since = datetime.fromisoformat(case["in_step_since"]).strftime("%Y-%m-%d %H:%M:%S")
+        assert since in done.stdout, done.stdout
+    assert "rest periods overdue" in done.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("columns", [40, 80])
+def test_a_table_too_wide_turns_into_one_block_per_row(demo_folder: Path, columns: int) -> None:
+    done = lvvx_process("directory", "show", demo_folder / "directory.bin", "--anchor",
+                        demo_folder / "keys", columns=columns)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert not BOX & set(done.stdout), done.stdout
+    shown = json.loads(lvvx_process("directory", "show", demo_folder / "directory.bin", "--anchor",
+                                    demo_folder / "keys", "--json").stdout)  # fmt: skip
+    for party in shown["parties"]:
+        assert f"party: {party['party_id']}" in lines
+        assert f"name: {party['display_name']}" in lines  # whole, however long
+
+
+def test_a_table_that_fits_stays_a_table_within_the_width(demo_folder: Path) -> None:
+    done = lvvx_process("audit", "verify", "--data", demo_folder, columns=80)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert BOX & set(done.stdout)
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.startswith("│ dtv ") for line in lines), done.stdout
+
+
+def test_summary_lines_never_wrap(demo_folder: Path) -> None:
+    verified = lvvx_process("audit", "verify", "--data", demo_folder).stdout.splitlines()
+    assert any(
+        re.fullmatch(
+            r"messages: \d+ sent, \d+ accounted for at every recipient, \d+ still in flight", line
+        )
+        for line in verified
+    ), verified
+
+
+def test_the_demo_reports_on_whole_lines(tmp_path: Path) -> None:
+    done = lvvx_process("demo", "--cases", "2", "--no-hostile", "--data", tmp_path / "net")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        f"LVV Exchange demo: 2 cases across 12 parties over the embedded log in {tmp_path / 'net'}/"
+    )
+    assert re.fullmatch(r"2 cases; sent \d+, delivered \d+, receipted \d+, rejected 0, lost 0, "
+                        r"duplicates 0 in [\d.]+ s", lines[-1]), lines[-1]  # fmt: skip
