@@ -43,6 +43,13 @@ def test_schemas_example_prints_a_valid_message(name: str) -> None:
     default_codec().encode(name, message.to_avro())  # and it fits the Avro schema
 
 
+@pytest.mark.parametrize("command", ["show", "example"])
+def test_schemas_take_the_full_name_as_well_as_the_short_one(command: str) -> None:
+    assert run("schemas", command, "nl.lvv.v1.DossierDelivered") == run(
+        "schemas", command, "DossierDelivered"
+    )
+
+
 def test_unknown_type_is_a_clear_error() -> None:
     result = CliRunner().invoke(cli, ["schemas", "example", "NoSuchType"])
     assert result.exit_code == 2
