@@ -318,3 +318,24 @@ def test_the_demo_reports_on_whole_lines(tmp_path: Path) -> None:
     )
     assert re.fullmatch(r"2 cases; sent \d+, delivered \d+, receipted \d+, rejected 0, lost 0, "
                         r"duplicates 0 in [\d.]+ s", lines[-1]), lines[-1]  # fmt: skip
+
+
+# --- on Kafka --------------------------------------------------------------------------------
+
+
+@pytest.mark.kafka
+def test_the_kafka_commands_close_what_they_open(tmp_path: Path) -> None:
+    from tests.conftest import KAFKA_BOOTSTRAP
+
+    folder = tmp_path / "net"
+    ran = lvvx_process("demo", "--kafka", KAFKA_BOOTSTRAP, "--cases", "2", "--no-hostile",
+                       "--json", "--data", folder)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "Unclosed" not in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    for command in (["cases"], ["audit", "verify"]):
+        done = lvvx_process(*command, "--data", folder)  # Kafka and prefix from run.json
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    # the plaintext test broker has no authorizer: refused, in one line, every client closed
+    refused = lvvx_process("topics", "apply", "--directory", folder / "directory.bin", "--anchor",
+                           folder / "keys", "--kafka", KAFKA_BOOTSTRAP, "--dry-run")  # fmt: skip
+    assert the_error_line(refused).startswith("error [TRANSPORT_ERROR] describe ACLs")
