@@ -33,6 +33,9 @@ class _Root(Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `lvvx`, `lvvx audit`: not an error
+            click.echo(exc.ctx.get_help())
+            code = 0
         except Exception as exc:  # click.Abort (Ctrl-C) included
             sys.exit(report(exc))
         sys.exit(code if isinstance(code, int) else 0)  # --help and --version give theirs

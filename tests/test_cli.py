@@ -251,6 +251,13 @@ def test_each_command_of_a_group_is_listed_with_a_whole_sentence() -> None:
             assert f"{name} {sentence}" in listing, (path, name)
 
 
+@pytest.mark.parametrize("group", [[], ["audit"]], ids=["lvvx", "lvvx audit"])
+def test_a_group_without_a_command_shows_its_help(group: list[str]) -> None:
+    done = lvvx_process(*group)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"Usage: lvvx {' '.join(group)}".rstrip())
+
+
 # --- tables that fit, summary lines that never wrap -----------------------------------------
 
 BOX = set("┃│┏┡└━─")
