@@ -42,7 +42,7 @@ def describe(exc: BaseException) -> tuple[str, str]:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         return "USAGE", exc.format_message() + where
     if isinstance(exc, click.Abort):
-        return "INTERRUPTED", "stopped"
+        return "INTERRUPTED", "interrupted (Ctrl-C)"
     if isinstance(exc, click.ClickException):
         return "USAGE", exc.format_message()
     if isinstance(exc, ValidationError):
