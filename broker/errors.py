@@ -10,7 +10,10 @@ errors do. Foreign exceptions are translated at the edge with ``raise ... from e
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class LvvError(Exception):
@@ -24,8 +27,13 @@ class LvvError(Exception):
         if reason is not None:
             self.reason = reason
 
+    @property
+    def message(self) -> str:
+        """What went wrong, without the reason code."""
+        return super().__str__()
+
     def __str__(self) -> str:
-        return f"[{self.reason}] {super().__str__()}"
+        return f"[{self.reason}] {self.message}"
 
 
 class LocalError(LvvError):
@@ -174,3 +182,13 @@ class UnknownParty(LocalError):
     """The party is not in the key directory."""
 
     reason = "UNKNOWN_PARTY"
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Pydantic's findings as one line: ``field: what is wrong; …`` (never the values)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts).replace("\n", " ")

@@ -5,14 +5,13 @@ and topic prefix) — checked against the signed key directory."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from broker.errors import LocalError
-from cli._common import FILE, FOLDER
+from cli._common import FILE, FOLDER, quiet_kafka_logs, read_directory
 
 
 def stream_options(f: Any) -> Any:
@@ -49,11 +48,15 @@ def run_info(data: Path, kafka: str | None, prefix: str | None,
     return kafka or run.get("kafka"), prefix or run.get("prefix") or "lvv.v1", tls
 
 
+def stream_directory(data: Path, directory_file: Path | None, anchor_folder: Path | None) -> Any:
+    """The signed directory the stream is checked against: DATA's unless given."""
+    return read_directory(directory_file or data / "directory.bin", anchor_folder or data / "keys")
+
+
 async def read_stream(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
                        anchor_folder: Path | None, pki_folder: Path | None,
                        identity: str) -> tuple[list[Any], Any, str]:  # fmt: skip
     from broker.audit import read_audit
-    from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.transport import open_transport
 
     kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
@@ -61,9 +64,8 @@ async def read_stream(data: Path, kafka: str | None, prefix: str | None, directo
         raise LocalError(
             f"no embedded log in {data}/ (run `lvvx demo` first, or give --kafka)", reason="NO_LOG"
         )
-    anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
-    directory = load_directory((directory_file or data / "directory.bin").read_bytes(), anchor=anchor,
-                               now=datetime.now(UTC))  # fmt: skip
+    directory = stream_directory(data, directory_file, anchor_folder)
+    quiet_kafka_logs()
     transport = open_transport(kafka, data, tls=tls, identity=identity)
     try:
         records = await read_audit(transport, directory, prefix)

@@ -14,16 +14,17 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
-from rich.table import Table
+from rich.markup import escape
 
 from broker.errors import LocalError
-from cli._common import FILE, FOLDER, console
-from cli._stream import read_stream, run_info, stream_options
+from cli._common import FILE, FOLDER, Group, console, quiet_kafka_logs, read_directory, table
+from cli._stream import read_stream, run_info, stream_directory, stream_options
 
 
-@click.group()
+@click.group(cls=Group)
 def audit() -> None:
     """Verify the audit stream, follow it live, prove a message's events."""
 
@@ -48,21 +49,13 @@ def audit_verify(data: Path, kafka: str | None, prefix: str | None, directory_fi
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
-        table = Table("gateway", "events", "checkpoints", "chain", title="Audit chains")
-        for gateway, chain in sorted(report.chains.items()):
-            table.add_row(
-                gateway,
-                str(len(chain.events)),
-                str(chain.checkpoints),
-                "ok" if chain.ok else "[red]BROKEN[/red]",
-            )
-        console.print(table)
+        rows = [(gateway, str(len(chain.events)), str(chain.checkpoints),
+                 "ok" if chain.ok else "[red]BROKEN[/red]") for gateway, chain in sorted(report.chains.items())]  # fmt: skip
+        table("Audit chains", ("gateway", "events", "checkpoints", "chain"), rows)
         console.print(f"messages: {report.sent} sent, {report.accounted} accounted for at every recipient, "
                       f"{report.pending} still in flight")  # fmt: skip
         for issue in report.issues:
-            colour = "yellow" if issue.notice else "red"
-            console.print(f"[{colour}]{issue.kind.value}[/{colour}] {issue.gateway or ''} seq {issue.seq} "
-                          f"{issue.message_id or ''}: {issue.detail}", highlight=False)  # fmt: skip
+            console.print(_finding(issue), highlight=False)
         notices = len(report.issues) - len(report.errors)
         also = f" ({notices} notices)" if notices else ""
         console.print(
@@ -88,13 +81,11 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
     """Verify the stream as it grows; print each finding once; serve metrics. Ctrl-C stops."""
     from broker.audit import audit_topics, follow
     from broker.audit.metrics import FollowMetrics, serve_follow_metrics
-    from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.transport import open_transport
 
     kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
-    anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
-    directory = load_directory((directory_file or data / "directory.bin").read_bytes(), anchor=anchor,
-                               now=datetime.now(UTC))  # fmt: skip
+    directory = stream_directory(data, directory_file, anchor_folder)
+    quiet_kafka_logs()
     metrics: FollowMetrics | None = None
     if metrics_port:
         metrics = serve_follow_metrics(metrics_port)
@@ -109,8 +100,7 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
         try:
             await follow(transport, audit_topics(directory, prefix), directory, stop=stop, on_report=metrics.update if metrics else None,
                          grace=timedelta(seconds=grace),
-                         on_issue=lambda i: console.print(f"[red]{i.kind.value}[/red] {i.gateway} {i.seq} "
-                                                          f"{i.message_id or ''}: {i.detail}", highlight=False))  # fmt: skip
+                         on_issue=lambda issue: console.print(_finding(issue), highlight=False))  # fmt: skip
         finally:
             await transport.close()
 
@@ -135,7 +125,7 @@ def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: st
     text = json.dumps(proof, indent=2)
     if out:
         out.write_text(text + "\n")
-        console.print(f"{len(proof['proofs'])} proofs written to {out}")
+        console.print(f"{len(proof['proofs'])} proofs written to {escape(str(out))}")
     else:
         click.echo(text)
 
@@ -147,12 +137,11 @@ def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: st
 def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Path) -> None:
     """Check a proof with the gateways' public keys from a verified directory."""
     from broker.audit import check_proof
-    from broker.crypto import AnchorKey, KeyStore, load_directory, signing_public_key
+    from broker.crypto import signing_public_key
     from broker.merkle import ProofError
 
-    anchor = AnchorKey.from_record(KeyStore(anchor_folder).anchor_public())
-    directory = load_directory(directory_file.read_bytes(), anchor=anchor, now=datetime.now(UTC))
-    document = json.loads(proof_file.read_text())
+    directory = read_directory(directory_file, anchor_folder)
+    document = _read_proof(proof_file)
     failures = 0
     for proof in document["proofs"]:
         party = directory.parties.get(proof.get("gateway", ""))
@@ -164,6 +153,26 @@ def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Pat
         except ProofError as exc:
             failures += 1
             console.print(
-                f"[red]INVALID[/red] {proof.get('gateway')} seq {proof.get('seq')}: {exc}"
+                f"[red]INVALID[/red] {escape(str(proof.get('gateway')))} seq "
+                f"{escape(str(proof.get('seq')))}: {escape(str(exc))}"
             )
     sys.exit(1 if failures or not document["proofs"] else 0)
+
+
+def _finding(issue: Any) -> str:
+    """One finding of the verifier, as a line of rich markup."""
+    colour = "yellow" if issue.notice else "red"
+    where = f"{issue.gateway or ''} seq {issue.seq} {issue.message_id or ''}"
+    return f"[{colour}]{issue.kind.value}[/{colour}] {escape(where)}: {escape(str(issue.detail))}"
+
+
+def _read_proof(path: Path) -> dict[str, Any]:
+    """The proof document `lvvx audit prove` wrote: its message id and its list of proofs."""
+    try:
+        document = json.loads(path.read_text())
+        uuid.UUID(document["message_id"])
+        if isinstance(document["proofs"], list):
+            return dict(document)
+    except (ValueError, TypeError, KeyError):
+        pass
+    raise LocalError(f"{path} is not a proof of `lvvx audit prove`", reason="NOT_A_PROOF")

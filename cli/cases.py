@@ -6,12 +6,16 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
-from rich.table import Table
 
-from cli._common import console
+from cli._common import console, table
 from cli._stream import read_stream, stream_options
+
+_IN_STEP = {"INTAKE": "in intake", "REST_PERIOD": "in rest period",
+            "SCENARIO_SET": "with a scenario set", "ESCALATED": "escalated", "CLOSED": "closed"}  # fmt: skip
+"""How the summary line says that a case is in a step."""
 
 
 @click.command("cases")
@@ -34,22 +38,33 @@ def cases(data: Path, kafka: str | None, prefix: str | None, directory_file: Pat
             )
         )
         return
-    table = Table(
-        "case",
-        "step",
-        "since",
-        "rest period ends",
-        "overdue",
-        "escalation",
-        "messages",
-        title="Cases",
+    headers = ("case", "step", "since", "rest period ends", "overdue", "escalation", "messages")
+    table("Cases", headers, [_row(v, now) for v in views])
+    console.print(summary_line(summary(views, now)), highlight=False)
+
+
+def _row(view: Any, now: datetime) -> list[str]:
+    s = view.state
+    return [
+        str(view.case_id)[:8], s.step.value.lower().replace("_", " "),
+        s.entered_step_at.strftime("%Y-%m-%d %H:%M:%S") if s.entered_step_at else "",
+        s.rest_period_ends.strftime("%Y-%m-%d") if s.rest_period_ends else "",
+        "yes" if s.rest_period_overdue(now) else "", "open" if s.open_escalation else "",
+        str(view.messages),
+    ]  # fmt: skip
+
+
+def summary_line(totals: dict[str, Any]) -> str:
+    """``12 cases: 3 in intake, …, 5 closed; 1 rest period overdue; 0 open escalations``."""
+    steps = ", ".join(
+        f"{n} {_IN_STEP.get(step, step.lower())}" for step, n in totals["by_step"].items()
     )
-    for v in views:
-        s = v.state
-        table.add_row(
-            str(v.case_id)[:8], s.step.value.lower(), s.entered_step_at.strftime("%Y-%m-%d %H:%M:%S") if s.entered_step_at else "",
-            s.rest_period_ends.strftime("%Y-%m-%d") if s.rest_period_ends else "",
-            "yes" if s.rest_period_overdue(now) else "", "open" if s.open_escalation else "", str(v.messages),
-        )  # fmt: skip
-    console.print(table)
-    console.print(summary(views, now))
+    return (
+        f"{_count(totals['cases'], 'case')}: {steps}; "
+        f"{_count(totals['rest_periods_overdue'], 'rest period')} overdue; "
+        f"{_count(totals['open_escalations'], 'open escalation')}"
+    )
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from cli._common import console, errors
+from cli._common import console, errors, quiet_kafka_logs, table
 
 DEFAULT_DATA_DIR = ".lvvx"
 
@@ -60,7 +59,7 @@ def demo(
     from demo.run import run_demo
 
     # aiokafka logs retriable start-up conditions of fresh topics as errors; they pass
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    quiet_kafka_logs()
     fresh_data_folder(data)  # removes only a folder the demo made (NOT_A_DEMO_FOLDER)
     # on a shared Kafka, a run's own topics keep earlier runs' records out of it
     prefix = f"lvv.demo-{secrets.token_hex(4)}.v1" if kafka else "lvv.v1"
@@ -68,7 +67,7 @@ def demo(
     transport_for, provision = (
         _secured(kafka, pki_folder, prefix) if kafka and pki_folder else (None, None)
     )
-    where = f"Kafka at {kafka}" if kafka else f"the embedded log in {data}/"
+    where = f"Kafka at {escape(kafka)}" if kafka else f"the embedded log in {escape(str(data))}/"
     if not as_json:
         console.print(f"LVV Exchange demo: {cases} cases across 12 parties over {where}")
 
@@ -156,26 +155,19 @@ def _print_demo(result: object) -> None:
     from demo.run import DemoResult
 
     assert isinstance(result, DemoResult)
-    parties = Table(
-        "party", "sent", "delivered", "receipted", "rejected", title="Per party (records)"
-    )
-    for party, c in sorted(result.parties.items()):
-        parties.add_row(party, str(c.sent), str(c.delivered), str(c.receipted), str(c.rejected))
-    console.print(parties)
-    outcomes = Table("outcome", "cases", title="Case outcomes")
-    for outcome, n in sorted(result.outcomes.items()):
-        outcomes.add_row(outcome.lower().replace("_", " "), str(n))
-    console.print(outcomes)
-    hostile = Table(
-        "hostile envelope", "into", "expected", "dead-lettered as", title="Dead-letter topics"
-    )
+    table("Per party (records)", ("party", "sent", "delivered", "receipted", "rejected"),
+          [(party, str(c.sent), str(c.delivered), str(c.receipted), str(c.rejected))
+           for party, c in sorted(result.parties.items())])  # fmt: skip
+    table("Case outcomes", ("outcome", "cases"),
+          [(outcome.lower().replace("_", " "), str(n)) for outcome, n in sorted(result.outcomes.items())])  # fmt: skip
     letters = list(result.dead_letters)
-    for h in result.hostile:
-        got = h.expected_reason if (h.target, h.expected_reason) in letters else "MISSING"
-        hostile.add_row(h.kind, h.target, h.expected_reason, got)
-    console.print(hostile)
+    table("Dead-letter topics", ("hostile envelope", "into", "expected", "dead-lettered as"),
+          [(h.kind, h.target, h.expected_reason,
+            h.expected_reason if (h.target, h.expected_reason) in letters else "MISSING")
+           for h in result.hostile])  # fmt: skip
     if result.flow_warnings:
-        console.print(f"case-flow warnings: {dict(result.flow_warnings)}")
+        warned = ", ".join(f"{w} {n}" for w, n in sorted(result.flow_warnings.items()))
+        console.print(f"case-flow warnings: {warned}")
     s = result.supervision
     if s:
         console.print(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.markup import escape
 
 from broker.crypto import (
     KeyStore,
@@ -15,10 +15,10 @@ from broker.crypto import (
     passphrase_from_env,
     sign_directory,
 )
-from cli._common import FILE, FOLDER, console, dump, read_directory, utc_now
+from cli._common import FILE, FOLDER, Group, dump, read_directory, table, utc_now
 
 
-@click.group()
+@click.group(cls=Group)
 def directory() -> None:
     """Build, sign, verify and show the key directory."""
 
@@ -92,10 +92,10 @@ def directory_show(path: Path, anchor_folder: Path, as_json: bool) -> None:
     if as_json:
         click.echo(d.document.model_dump_json(indent=2))
         return
-    table = Table("party", "role", "name", "signing key", "encryption key", "valid until",
-                  title=f"{d.document.network} directory, serial {d.serial}")  # fmt: skip
+    rows = []
     for entry in d.parties.values():
         s, e = entry.signing_keys[-1], entry.encryption_keys[-1]
-        table.add_row(entry.party_id, entry.role.value, entry.display_name, s.key_id,
-                      f"{e.key_id} ({e.algorithm.value})", e.valid_until.date().isoformat())  # fmt: skip
-    console.print(table)
+        rows.append([entry.party_id, entry.role.value, escape(entry.display_name), s.key_id,
+                     f"{e.key_id} ({e.algorithm.value})", e.valid_until.date().isoformat()])  # fmt: skip
+    table(f"{d.document.network} directory, serial {d.serial}",
+          ("party", "role", "name", "signing key", "encryption key", "valid until"), rows)  # fmt: skip

@@ -17,7 +17,7 @@ from broker.crypto import (
 from broker.errors import EnvelopeRejected, LocalError
 from broker.models import model_for
 from broker.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
-from cli._common import FILE, FOLDER, dump, read_directory, utc_now
+from cli._common import FILE, FOLDER, Group, dump, read_directory, utc_now
 
 EXIT_REJECTED = 3
 """`lvvx open` exits with this code when the envelope is refused."""
@@ -94,7 +94,7 @@ def open_command(envelope_file: Path, party: str, keys_folder: Path, directory_f
     }, indent=2, ensure_ascii=False))  # fmt: skip
 
 
-@click.group()
+@click.group(cls=Group)
 def envelope() -> None:
     """Look at envelopes without decrypting them."""
 

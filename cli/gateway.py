@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import click
 
+from broker.errors import LocalError
+from cli._common import Group
 
-@click.group()
+
+@click.group(cls=Group)
 def gateway() -> None:
     """Run a party's gateway (consume loop, HTTP API for the back office, metrics)."""
 
@@ -23,6 +27,8 @@ def gateway_run(config_file: Path | None) -> None:
     from broker.gateway.settings import load_settings
     from broker.log_throttle import quieten
 
+    if config_file is None:
+        _require_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # while Kafka is away aiokafka logs each failed connect and fetch, ~100 lines a second:
     # one line per condition per 10 s, with the count, says the same
@@ -31,3 +37,19 @@ def gateway_run(config_file: Path | None) -> None:
     click.echo(f"gateway {settings.party}: API on http://{settings.http_host}:{settings.http_port}, "
                f"transport {settings.transport}")  # fmt: skip
     asyncio.run(serve(settings))
+
+
+def _require_environment() -> None:
+    """Without --config the environment must give every required setting: name the
+    variables that are missing."""
+    from broker.gateway.settings import ENV_PREFIX, GatewaySettings
+
+    given = {name.upper() for name in os.environ}  # pydantic-settings ignores their case
+    required = [f"{ENV_PREFIX}{name.upper()}" for name, field in GatewaySettings.model_fields.items()
+                if field.is_required()]  # fmt: skip
+    missing = [variable for variable in required if variable not in given]
+    if missing:
+        names = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+        verb = "are" if len(missing) > 1 else "is"
+        raise LocalError(f"no --config given and {names} {verb} not set (give --config FILE; "
+                         "`lvvx demo` writes one per party in DATA/gateways/)", reason="CONFIG")  # fmt: skip

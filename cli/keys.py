@@ -14,12 +14,12 @@ from broker.crypto import (
 )
 from broker.errors import LocalError
 from broker.models import KeyAlgorithm, PartyRole
-from cli._common import FOLDER, dump, utc_now
+from cli._common import FOLDER, Group, dump, utc_now
 
 _KEM_CHOICES = {"x25519": KeyAlgorithm.X25519, "hybrid": KeyAlgorithm.MLKEM768_X25519}
 
 
-@click.group()
+@click.group(cls=Group)
 def keys() -> None:
     """Make a party's or the trust anchor's key pairs (encrypted PKCS#8)."""
 

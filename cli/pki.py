@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from cli._common import FILE, FOLDER, dump, read_directory, utc_now
+from cli._common import FILE, FOLDER, Group, dump, read_directory, utc_now
 
 
-@click.group()
+@click.group(cls=Group)
 def pki() -> None:
     """The development PKI for mutual TLS at the Kafka brokers."""
 
@@ -39,8 +39,10 @@ def pki() -> None:
 def pki_init(
     folder: Path, directory_file: Path | None, anchor_folder: Path | None, parties: tuple[str, ...]
 ) -> None:
-    """A CA, a broker certificate (SAN localhost, 127.0.0.1), an admin certificate and one
-    client certificate per party, in PEM. Keys are written 0600 and never printed."""
+    """Make a CA and the certificates of the broker, the admin and each party, in PEM.
+
+    The broker's certificate is for localhost and 127.0.0.1. Keys are written 0600 and never
+    printed."""
     from broker.crypto import Pki
     from demo.casebook import NETWORK
 

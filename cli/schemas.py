@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import click
-from rich.table import Table
+from rich.markup import escape
 
-from cli._common import console
+from cli._common import Group, table
 
 
-@click.group()
+@click.group(cls=Group)
 def schemas() -> None:
     """The Avro contract: list schemas, show them, print examples."""
 
@@ -33,10 +33,8 @@ def schemas_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([{k: r[k] for k in ("name", "fingerprint")} for r in rows], indent=2))
         return
-    table = Table("schema", "fingerprint (SHA-256)", "what it is", title="nl.lvv.v1 contract")
-    for r in rows:
-        table.add_row(r["name"], r["fingerprint"][:16] + "…", r["doc"].split(". ")[0])
-    console.print(table)
+    table("nl.lvv.v1 contract", ("schema", "SHA-256 (first 8 bytes)", "what it is"),
+          [(r["name"], r["fingerprint"][:16], escape(r["doc"].split(". ")[0])) for r in rows])  # fmt: skip
 
 
 @schemas.command("show")
@@ -51,7 +49,7 @@ def schemas_show(type_name: str) -> None:
 @schemas.command("example")
 @click.argument("type_name", metavar="TYPE")
 def schemas_example(type_name: str) -> None:
-    """A valid, realistic example of TYPE (e.g. DossierDelivered) in its JSON form."""
+    """A valid, realistic example of TYPE, such as DossierDelivered, in its JSON form."""
     from demo.examples import example
 
     click.echo(example(type_name).model_dump_json(indent=2))

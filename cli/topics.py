@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from cli._common import FILE, FOLDER
+from cli._common import FILE, FOLDER, Group, quiet_kafka_logs, read_directory
 
 
-@click.group()
+@click.group(cls=Group)
 def topics() -> None:
     """The network's topics and broker ACLs (DESIGN §2), from the signed directory."""
 
@@ -24,7 +23,7 @@ def topics() -> None:
 @click.option(
     "--anchor", "anchor_folder", type=FOLDER, required=True, help="Folder with anchor.public.json."
 )
-@click.option("--kafka", required=True, metavar="HOST:PORT[,...]", help="Bootstrap servers.")
+@click.option("--kafka", required=True, metavar="HOST:PORT[,HOST:PORT]", help="Bootstrap servers.")
 @click.option(
     "--tls", "pki_folder", type=FOLDER, help="PKI folder: connect with its admin certificate."
 )
@@ -40,12 +39,11 @@ def topics_apply(directory_file: Path, anchor_folder: Path, kafka: str, pki_fold
                  partitions: int, replication_factor: int | None, min_insync_replicas: int | None, dry_run: bool,
                  as_json: bool) -> None:  # fmt: skip
     """Create missing topics, add missing ACLs, remove ACLs of parties no longer listed."""
-    from broker.crypto import AnchorKey, KeyStore, load_directory
     from broker.provision import Layout, apply
     from broker.transport.kafka import KafkaOptions, KafkaTransport
 
-    anchor = AnchorKey.from_record(KeyStore(anchor_folder).anchor_public())
-    directory = load_directory(directory_file.read_bytes(), anchor=anchor, now=datetime.now(UTC))
+    directory = read_directory(directory_file, anchor_folder)
+    quiet_kafka_logs()
     layout = Layout(prefix, partitions, replication_factor, min_insync_replicas)
     transport = KafkaTransport(KafkaOptions.for_identity(kafka, pki_folder, "admin"))
 

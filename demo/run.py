@@ -145,16 +145,19 @@ class Demo:
         self._tasks += [asyncio.create_task(b.run()) for b in self.back_offices.values()]
 
     async def stop(self) -> None:
-        """Gateways finish what they hold, commit, checkpoint their audit chains, close."""
+        """Gateways finish what they hold, commit, checkpoint their audit chains, close: each
+        one, also those that never started and when another's close fails."""
         for gateway in self.gateways.values():
             gateway.stop()
         for back_office in self.back_offices.values():
             back_office.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for gateway in self.gateways.values():
-            await gateway.close()
-        for own in self._own.values():
-            await own.close()
+        closes = [g.close() for g in self.gateways.values()] + [
+            t.close() for t in self._own.values()
+        ]
+        for failed in await asyncio.gather(*closes, return_exceptions=True):
+            if isinstance(failed, BaseException):
+                raise failed
 
     async def drive(self, case: Case) -> bool:
         """Every step of ``case``, each after the one before reached all its recipients;
@@ -183,7 +186,6 @@ class Demo:
         (call `stop` later)."""
         started = time.monotonic()
         result = DemoResult(cases=len(cases), parties={p: PartyCount() for p in self.gateways})
-        await self.start()
         done = 0
 
         async def drive(case: Case) -> None:
@@ -195,13 +197,16 @@ class Demo:
             if on_progress:
                 on_progress(done, len(cases))
 
+        ran = False
         try:
+            await self.start()
             await asyncio.gather(*(drive(c) for c in cases))
             if hostile:
                 result.hostile = await inject_hostile(self, cases)
             await self._settle(result)
+            ran = True
         finally:
-            if not keep_running:
+            if not (ran and keep_running):  # a run that failed stops what it started
                 await self.stop()
         self._tally(result, cases)
         if not keep_running:

@@ -197,6 +197,23 @@ async def test_post_message_is_accepted_then_receipted_by_every_recipient(stack:
         assert item.message == dossier_json()
 
 
+async def test_post_accepts_the_full_type_name_that_get_answers(stack: Stack) -> None:
+    ind = await stack.started(IND, run=True)
+    api = await stack.serve(ind)
+    muni = await stack.started(MUNI, run=True)
+
+    response = await api.post(
+        "/v1/messages", json=send_body([MUNI], type="nl.lvv.v1.DossierDelivered"), headers=AUTH
+    )
+
+    assert response.status_code == 202, response.text
+    message_id = response.json()["message_id"]
+    status = await until_status(api, message_id, "RECEIPTED")
+    assert status["type"] == "nl.lvv.v1.DossierDelivered"
+    (item,) = muni.store.inbox(limit=10)
+    assert str(item.message_id) == message_id and item.message == dossier_json()
+
+
 def _without(field: str) -> dict[str, Any]:
     message = dossier_json()
     del message[field]
@@ -229,6 +246,12 @@ BAD_REQUESTS: dict[str, tuple[Callable[[], dict[str, Any]], int, str]] = {
         "SCHEMA_VIOLATION",
     ),
     "unknown-type": (lambda: send_body(type="Nonsense"), 422, "UNKNOWN_TYPE"),
+    "unknown-full-type": (lambda: send_body(type="nl.lvv.v1.Nonsense"), 422, "UNKNOWN_TYPE"),
+    "type-of-another-namespace": (
+        lambda: send_body(type="org.example.DossierDelivered"),
+        422,
+        "UNKNOWN_TYPE",
+    ),
     "receipt-from-the-back-office": (
         lambda: send_body(type="DeliveryReceipt"),
         422,

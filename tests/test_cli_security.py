@@ -226,6 +226,15 @@ def test_a_tampered_envelope_is_rejected_with_a_reason(network: Network, tmp_pat
     assert reason != RejectReason.NOT_A_RECIPIENT
 
 
+def test_seal_takes_the_full_type_name(network: Network, tmp_path: Path) -> None:
+    out = tmp_path / "intake.env"
+    ok("seal", *network.with_directory("--from", MUNICIPALITY, "--to", "dtv", "--type",
+                                       "nl.lvv.v1.IntakeRegistered"),
+       "--payload", network.intake, "--out", out)  # fmt: skip
+    opened = json.loads(ok("open", out, "--as", "dtv", *network.with_directory()))
+    assert opened["header"]["message_type"] == "nl.lvv.v1.IntakeRegistered"
+
+
 def test_seal_refuses_a_message_the_policy_forbids(network: Network, tmp_path: Path) -> None:
     dossier = tmp_path / "dossier.json"
     dossier.write_text(ok("schemas", "example", "DossierDelivered"))

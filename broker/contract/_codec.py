@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
@@ -25,6 +25,8 @@ from broker.contract._skim import Skipper, compile_schema, skim
 from broker.errors import DecodeError, SchemaError, UnknownSchema
 
 NAMESPACE = "nl.lvv.v1"
+
+_T = TypeVar("_T")
 
 Schema = dict[str, Any]
 AvroRecord = dict[str, Any]
@@ -46,6 +48,13 @@ class SchemaInfo:
     @property
     def short_name(self) -> str:
         return self.name.rsplit(".", 1)[-1]
+
+
+def by_type_name(table: Mapping[str, _T], name: str) -> _T | None:
+    """The entry of ``table`` (keyed by full names) for a type named in full
+    (``nl.lvv.v1.CaseClosed``) or short (``CaseClosed``): the one place where both forms
+    of a type's name are resolved."""
+    return table.get(name) or table.get(f"{NAMESPACE}.{name}")
 
 
 def fingerprint_of(schema: Schema) -> bytes:
@@ -175,7 +184,7 @@ class Codec:
 
     def named_type(self, name: str) -> Schema:
         """The definition of any named type (record, enum, fixed) used by the contract."""
-        found = self._named.get(name) or self._named.get(f"{NAMESPACE}.{name}")
+        found = by_type_name(self._named, name)
         if found is None:
             raise UnknownSchema(f"no named type {name!r}")
         return found
@@ -186,7 +195,7 @@ class Codec:
 
     def info(self, name: str) -> SchemaInfo:
         """Look a schema up by full name (``nl.lvv.v1.CaseClosed``) or short name."""
-        found = self._by_name.get(name) or self._by_name.get(f"{NAMESPACE}.{name}")
+        found = by_type_name(self._by_name, name)
         if found is None:
             raise UnknownSchema(f"no schema named {name!r}")
         return found

@@ -22,15 +22,22 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broker.crypto import MAX_RECIPIENTS
-from broker.errors import LocalError, PolicyDenied, RecordTooLarge, TransportError, UnknownParty
+from broker.errors import (
+    LocalError,
+    PolicyDenied,
+    RecordTooLarge,
+    TransportError,
+    UnknownParty,
+    UnknownSchema,
+)
 from broker.gateway._gateway import Gateway
 from broker.gateway._observer import MetricsPage, MetricsSource
 from broker.gateway._store import AmbiguousMessageId
-from broker.models import CASE_MESSAGES, AvroModel, PartyId
+from broker.models import CASE_MESSAGES, AvroModel, PartyId, model_for
 
 # --- request and response bodies -------------------------------------------------------------
 
@@ -49,9 +56,22 @@ def _send_request(model: type[AvroModel]) -> type[BaseModel]:
     )
 
 
+def _short_type(body: Any) -> Any:
+    """The body with ``type`` in the short form the request bodies are told apart by: it
+    may name the type in full (``nl.lvv.v1.DossierDelivered``), as GET answers."""
+    if isinstance(body, dict) and isinstance(body.get("type"), str):
+        try:
+            return {**body, "type": model_for(body["type"]).avro_name.rsplit(".", 1)[1]}
+        except UnknownSchema:
+            pass  # refused as UNKNOWN_TYPE by the discriminator
+    return body
+
+
 _REQUESTS = tuple(_send_request(model) for model in CASE_MESSAGES)
-SendRequest: Any = Annotated[Union[_REQUESTS], Field(discriminator="type")]  # noqa: UP007
-"""One request body per case message, told apart by ``type`` (documented in OpenAPI)."""
+SendRequest: Any = Annotated[Union[_REQUESTS], Discriminator("type"), BeforeValidator(_short_type)]  # noqa: UP007
+"""One request body per case message, told apart by ``type`` (documented in OpenAPI).
+`Discriminator`, not ``Field(discriminator=)``: FastAPI takes a Field for the parameter's
+own and drops the discriminator when a validator follows."""
 
 
 class Accepted(BaseModel):

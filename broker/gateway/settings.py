@@ -34,6 +34,7 @@ Errors in the file or the environment are one line with reason CONFIG.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -43,10 +44,11 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
-from broker.errors import LocalError
+from broker.errors import LocalError, validation_summary
 from broker.models import PARTY_ID_PATTERN
 from broker.topics import DEFAULT_PREFIX
 from broker.transport.kafka import KafkaOptions
@@ -200,7 +202,18 @@ def load_settings(config_file: Path | None = None) -> GatewaySettings:
         # paths in the file are relative to the file, as a user reading it would expect
         return GatewaySettings.model_validate(_anchored(settings.model_dump(), base))
     except ValidationError as exc:
-        raise LocalError(f"{where}: {_one_line(exc)}", reason="CONFIG") from None
+        raise LocalError(f"{where}: {validation_summary(exc)}", reason="CONFIG") from None
+    except SettingsError as exc:  # an environment variable of a table that is not JSON
+        raise LocalError(_unparsed(exc), reason="CONFIG") from None
+
+
+def _unparsed(exc: SettingsError) -> str:
+    """pydantic-settings' 'error parsing value for field "kafka" ...' as what to do."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    if field is None:
+        return str(exc)
+    variable = f"{ENV_PREFIX}{field[1].upper()}"
+    return f"{variable} is not valid JSON (or give each of its keys as {variable}__NAME)"
 
 
 def _refuse_secrets_in(config_file: Path) -> None:
@@ -218,16 +231,6 @@ def _refuse_secrets_in(config_file: Path) -> None:
                 f"{ENV_PREFIX}{name.upper()} or {file_setting}",
                 reason="CONFIG",
             )
-
-
-def _one_line(exc: ValidationError) -> str:
-    """Pydantic's findings as one line: ``field: what is wrong; …`` (never the values)."""
-    parts = []
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts).replace("\n", " ")
 
 
 def _anchored(values: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -62,10 +62,10 @@ ALL_MODELS: tuple[type[AvroModel], ...] = tuple(
 
 def model_for(name: str) -> type[AvroModel]:
     """The model of a top-level schema, by full (``nl.lvv.v1.CaseClosed``) or short name."""
-    from broker.contract import NAMESPACE
+    from broker.contract import by_type_name
     from broker.errors import UnknownSchema
 
-    found = MESSAGE_MODELS.get(name) or MESSAGE_MODELS.get(f"{NAMESPACE}.{name}")
+    found = by_type_name(MESSAGE_MODELS, name)
     if found is None:
         raise UnknownSchema(f"no message type {name!r}")
     return found

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -151,11 +152,19 @@ def _translated(action: str) -> Iterator[None]:
     except (KafkaTimeoutError, TimeoutError) as exc:
         raise TransportTimeout(f"{action}: Kafka did not answer in time") from exc
     except KafkaConnectionError as exc:
-        raise TransportUnavailable(f"{action}: cannot reach Kafka: {exc}") from exc
+        raise TransportUnavailable(f"{action}: cannot reach Kafka: {_plain(exc)}") from exc
     except IllegalStateError as exc:
         raise TransportClosed(f"{action}: {exc}") from exc
     except KafkaError as exc:
         raise TransportError(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+def _plain(exc: KafkaConnectionError) -> str:
+    """aiokafka's text without its class name and the Python reprs in its address list:
+    ``Unable to bootstrap from [('127.0.0.1', 1, <AddressFamily.AF_INET: 2>)]`` becomes
+    ``Unable to bootstrap from 127.0.0.1:1``."""
+    text = str(exc).removeprefix(f"{type(exc).__name__}: ")
+    return re.sub(r"\[?\('([^']*)', (\d+), <[^<>]*>\)\]?", r"\1:\2", text)
 
 
 async def _stop_within(
