@@ -179,10 +179,10 @@ def _no_unclosed_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     report = asyncio.BaseEventLoop.call_exception_handler
     make = AIOKafkaClient.__init__
 
-    def noting(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    def noting(loop: asyncio.BaseEventLoop, context: dict[str, Any]) -> None:
         if str(context.get("message", "")).startswith("Unclosed"):
             unclosed.append(str(context["message"]))
-        report(loop, context)  # type: ignore[arg-type]
+        report(loop, context)
 
     def counting(client: AIOKafkaClient, *args: Any, **kwargs: Any) -> None:
         made.append(None)  # every consumer, producer and admin client makes one

@@ -1,6 +1,7 @@
 """Gateways of the test network on one embedded log, for the tests of the gateway runtime and
 of the audit trail: started, run as tasks, halted, restarted on their state files, and all
-closed at the end of the test. Also `until`, the wait for a condition those tests share."""
+closed at the end of the test. Also `until`, the wait for a condition those tests share, and
+`sent_status`."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ async def until(check: Callable[[], bool], what: str) -> None:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+def sent_status(gw: Gateway, message_id: uuid.UUID) -> str | None:
+    """The status of a message ``gw`` sent (``None``: it has no such message)."""
+    sent = gw.store.sent_status(message_id)
+    return None if sent is None else sent.status
 
 
 class EmbeddedNetwork:

@@ -41,7 +41,8 @@ WAIT_S = 10.0
 
 
 def dossier_json() -> dict[str, Any]:
-    return json.loads(example("DossierDelivered").model_dump_json())
+    message: dict[str, Any] = json.loads(example("DossierDelivered").model_dump_json())
+    return message
 
 
 def send_body(recipients: list[str] | None = None, **changes: Any) -> dict[str, Any]:

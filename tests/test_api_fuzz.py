@@ -65,6 +65,8 @@ CHECKS = [
 ]
 
 T = TypeVar("T")
+Case = schemathesis.Case[Any]
+"""A generated request, of any operation (its class has four type parameters of its own)."""
 
 
 class _Server(uvicorn.Server):
@@ -176,7 +178,7 @@ def api_schema(served: ServedGateway) -> Any:
     return loaded
 
 
-def call_and_check(served: ServedGateway, case: schemathesis.Case) -> int:
+def call_and_check(served: ServedGateway, case: Case) -> int:
     """Send ``case`` (with the token it carries, if any); check the answer against the
     document and that a refused request changed nothing. Returns the status code."""
     before = served.state()
@@ -203,20 +205,23 @@ def call_and_check(served: ServedGateway, case: schemathesis.Case) -> int:
 PARTIES = sorted(NET.directory.parties)
 
 
-def addressed(drawn: tuple[schemathesis.Case, random.Random]) -> schemathesis.Case:
+def addressed(drawn: tuple[Case, random.Random]) -> Case:
     """A valid send to parties that exist — mostly ones the policy lets the type go to —
     naming this gateway where the payload names its sender: random party ids alone would
     stop every send at UNKNOWN_RECIPIENT, never reaching the policy or the log."""
     case, rnd = drawn
     body = case.body
+    assert isinstance(body, dict)  # a positive send body is a JSON object
+    message = body["message"]
+    assert isinstance(message, dict)
     name = f"nl.lvv.v1.{body['type']}"
     allowed = [p for p in PARTIES if NET.directory.role(p) in POLICY[name].recipients]
     pool = allowed if allowed and rnd.random() < 0.8 else PARTIES
     body["recipients"] = rnd.sample(pool, rnd.randint(1, min(3, len(pool))))
     if name in SENDER_FIELDS:
-        body["message"][SENDER_FIELDS[name]] = MUNI
+        message[SENDER_FIELDS[name]] = MUNI
     if name in SENDER_ROLE_FIELDS:
-        body["message"][SENDER_ROLE_FIELDS[name]] = PartyRole.MUNICIPALITY.value
+        message[SENDER_ROLE_FIELDS[name]] = PartyRole.MUNICIPALITY.value
     return case
 
 
@@ -255,7 +260,7 @@ def test_api_answers_generated_requests_as_documented(
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(case=strategy)
-    def fuzz(case: schemathesis.Case) -> None:
+    def fuzz(case: Case) -> None:
         statuses.append(call_and_check(served, case))
 
     fuzz()

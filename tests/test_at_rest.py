@@ -25,9 +25,10 @@ from broker._files import private_dir
 from broker.crypto import ContentKey, ContentUnreadable
 from broker.gateway import GatewayStore
 from broker.gateway._store import SCHEMA_VERSION, StoreVersionError
+from broker.models import DossierDelivered
 from broker.transport._embedded import EmbeddedTransport
-from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW
+from tests.support import example_of
 from tests.test_gateway_crash import RECIPIENT, rig
 
 MARKER = f"Marker-{uuid.uuid4().hex}"
@@ -69,8 +70,8 @@ def umask(mask: int) -> Iterator[None]:
 async def test_personal_data_is_never_on_disk_unacknowledged_acknowledged_or_after_sigkill(
     tmp_path: Path,
 ) -> None:
-    personal = example("DossierDelivered")
-    person = personal.person.model_copy(update={"family_name": MARKER})  # type: ignore[attr-defined]
+    personal = example_of(DossierDelivered)
+    person = personal.person.model_copy(update={"family_name": MARKER})
     async with rig(tmp_path, "at-rest") as r, httpx.AsyncClient(timeout=10) as client:
         r.recipient.start()
         await r.recipient.wait_ready(client)

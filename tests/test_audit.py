@@ -66,7 +66,7 @@ from cli.main import cli
 from demo.examples import example
 from demo.run import DemoResult, run_demo
 from tests.crypto_net import NOW, A, Net
-from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, until
+from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, sent_status, until
 
 NET = Net()
 IND = A[PartyRole.IND]
@@ -581,7 +581,8 @@ def test_property_arbitrary_bytes_on_the_topic_are_a_finding_never_an_exception(
 
 def _proofs(stream: Stream, message_id: uuid.UUID) -> dict[str, Any]:
     document = prove(verify(stream.records), message_id)
-    return json.loads(json.dumps(document))  # as it travels: JSON
+    travelled: dict[str, Any] = json.loads(json.dumps(document))  # as it travels: JSON
+    return travelled
 
 
 def test_every_event_about_a_message_has_a_proof_that_checks_with_its_gateways_key(
@@ -619,7 +620,7 @@ def test_events_no_checkpoint_covers_yet_are_listed_as_waiting(stream: Stream) -
 
 def _muni_delivered_proof(stream: Stream) -> dict[str, Any]:
     """MUNI's DELIVERED of m2: seq 2 under a checkpoint of 6 events, a path of 3 hashes."""
-    proof = next(
+    proof: dict[str, Any] = next(
         p
         for p in _proofs(stream, stream.m2)["proofs"]
         if p["gateway"] == MUNI and p["action"] == "DELIVERED"
@@ -950,7 +951,7 @@ async def test_nothing_is_sent_or_delivered_while_the_audit_topic_cannot_be_writ
     assert muni.store.inbox(limit=10, include_acked=True) == []
     assert await net.log.read_topic(inbox(IND)) == []  # no receipt went out
     assert chain(await net.stream(), MUNI) == []
-    assert ind.store.sent_status(message_id).status == "SENT"  # type: ignore[union-attr]
+    assert sent_status(ind, message_id) == "SENT"
 
     # the audit topic is writable again: the running loop delivers it, exactly once
     muni_gate.closed = False
@@ -1059,11 +1060,12 @@ def test_lvvx_audit_verify_prove_check_proof_and_cases_on_a_demo_run(
     assert checked.exit_code == 0, checked.output
     assert checked.output.count("valid") == len(document["proofs"])
 
-    for alter in (
+    alterations: list[Callable[[dict[str, Any]], None]] = [
         lambda p: p["path"].__setitem__(0, flip(bytes.fromhex(p["path"][0])).hex()),
         lambda p: p.__setitem__("event", _b64(flip(base64.b64decode(p["event"]), 30))),
         lambda p: p.__setitem__("seq", p["seq"] + 1),
-    ):
+    ]
+    for alter in alterations:
         altered = copy.deepcopy(document)
         target = next(p for p in altered["proofs"] if p["path"])
         alter(target)

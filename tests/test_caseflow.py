@@ -10,6 +10,7 @@ import pytest
 
 from broker.caseflow import REST_PERIOD, CaseState, Step, Warning, advance, event_time
 from demo.casebook import CasePath, CaseWriter
+from demo.casebook import Step as CaseStep
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 N = "nl.lvv.v1."
@@ -23,12 +24,19 @@ def run(*steps: tuple[str, timedelta]) -> tuple[CaseState, list[Warning | None]]
     return state, warnings
 
 
+def when(step: CaseStep) -> datetime:
+    """When the step happened, by its message (every message of the case book says)."""
+    at = event_time(step.message)
+    assert at is not None, step.message.avro_name
+    return at
+
+
 @pytest.mark.parametrize("path", list(CasePath))
 def test_every_path_of_the_case_book_closes_without_warnings(path: CasePath) -> None:
     case = CaseWriter().case(0, path)
     state = CaseState()
-    for step in sorted(case.steps, key=lambda s: event_time(s.message)):  # type: ignore[arg-type, return-value]
-        state, warning = advance(state, step.message.avro_name, event_time(step.message))  # type: ignore[arg-type]
+    for step in sorted(case.steps, key=when):
+        state, warning = advance(state, step.message.avro_name, when(step))
         assert warning is None, (step.message.avro_name, state.step)
     assert state.step is Step.CLOSED
     assert state.warnings == ()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,11 @@ EXPECTED = {
 }  # fmt: skip
 
 
-def walk(node, visit):  # type: ignore[no-untyped-def]
+Schema = dict[str, Any]
+"""A schema node as JSON: a record, an enum, a field, ..."""
+
+
+def walk(node: Schema | list[Any] | str, visit: Callable[[Schema], None]) -> None:
     """Call ``visit`` on every dict node of a schema."""
     if isinstance(node, list):
         for n in node:
@@ -43,7 +49,7 @@ def test_the_contract_holds_every_message_of_the_case_flow() -> None:
 def test_every_field_and_type_is_documented_and_every_enum_has_a_default() -> None:
     missing = []
 
-    def visit(node: dict) -> None:  # type: ignore[type-arg]
+    def visit(node: Schema) -> None:
         if node.get("type") in ("record", "enum", "fixed") and not node.get("doc"):
             missing.append(node["name"])
         for f in node.get("fields", ()):
@@ -60,7 +66,7 @@ def test_every_field_and_type_is_documented_and_every_enum_has_a_default() -> No
 def test_ids_and_times_use_logical_types() -> None:
     wrong = []
 
-    def visit(node: dict) -> None:  # type: ignore[type-arg]
+    def visit(node: Schema) -> None:
         for f in node.get("fields", ()):
             t = f["type"][1] if isinstance(f["type"], list) else f["type"]
             logical = t.get("logicalType") if isinstance(t, dict) else None
@@ -137,7 +143,7 @@ def test_a_record_that_does_not_fit_is_refused() -> None:
         default_codec().encode("CaseClosed", record)
 
 
-def _evolved(name: str, change) -> Codec:  # type: ignore[no-untyped-def]
+def _evolved(name: str, change: Callable[[Schema], None]) -> Codec:
     """A codec holding the current schema ``name`` and, as current, a changed copy."""
     codec = Codec([], [])
     old = codec.register(copy.deepcopy(default_codec().info(name).schema))
@@ -148,7 +154,7 @@ def _evolved(name: str, change) -> Codec:  # type: ignore[no-untyped-def]
 
 
 def test_a_later_version_with_an_optional_field_reads_old_data() -> None:
-    def add_field(schema: dict) -> None:  # type: ignore[type-arg]
+    def add_field(schema: Schema) -> None:
         schema["fields"].append(
             {"name": "follow_up_date", "type": ["null", {"type": "int", "logicalType": "date"}],
              "default": None, "doc": "Added in a later version."}
@@ -169,7 +175,7 @@ def test_a_later_version_with_an_optional_field_reads_old_data() -> None:
 
 
 def test_an_enum_symbol_added_later_reads_as_the_default() -> None:
-    def add_symbol(schema: dict) -> None:  # type: ignore[type-arg]
+    def add_symbol(schema: Schema) -> None:
         for f in schema["fields"]:
             if f["name"] == "outcome":
                 f["type"]["symbols"].append("RESETTLEMENT")

@@ -64,9 +64,10 @@ def document(entries: list[PartyEntry], *, serial: int = 7) -> PartyDirectory:
     )
 
 
-def load(data: bytes, **kwargs: object) -> Directory:
-    options: dict[str, object] = {"anchor": PINNED, "now": NOW, **kwargs}
-    return load_directory(data, **options)  # type: ignore[arg-type]
+def load(
+    data: bytes, *, now: datetime = NOW, min_serial: int = 0, network: str | None = None
+) -> Directory:
+    return load_directory(data, anchor=PINNED, now=now, min_serial=min_serial, network=network)
 
 
 def wrapper(**changes: object) -> bytes:

@@ -26,13 +26,14 @@ from prometheus_client import generate_latest
 from broker._errors import RejectReason, TransportUnavailable, UnknownTopic
 from broker.gateway import PROCESSING_FAILED, Gateway
 from broker.gateway._metrics import PrometheusObserver
-from broker.models import AvroModel, DeliveryReceipt, PartyRole, ReceiptOutcome
+from broker.models import DeliveryReceipt, DossierDelivered, PartyRole, ReceiptOutcome
 from broker.topics import dlq, gateway_group, inbox
 from broker.transport import Record, RecordMetadata, TopicSpec
 from broker.transport._embedded import EmbeddedProducer
 from demo.examples import example
 from tests.crypto_net import NOW, ROLE_OF, A, Net
-from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, until
+from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, sent_status, until
+from tests.support import example_of
 
 NET = Net()
 IND = A[PartyRole.IND]
@@ -41,8 +42,8 @@ NGO = A[PartyRole.NGO]
 OTHER_MUNI = next(p for p, r in ROLE_OF.items() if r is PartyRole.MUNICIPALITY and p != MUNI)
 
 
-def dossier() -> AvroModel:
-    return example("DossierDelivered")
+def dossier() -> DossierDelivered:
+    return example_of(DossierDelivered)
 
 
 @pytest.fixture
@@ -89,16 +90,16 @@ async def test_message_to_two_recipients_is_delivered_to_both_and_receipted_by_e
     message = dossier()
 
     message_id = await ind.send(message, [MUNI, NGO])
-    assert ind.store.sent_status(message_id).status == "SENT"  # type: ignore[union-attr]
+    assert sent_status(ind, message_id) == "SENT"
 
     await until(lambda: len(muni.store.inbox(limit=10)) == 1, "delivery to the municipality")
     await until(lambda: len(ngo.store.inbox(limit=10)) == 1, "delivery to the NGO")
     for gw in (muni, ngo):
         (item,) = gw.store.inbox(limit=10)
-        assert (item.message_id, item.sender, item.case_id) == (message_id, IND, message.case_id)  # type: ignore[attr-defined]
+        assert (item.message_id, item.sender, item.case_id) == (message_id, IND, message.case_id)
         assert item.message == json.loads(message.model_dump_json())
     await until(
-        lambda: ind.store.sent_status(message_id).status == "RECEIPTED",  # type: ignore[union-attr]
+        lambda: sent_status(ind, message_id) == "RECEIPTED",
         "both receipts",
     )
     status = ind.store.sent_status(message_id)
@@ -190,7 +191,7 @@ async def test_redelivery_after_a_crash_before_the_receipt_sends_the_missing_rec
     )
     assert receipt.envelope_sha256 == hashlib.sha256(record.value).digest()
     await ind.handle(receipt_record)
-    assert ind.store.sent_status(message_id).status == "RECEIPTED"  # type: ignore[union-attr]
+    assert sent_status(ind, message_id) == "RECEIPTED"
 
 
 async def test_same_envelope_at_a_new_position_is_a_replay_and_not_delivered(
@@ -284,7 +285,7 @@ async def test_authenticated_sender_refused_by_policy_gets_a_rejected_receipt(
     message_id = await ngo.send(dossier(), [MUNI])  # its own policy check passes
 
     await until(
-        lambda: ngo.store.sent_status(message_id).status == "REJECTED",  # type: ignore[union-attr]
+        lambda: sent_status(ngo, message_id) == "REJECTED",
         "the REJECTED receipt",
     )
     status = ngo.store.sent_status(message_id)
@@ -609,7 +610,7 @@ async def test_message_to_a_party_whose_gateway_is_down_becomes_overdue(
     assert ind.store.overdue(NOW + timeout, timeout) == []  # not after exactly the timeout
     assert ind.store.overdue(NOW + timeout + timedelta(seconds=1), timeout) == [message_id]
     await asyncio.sleep(0.3)  # a poll or so of IND's own loop: nothing changes it
-    assert ind.store.sent_status(message_id).status == "SENT"  # type: ignore[union-attr]
+    assert sent_status(ind, message_id) == "SENT"
     assert ind.store.counts()["awaiting_receipt"] == 1
     assert len(await lvv.records(inbox(MUNI))) == 1
 
@@ -621,12 +622,12 @@ async def test_prometheus_observer_counts_without_ids(lvv: EmbeddedNetwork) -> N
     ind_metrics, muni_metrics = PrometheusObserver(IND), PrometheusObserver(MUNI)
     ind = await lvv.gateway(IND, observer=ind_metrics, run=True)
     muni = await lvv.gateway(MUNI, observer=muni_metrics, run=True)
-    case_id = dossier().case_id  # type: ignore[attr-defined]
+    case_id = dossier().case_id
 
     message_id = await ind.send(dossier(), [MUNI])
     await lvv.inject(inbox(MUNI), b"not an envelope at all")
     await until(
-        lambda: ind.store.sent_status(message_id).status == "RECEIPTED",  # type: ignore[union-attr]
+        lambda: sent_status(ind, message_id) == "RECEIPTED",
         "the receipt",
     )
     await until(lambda: muni.store.counts()["rejected"] == 1, "the rejection")

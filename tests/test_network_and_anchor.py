@@ -28,7 +28,7 @@ SIGNED = sign_directory(build_directory([PARTY.entry], serial=1, network=NETWORK
 
 def anchor_record(valid_from: datetime, valid_until: datetime) -> PublicKey:
     return PublicKey(
-        key_id=key_id(RAW), algorithm="ED25519", public_key=RAW,  # type: ignore[arg-type]
+        key_id=key_id(RAW), algorithm="ED25519", public_key=RAW,
         valid_from=valid_from, valid_until=valid_until, status=KeyStatus.ACTIVE,
     )  # fmt: skip
 
@@ -104,7 +104,7 @@ def _no_gateway_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_gateway_settings_without_a_network_are_refused() -> None:
     with pytest.raises(ValidationError, match="network"):
-        GatewaySettings(  # type: ignore[call-arg]
+        GatewaySettings(
             party="gemeente-utrecht", keys_dir=Path("keys"), directory_file=Path("d.bin"),
             anchor_file=Path("a.json"), data_dir=Path("state"),
         )  # fmt: skip

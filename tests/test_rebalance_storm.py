@@ -48,7 +48,7 @@ OPTIONS = KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP, client_id="rebalance-s
                        session_timeout_ms=6_000, heartbeat_interval_ms=1_000)  # fmt: skip
 
 
-class Storm(ConsumerRebalanceListener):  # type: ignore[misc]
+class Storm(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped: its base is Any
     """Counts the rebalances the storm members took part in and what they were given."""
 
     def __init__(self) -> None:

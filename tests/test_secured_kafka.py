@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -60,8 +61,14 @@ def prefix() -> Iterator[str]:
     yield name
 
 
+class Connect(Protocol):
+    """The `connect` fixture: a transport with ``identity``'s certificate."""
+
+    def __call__(self, identity: str, **options: object) -> KafkaTransport: ...
+
+
 @pytest.fixture
-async def connect() -> AsyncIterator[object]:
+async def connect() -> AsyncIterator[Connect]:
     """``connect(identity)``: a transport with that party's certificate, closed afterwards."""
     made: list[KafkaTransport] = []
 
@@ -79,7 +86,9 @@ async def send_as(transport: KafkaTransport, party: str, prefix: str, topic: str
         await producer.send_atomic([OutgoingRecord(topic, b"hello", b"key")])
 
 
-async def test_a_party_writes_an_inbox_it_may_and_reads_its_own(prefix: str, connect) -> None:  # type: ignore[no-untyped-def]
+async def test_a_party_writes_an_inbox_it_may_and_reads_its_own(
+    prefix: str, connect: Connect
+) -> None:
     await send_as(connect(MUNI), MUNI, prefix, inbox(DTV, prefix))
     dtv = connect(DTV)
     async with dtv.consumer(gateway_group(DTV, prefix), [inbox(DTV, prefix)]) as consumer:
@@ -108,8 +117,8 @@ async def test_a_client_without_a_certificate_is_refused(prefix: str) -> None:
 
 
 async def test_a_certificate_from_another_ca_is_refused(
-    prefix: str, tmp_path: Path, connect
-) -> None:  # type: ignore[no-untyped-def]
+    prefix: str, tmp_path: Path, connect: Connect
+) -> None:
     Pki(tmp_path / "other").init([IND], now=datetime.now(UTC))
     impostor = KafkaOptions(
         bootstrap_servers=TLS_BOOTSTRAP, security_protocol="SSL", ssl_cafile=PKI / "ca.pem",
@@ -132,7 +141,7 @@ async def test_tls_below_1_3_is_refused(prefix: str) -> None:
         await _handshake(context)
 
 
-async def test_a_party_cannot_read_another_partys_inbox(prefix: str, connect) -> None:  # type: ignore[no-untyped-def]
+async def test_a_party_cannot_read_another_partys_inbox(prefix: str, connect: Connect) -> None:
     ind = connect(IND)
     with pytest.raises(TransportError):
         await ind.read_topic(inbox(DTV, prefix))
@@ -143,21 +152,23 @@ async def test_a_party_cannot_read_another_partys_inbox(prefix: str, connect) ->
 
 
 async def test_a_party_cannot_write_an_inbox_the_policy_does_not_allow(
-    prefix: str, connect
-) -> None:  # type: ignore[no-untyped-def]
+    prefix: str, connect: Connect
+) -> None:
     # COA sends only to municipalities and DT&V (TransferConfirmed, receipts): never to IND
     with pytest.raises(TransportError):
         await send_as(connect(COA, send_timeout_ms=8_000), COA, prefix, inbox(IND, prefix))
     await send_as(connect(COA), COA, prefix, inbox(DTV, prefix))  # what it may, it can
 
 
-async def test_a_party_cannot_write_audit_events_as_another(prefix: str, connect) -> None:  # type: ignore[no-untyped-def]
+async def test_a_party_cannot_write_audit_events_as_another(prefix: str, connect: Connect) -> None:
     with pytest.raises(TransportError):
         await send_as(connect(IND, send_timeout_ms=8_000), IND, prefix, audit(DTV, prefix))
     await send_as(connect(IND), IND, prefix, audit(IND, prefix))  # its own chain
 
 
-async def test_a_party_cannot_join_another_partys_consumer_group(prefix: str, connect) -> None:  # type: ignore[no-untyped-def]
+async def test_a_party_cannot_join_another_partys_consumer_group(
+    prefix: str, connect: Connect
+) -> None:
     ind = connect(IND)
     with pytest.raises(TransportError):
         async with ind.consumer(gateway_group(DTV, prefix), [inbox(IND, prefix)]) as consumer:
@@ -166,12 +177,14 @@ async def test_a_party_cannot_join_another_partys_consumer_group(prefix: str, co
                 await consumer.commit({TopicPartition(inbox(IND, prefix), 0): 0})
 
 
-async def test_a_party_cannot_read_another_partys_dead_letters(prefix: str, connect) -> None:  # type: ignore[no-untyped-def]
+async def test_a_party_cannot_read_another_partys_dead_letters(
+    prefix: str, connect: Connect
+) -> None:
     with pytest.raises(TransportError):
         await connect(IND).read_topic(dlq(DTV, prefix))
 
 
-async def test_only_dtv_reads_the_audit_of_other_gateways(prefix: str, connect) -> None:  # type: ignore[no-untyped-def]
+async def test_only_dtv_reads_the_audit_of_other_gateways(prefix: str, connect: Connect) -> None:
     await connect(DTV).read_topic(audit(IND, prefix))  # the supervisor
     await connect(IND).read_topic(audit(IND, prefix))  # a gateway, its own chain (restarts)
     for party in (NGO, MUNI, COA):
@@ -180,8 +193,8 @@ async def test_only_dtv_reads_the_audit_of_other_gateways(prefix: str, connect) 
 
 
 async def test_apply_is_idempotent_and_a_departed_partys_acls_go(
-    prefix: str, secured_admin: KafkaTransport, connect
-) -> None:  # type: ignore[no-untyped-def]
+    prefix: str, secured_admin: KafkaTransport, connect: Connect
+) -> None:
     layout = Layout(prefix, partitions=1)
     assert (await plan(secured_admin, NET.directory, layout)).empty  # applied before: nothing to do
     without_avim = load_directory(

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hpke
 
 from broker._codec import default_codec
 from broker._merkle import root_and_proofs
-from broker.crypto import AnchorKey, load_directory, open_envelope
+from broker.crypto import AnchorKey, Directory, load_directory, open_envelope
 from broker.crypto._batchsig import envelope_leaf, signed_statement
 from broker.crypto._envelope import (
     SIGNATURE_TAG,
@@ -31,7 +31,7 @@ from broker.crypto._envelope import (
     prepare,
 )
 from broker.crypto._epoch import SenderEpochs, epoch_wrap_info
-from broker.crypto._keys import generate_party, key_id
+from broker.crypto._keys import NewParty, generate_party, key_id
 from broker.crypto._wire import decode_envelope
 from broker.models import KeyAlgorithm, PartyRole, SecureEnvelope, model_for
 from broker.replay import MemoryReplayGuard
@@ -43,7 +43,7 @@ VECTORS = json.loads((Path(__file__).parent / "vectors" / "envelope-v1.json").re
 V2 = json.loads((Path(__file__).parent / "vectors" / "envelope-v2.json").read_text())
 
 
-def _network(v: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _network(v: dict[str, Any]) -> tuple[NewParty, list[NewParty], Directory, datetime]:
     start = datetime.fromisoformat(v["key_start"])
     sender = generate_party(v["sender"]["party_id"], PartyRole(v["sender"]["role"]), now=start,
                             seed=v["sender"]["seed"].encode())  # fmt: skip

@@ -21,12 +21,13 @@ from broker._errors import RejectReason
 from broker.audit import read_audit
 from broker.audit._verify import Finding, verify_stream
 from broker.gateway._metrics import PrometheusObserver
-from broker.models import AuditAction, DeliveryReceipt, PartyRole, ReceiptOutcome
+from broker.models import AuditAction, DeliveryReceipt, DossierDelivered, PartyRole, ReceiptOutcome
 from broker.topics import DEFAULT_PREFIX, dlq, inbox
 from broker.transport import Record
 from demo.examples import example
 from tests.crypto_net import NOW, A, Net
-from tests.embedded_gateways import EmbeddedNetwork
+from tests.embedded_gateways import EmbeddedNetwork, sent_status
+from tests.support import example_of
 
 NET = Net()
 IND, MUNI = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
@@ -126,9 +127,9 @@ async def test_an_envelope_refused_from_the_future_is_never_delivered_when_it_co
 def _receipt(message_id: uuid.UUID, digest: bytes, reason: str | None) -> DeliveryReceipt:
     return DeliveryReceipt(
         receipt_id=uuid.uuid4(), message_id=message_id, message_type="nl.lvv.v1.DossierDelivered",
-        case_id=example("DossierDelivered").case_id,  # type: ignore[attr-defined]
+        case_id=example_of(DossierDelivered).case_id,
         received_by=MUNI, received_at=NOW, envelope_sha256=digest,
-        outcome=ReceiptOutcome.REJECTED if reason else ReceiptOutcome.ACCEPTED, reason=reason,  # type: ignore[arg-type]
+        outcome=ReceiptOutcome.REJECTED if reason else ReceiptOutcome.ACCEPTED, reason=reason,
     )  # fmt: skip
 
 
@@ -158,7 +159,7 @@ async def test_free_text_in_a_receipt_reason_is_refused_and_never_reaches_the_au
     await ind.handle(record)
 
     assert ind.store.rejection_reasons() == [RejectReason.PAYLOAD_INVALID.value]
-    assert ind.store.sent_status(message_id).status == "SENT"  # type: ignore[union-attr]
+    assert sent_status(ind, message_id) == "SENT"
     for audit_record in await audit_records(lvv):
         assert MARKER.encode() not in audit_record.value
 
@@ -194,7 +195,7 @@ async def test_a_receipt_about_other_bytes_under_the_id_does_not_count(
     (record,) = await lvv.records(inbox(IND))
     await ind.handle(record)
 
-    assert ind.store.sent_status(message_id).status == "SENT"  # type: ignore[union-attr]
+    assert sent_status(ind, message_id) == "SENT"
     assert ind.store.receipted_records() == 0
 
 

@@ -123,7 +123,7 @@ async def test_a_push_is_signed_with_the_webhook_secret_and_verifies_at_the_back
     receiver: Receiver,
 ) -> None:
     inbox = Inbox([item()])
-    pusher = WebhookPusher(inbox, receiver.url, SECRET)  # type: ignore[arg-type]
+    pusher = WebhookPusher(inbox, receiver.url, SECRET)
     try:
         assert await pusher.push_due() == 1
     finally:
@@ -137,7 +137,7 @@ async def test_a_push_is_signed_with_the_webhook_secret_and_verifies_at_the_back
 
 
 async def test_a_push_carries_no_bearer_token(receiver: Receiver) -> None:
-    pusher = WebhookPusher(Inbox([item()]), receiver.url, SECRET)  # type: ignore[arg-type]
+    pusher = WebhookPusher(Inbox([item()]), receiver.url, SECRET)
     try:
         await pusher.push_due()
     finally:
@@ -152,7 +152,7 @@ async def test_a_refused_push_stays_in_the_inbox_and_is_signed_afresh_on_retry()
     with Receiver(status=503) as receiver:
         clock = [float(T)]
         inbox = Inbox([item()])
-        pusher = WebhookPusher(inbox, receiver.url, SECRET, clock=lambda: clock[0])  # type: ignore[arg-type]
+        pusher = WebhookPusher(inbox, receiver.url, SECRET, clock=lambda: clock[0])
         try:
             assert await pusher.push_due() == 0
             assert await pusher.push_due() == 0  # backing off: not tried again at once

@@ -27,7 +27,7 @@ from broker._merkle import root as merkle_root
 from broker.crypto._batchsig import envelope_leaf, signed_statement
 from broker.crypto._envelope import SealRequest, _seal_batch, _seal_from_parts, prepare
 from broker.crypto._epoch import SenderEpochs
-from broker.crypto._keys import generate_party
+from broker.crypto._keys import NewParty, generate_party
 from broker.crypto._wire import decode_envelope
 from broker.models import KeyAlgorithm, PartyRole
 from demo.examples import example
@@ -111,7 +111,7 @@ BATCH_CASES: list[dict[str, Any]] = [
 ]
 
 
-def party(spec: tuple[str, PartyRole, KeyAlgorithm]):  # type: ignore[no-untyped-def]
+def party(spec: tuple[str, PartyRole, KeyAlgorithm]) -> NewParty:
     party_id, role, kem = spec
     return generate_party(
         party_id, role, now=KEY_START, kem=kem, seed=f"vector/{party_id}".encode()
@@ -130,7 +130,7 @@ def _parties_json(sender: Any, recipients: list[Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def vector(case: dict) -> dict:  # type: ignore[type-arg]
+def vector(case: dict[str, Any]) -> dict[str, Any]:
     from broker.crypto import load_directory
 
     sender = party(case["sender"])
