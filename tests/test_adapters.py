@@ -680,7 +680,7 @@ async def test_coa_answers_a_repeated_request_without_booking_twice() -> None:
 
 class SlowClient(RecordingClient):
     async def send(self, message: m.AvroModel, recipients: Sequence[str], **ids: Any) -> uuid.UUID:
-        await asyncio.sleep(0.01)  # the gateway takes a moment to seal and produce
+        await asyncio.sleep(0.01)  # a deliberately slow fake: the gateway takes a moment to send
         return await super().send(message, recipients, **ids)
 
 

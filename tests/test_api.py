@@ -31,6 +31,7 @@ from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
+from tests.support import eventually
 
 NET = Net()
 IND, MUNI, NGO, COA = (A[PartyRole[r]] for r in ("IND", "MUNICIPALITY", "NGO", "COA"))
@@ -105,11 +106,8 @@ class Stack:
         server = _Server(config)
         task = asyncio.create_task(server.serve())
         self.servers.append((server, task))
-        deadline = asyncio.get_running_loop().time() + WAIT_S
-        while not server.started:
-            if task.done() or asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"uvicorn did not start: {task.exception() if task.done() else ''}")
-            await asyncio.sleep(0.005)
+        await eventually(lambda: server.started or task.done(), "uvicorn to start")
+        assert server.started, f"uvicorn did not start: {task.exception()}"
         port = server.servers[0].sockets[0].getsockname()[1]
         client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S)
         self.clients.append(client)
@@ -147,15 +145,17 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 async def until_status(client: httpx.AsyncClient, message_id: str, status: str) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
+    seen: list[str] = []
+
+    async def reached() -> dict[str, Any] | None:
         response = await client.get(f"/v1/messages/{message_id}", headers=AUTH)
         assert response.status_code == 200, response.text
-        if response.json()["status"] == status:
-            return dict(response.json())
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"message {message_id} stayed {response.json()['status']}, not {status}")
-        await asyncio.sleep(0.02)
+        seen.append(response.json()["status"])
+        return dict(response.json()) if seen[-1] == status else None
+
+    return await eventually(
+        reached, lambda: f"message {message_id} to be {status}, not {seen[-1]}", every_s=0.02
+    )
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -404,11 +404,11 @@ async def test_inbox_lists_a_delivered_message_until_it_is_acknowledged(stack: S
     api = await stack.serve(muni)
     message_id = str(await ind.send(example("DossierDelivered"), [MUNI]))
 
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not (listed := (await api.get("/v1/inbox", headers=AUTH)).json()["items"]):
-        assert asyncio.get_running_loop().time() < deadline, "never delivered"
-        await asyncio.sleep(0.02)
-    (entry,) = listed
+    async def listed() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = (await api.get("/v1/inbox", headers=AUTH)).json()["items"]
+        return items
+
+    (entry,) = await eventually(listed, "the delivery", every_s=0.02)
     assert entry == {
         "message_id": message_id,
         "type": "nl.lvv.v1.DossierDelivered",

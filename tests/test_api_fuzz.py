@@ -43,6 +43,7 @@ from broker.transport import TopicSpec
 from broker.transport._embedded import EmbeddedTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
+from tests.support import eventually
 
 NET = Net()
 IND, MUNI = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
@@ -103,18 +104,17 @@ class ServedGateway:
         # its receive loop runs on to the end (`Gateway.stop` is a stop of the whole gateway,
         # which then refuses sends); nothing else sends to it, so only the API changes state
         self.running = asyncio.create_task(self.muni.run())
-        deadline = self.loop.time() + WAIT_S
-        while not self.muni.store.inbox(limit=1):
-            assert self.loop.time() < deadline, "the setup message was never delivered"
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: self.muni.store.inbox(limit=1), "the setup message", timeout_s=WAIT_S
+        )
         app = create_app(self.muni, token=TOKEN, max_body_bytes=MAX_BODY)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")
         self.server = _Server(config)
         self.serving = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            assert not self.serving.done(), self.serving.exception()
-            assert self.loop.time() < deadline, "uvicorn did not start"
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: self.server.started or self.serving.done(), "uvicorn to start", timeout_s=WAIT_S
+        )
+        assert self.server.started, f"uvicorn did not start: {self.serving.exception()}"
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.base_url = f"http://127.0.0.1:{port}"
 

@@ -66,7 +66,8 @@ from cli.main import cli
 from demo.examples import example
 from demo.run import DemoResult, run_demo
 from tests.crypto_net import NOW, A, Net
-from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, sent_status, until
+from tests.embedded_gateways import EmbeddedNetwork, sent_status
+from tests.support import eventually
 
 NET = Net()
 IND = A[PartyRole.IND]
@@ -121,13 +122,12 @@ async def net(tmp_path: Path) -> AsyncIterator[Network]:
 
 async def until_event(net: Network, party: str, action: AuditAction, message_id: uuid.UUID) -> None:
     """Until ``party``'s chain holds that event (the store knows some acts a moment before)."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not any(
-        e.action is action and e.message_id == message_id for e in chain(await net.stream(), party)
-    ):
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {action} of {message_id} by {party}")
-        await asyncio.sleep(0.005)
+
+    async def recorded() -> bool:
+        events = chain(await net.stream(), party)
+        return any(e.action is action and e.message_id == message_id for e in events)
+
+    await eventually(recorded, f"{action} of {message_id} by {party}")
 
 
 def receipted(gw: Gateway, *message_ids: uuid.UUID) -> Callable[[], bool]:
@@ -231,7 +231,7 @@ async def _make_stream(folder: Path) -> Stream:
         m4 = await ind.send(dossier(), [MUNI, NGO])
         for gw in (ind, muni, ngo):
             net.run(gw)
-        await until(receipted(ind, m1, m2, m3, m4), "every receipt")
+        await eventually(receipted(ind, m1, m2, m3, m4), "every receipt")
         await net.halt_all()
         envelopes = {p: [r.value for r in await net.log.read_topic(inbox(p))] for p in (MUNI, NGO)}
         return Stream(tuple(await net.stream()), m1, m2, m3, m4, envelopes)
@@ -538,7 +538,7 @@ async def test_a_message_never_handled_is_pending_within_the_grace_and_lost_afte
     assert (lost.gateway, lost.message_id) == (IND, message_id) and MUNI in lost.detail
     # the recipient comes up and delivers it: accounted for, however late
     net.run(muni)
-    await until(receipted(ind, message_id), "the late delivery")
+    await eventually(receipted(ind, message_id), "the late delivery")
     await net.halt_all()
     late = verify(await net.stream(), now=LATER)
     assert late.clean and (late.sent, late.accounted, late.pending) == (1, 1, 0)
@@ -797,7 +797,7 @@ async def test_the_chain_continues_after_a_restart(net: Network, graceful: bool)
     assert (sent.action, sent.message_id) == (AuditAction.SENT, second)
     assert sent.seq == head.seq + 1 and sent.prev_hash == ev.event_hash(before[-1].value)
     net.run(again)
-    await until(receipted(again, second), "the second receipt")
+    await eventually(receipted(again, second), "the second receipt")
     await net.halt_all()
     report = verify(await net.stream())
     assert report.clean, report.as_json()
@@ -847,7 +847,7 @@ async def test_a_quiet_gateways_events_get_a_checkpoint_after_checkpoint_every_s
     ind = await net.gateway(IND, run=True)
     await net.gateway(MUNI, run=False)  # its inbox exists, but nobody answers
     message_id = await ind.send(dossier(), [MUNI])
-    await until(lambda: ind.audit.uncovered == 0, "a checkpoint of the quiet gateway")
+    await eventually(lambda: ind.audit.uncovered == 0, "a checkpoint of the quiet gateway")
     assert not net.tasks[id(ind)].done()  # made by the running loop, not on a stop
     events = chain(await net.stream(), IND)
     assert [(e.action, e.message_id) for e in events] == [
@@ -946,7 +946,9 @@ async def test_nothing_is_sent_or_delivered_while_the_audit_topic_cannot_be_writ
     muni_gate.closed = True
     message_id = await ind.send(dossier(), [MUNI])
     assert ind.audit_writable
-    await until(lambda: muni_gate.refused >= 3, "the recipient to try (and retry) its follow-up")
+    await eventually(
+        lambda: muni_gate.refused >= 3, "the recipient to try (and retry) its follow-up"
+    )
     assert not muni.audit_writable
     assert muni.store.inbox(limit=10, include_acked=True) == []
     assert await net.log.read_topic(inbox(IND)) == []  # no receipt went out
@@ -955,9 +957,9 @@ async def test_nothing_is_sent_or_delivered_while_the_audit_topic_cannot_be_writ
 
     # the audit topic is writable again: the running loop delivers it, exactly once
     muni_gate.closed = False
-    await until(lambda: len(muni.store.inbox(limit=10)) == 1, "the delivery")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 1, "the delivery")
     assert muni.audit_writable
-    await until(receipted(ind, message_id), "the receipt")
+    await eventually(receipted(ind, message_id), "the receipt")
     await net.halt_all()
     (item,) = muni.store.inbox(limit=10, include_acked=True)
     assert item.message_id == message_id

@@ -383,7 +383,8 @@ async def test_silent_member_loses_partitions_after_session_timeout(
 async def test_idle_member_stays_alive(transport: EmbeddedTransport) -> None:
     async with transport.consumer("g", ["t"]) as a, transport.consumer("g", ["t"]) as b:
         await a.poll(timeout_ms=0)
-        await asyncio.sleep(2 * SESSION_MS / 1000)  # a does not poll; its heartbeat task beats
+        # the scenario: twice the session passes while a does not poll; its heartbeat task beats
+        await asyncio.sleep(2 * SESSION_MS / 1000)
         await b.poll(timeout_ms=0)
         assert len(b.assignment()) == 2
 

@@ -32,8 +32,8 @@ from broker.transport import Record, RecordMetadata, TopicSpec
 from broker.transport._embedded import EmbeddedProducer
 from demo.examples import example
 from tests.crypto_net import NOW, ROLE_OF, A, Net
-from tests.embedded_gateways import WAIT_S, EmbeddedNetwork, sent_status, until
-from tests.support import example_of
+from tests.embedded_gateways import EmbeddedNetwork, sent_status
+from tests.support import WAIT_S, eventually, example_of
 
 NET = Net()
 IND = A[PartyRole.IND]
@@ -56,12 +56,13 @@ async def lvv(tmp_path: Path) -> AsyncIterator[EmbeddedNetwork]:
 
 
 async def until_records(lvv: EmbeddedNetwork, topic: str, count: int) -> list[Record]:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while len(found := await lvv.records(topic)) < count:
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {count} records in {topic}, have {len(found)}")
-        await asyncio.sleep(0.01)
-    return found
+    seen: list[Record] = []
+
+    async def found() -> list[Record]:
+        seen[:] = await lvv.records(topic)
+        return list(seen) if len(seen) >= count else []
+
+    return await eventually(found, lambda: f"{count} records in {topic}, have {len(seen)}")
 
 
 def source(meta: RecordMetadata | Record) -> str:
@@ -92,13 +93,13 @@ async def test_message_to_two_recipients_is_delivered_to_both_and_receipted_by_e
     message_id = await ind.send(message, [MUNI, NGO])
     assert sent_status(ind, message_id) == "SENT"
 
-    await until(lambda: len(muni.store.inbox(limit=10)) == 1, "delivery to the municipality")
-    await until(lambda: len(ngo.store.inbox(limit=10)) == 1, "delivery to the NGO")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 1, "delivery to the municipality")
+    await eventually(lambda: len(ngo.store.inbox(limit=10)) == 1, "delivery to the NGO")
     for gw in (muni, ngo):
         (item,) = gw.store.inbox(limit=10)
         assert (item.message_id, item.sender, item.case_id) == (message_id, IND, message.case_id)
         assert item.message == json.loads(message.model_dump_json())
-    await until(
+    await eventually(
         lambda: sent_status(ind, message_id) == "RECEIPTED",
         "both receipts",
     )
@@ -255,7 +256,7 @@ async def test_refused_records_are_dead_lettered_with_their_reason_and_the_loop_
     where = {reason: await lvv.inject(inbox(MUNI), data) for reason, data in refused.items()}
     await lvv.inject(inbox(MUNI), valid)
 
-    await until(lambda: len(muni.store.inbox(limit=10)) == 1, "the valid message after them")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 1, "the valid message after them")
     dead = {headers(r)["lvv-source"]: r for r in await until_records(lvv, dlq(MUNI), len(refused))}
     assert len(dead) == len(refused)
     for reason, data in refused.items():
@@ -284,7 +285,7 @@ async def test_authenticated_sender_refused_by_policy_gets_a_rejected_receipt(
 
     message_id = await ngo.send(dossier(), [MUNI])  # its own policy check passes
 
-    await until(
+    await eventually(
         lambda: sent_status(ngo, message_id) == "REJECTED",
         "the REJECTED receipt",
     )
@@ -435,7 +436,7 @@ async def test_a_fault_of_ours_dead_letters_the_record_at_once_and_the_next_is_d
     monkeypatch.setattr(muni.store, "record_delivery", record_delivery)
     lvv.run(muni)
 
-    await until(lambda: len(muni.store.inbox(limit=10)) == 1, "the next record")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 1, "the next record")
     assert [i.message_id for i in muni.store.inbox(limit=10)] == [healthy]
     assert attempts == 1
     (poisoned_record,) = [
@@ -471,7 +472,7 @@ async def test_a_disk_fault_of_the_moment_is_retried_and_the_record_delivered_in
     monkeypatch.setattr(muni.store, "record_delivery", record_delivery)
     lvv.run(muni)
 
-    await until(lambda: len(muni.store.inbox(limit=10)) == 2, "both deliveries")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 2, "both deliveries")
     assert [i.message_id for i in muni.store.inbox(limit=10)] == [first, second]
     assert failures == 3
     assert muni.store.rejection_reasons() == []
@@ -501,13 +502,13 @@ async def test_a_store_failure_after_the_follow_ups_were_published_is_retried_no
     message_id = await ind.send(dossier(), [MUNI])
     healthy = await ind.send(dossier(), [MUNI])
 
-    await until(lambda: len(muni.store.inbox(limit=10)) == 2 or task.done(), "both deliveries")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 2 or task.done(), "both deliveries")
     if task.done():
         lvv.tasks.pop(id(muni))
         pytest.fail(f"run() ended: {task.exception()!r}")
     assert failures == 1
     assert [i.message_id for i in muni.store.inbox(limit=10)] == [message_id, healthy]
-    await until(lambda: ind.store.counts()["receipted"] == 2, "both receipts")
+    await eventually(lambda: ind.store.counts()["receipted"] == 2, "both receipts")
     await lvv.halt(muni)
     await lvv.halt(ind)
     receipts = [opened_receipt(r, IND) for r in await lvv.records(inbox(IND))]
@@ -544,7 +545,7 @@ async def test_loop_survives_the_log_being_away_when_dead_lettering_a_failed_rec
     monkeypatch.setattr(EmbeddedProducer, "send", send)
     task = lvv.run(muni)
 
-    await until(lambda: len(muni.store.inbox(limit=10)) == 1 or task.done(), "the next record")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 1 or task.done(), "the next record")
     if task.done():
         lvv.tasks.pop(id(muni))
         pytest.fail(f"run() ended: {task.exception()!r}")
@@ -567,7 +568,7 @@ async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
 
     async def stop_while_handling(record: Record, decided: Any = None) -> None:
         muni.stop()  # e.g. SIGTERM arrives while this record is being handled
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the scenario: a slow record, the stop lands in the middle
         await real_handle(record, decided)
 
     monkeypatch.setattr(muni, "handle", stop_while_handling)
@@ -588,7 +589,7 @@ async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
     # and a restarted gateway delivers only the rest: nothing is seen twice
     observer = PrometheusObserver(MUNI)
     restarted = await lvv.gateway(MUNI, store=lvv.store(MUNI), observer=observer, run=True)
-    await until(lambda: len(restarted.store.inbox(limit=10)) == 2, "the second message")
+    await eventually(lambda: len(restarted.store.inbox(limit=10)) == 2, "the second message")
     await lvv.halt(restarted)
     assert [i.message_id for i in restarted.store.inbox(limit=10)] == [first, second]
     assert observer.registry.get_sample_value("lvv_redeliveries_total", {"party": MUNI}) is None
@@ -609,7 +610,9 @@ async def test_message_to_a_party_whose_gateway_is_down_becomes_overdue(
     assert ind.store.overdue(NOW, timeout) == []
     assert ind.store.overdue(NOW + timeout, timeout) == []  # not after exactly the timeout
     assert ind.store.overdue(NOW + timeout + timedelta(seconds=1), timeout) == [message_id]
-    await asyncio.sleep(0.3)  # a poll or so of IND's own loop: nothing changes it
+    # nothing changes it: IND's own loop handles a later record (a broken one) meanwhile
+    await lvv.inject(inbox(IND), b"not an envelope at all")
+    await eventually(lambda: ind.store.counts()["rejected"] == 1, "IND's loop to pass a record")
     assert sent_status(ind, message_id) == "SENT"
     assert ind.store.counts()["awaiting_receipt"] == 1
     assert len(await lvv.records(inbox(MUNI))) == 1
@@ -626,18 +629,18 @@ async def test_prometheus_observer_counts_without_ids(lvv: EmbeddedNetwork) -> N
 
     message_id = await ind.send(dossier(), [MUNI])
     await lvv.inject(inbox(MUNI), b"not an envelope at all")
-    await until(
+    await eventually(
         lambda: sent_status(ind, message_id) == "RECEIPTED",
         "the receipt",
     )
-    await until(lambda: muni.store.counts()["rejected"] == 1, "the rejection")
+    await eventually(lambda: muni.store.counts()["rejected"] == 1, "the rejection")
 
     def value(observer: PrometheusObserver, name: str, **labels: str) -> float | None:
         return observer.registry.get_sample_value(name, labels)
 
     # the store records the receipt in a worker thread; the loop counts it when that returns
     receipted = {"party": IND, "outcome": "ACCEPTED"}
-    await until(
+    await eventually(
         lambda: value(ind_metrics, "lvv_receipts_received_total", **receipted) == 1,
         "the receipt counted",
     )
@@ -684,5 +687,5 @@ async def test_a_failed_checkpoint_skips_no_record(
 
     monkeypatch.setattr(muni, "checkpoint_if_due", audit_stream_away)
     lvv.run(muni)
-    await until(lambda: len(muni.store.inbox(limit=10)) == 3, "every message delivered")
+    await eventually(lambda: len(muni.store.inbox(limit=10)) == 3, "every message delivered")
     assert [item.message_id for item in muni.store.inbox(limit=10)] == sent

@@ -28,6 +28,7 @@ from broker.transport import Producer, Record
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from demo.examples import example
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
+from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -114,14 +115,6 @@ def response_of(sender: str, case_id: uuid.UUID | None = None) -> AvroModel:
     return message.model_copy(update=update)
 
 
-async def until(check: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 def headers(record: Record) -> dict[str, str]:
     return {name: value.decode() for name, value in record.headers}
 
@@ -195,7 +188,7 @@ async def _honest_latencies(lvv: KafkaNetwork, ind: Gateway, muni: Gateway, *, c
             for item in muni.store.inbox(limit=1000):
                 if item.sender == IND:
                     seen_at.setdefault(item.message_id, now)
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the measurement's resolution: a sample every 5 ms
 
     watcher = asyncio.create_task(watch())
     every = max(1, count // max(1, len(hostile)))
@@ -206,11 +199,13 @@ async def _honest_latencies(lvv: KafkaNetwork, ind: Gateway, muni: Gateway, *, c
         sent_at[message_id] = started
         if n % every == 0 and pending:
             await lvv.inject(MUNI, pending.pop(), key=uuid.uuid4().bytes)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the load's pacing: a steady stream, not a burst
     for value in pending:
         await lvv.inject(MUNI, value, key=uuid.uuid4().bytes)
     try:
-        await until(lambda: set(sent_at) <= set(seen_at), f"{count} honest deliveries")
+        await eventually(
+            lambda: set(sent_at) <= set(seen_at), f"{count} honest deliveries", timeout_s=WAIT_S
+        )
     finally:
         stop.set()
         await watcher
@@ -236,7 +231,9 @@ async def test_reused_expired_ids_are_refused_once_each_without_stalling_honest_
             response_of(NGO), NGO, [MUNI], message_id=message_id, now=NOW, ttl=timedelta(minutes=1)
         )
         await lvv.inject(MUNI, first, key=uuid.uuid4().bytes)
-    await until(lambda: len(muni.store.inbox(limit=100)) == 20, "the NGO's first messages")
+    await eventually(
+        lambda: len(muni.store.inbox(limit=100)) == 20, "the NGO's first messages", timeout_s=WAIT_S
+    )
 
     clock.at = NOW + timedelta(hours=1)  # their guard entries have expired (1 min + skew)
     baseline = await _honest_latencies(lvv, ind, muni, count=40, hostile=[])
@@ -249,7 +246,9 @@ async def test_reused_expired_ids_are_refused_once_each_without_stalling_honest_
     attacked = await _honest_latencies(lvv, ind, muni, count=40, hostile=hostile)
 
     digests = {hashlib.sha256(h).digest() for h in hostile}
-    await until(lambda: len(muni.store.rejection_reasons()) >= 20, "the hostile refusals")
+    await eventually(
+        lambda: len(muni.store.rejection_reasons()) >= 20, "the hostile refusals", timeout_s=WAIT_S
+    )
     dead = [r for r in await lvv.records(dlq(MUNI, lvv.prefix))
             if bytes.fromhex(headers(r)["lvv-envelope-sha256"]) in digests]  # fmt: skip
     assert len(dead) == 20, "each hostile envelope in the DLQ exactly once"

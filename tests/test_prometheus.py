@@ -38,6 +38,7 @@ from broker.transport._embedded import EmbeddedTransport
 from demo.examples import example
 from demo.network import create_network, write_gateway_configs
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
+from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -119,16 +120,15 @@ class Prometheus:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     async def ready(self) -> None:
-        deadline = asyncio.get_running_loop().time() + START_S
-        while True:
+        async def answers() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"prometheus exited with {self.process.returncode}:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
-                if (await self.http.get("/-/ready")).status_code == 200:
-                    return
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"prometheus not ready after {START_S:.0f} s:\n{self.log()}")
-            await asyncio.sleep(0.1)
+                return (await self.http.get("/-/ready")).status_code == 200
+            return False
+
+        await eventually(answers, lambda: f"prometheus to be ready:\n{self.log()}",
+                         timeout_s=START_S, every_s=0.1)  # fmt: skip
 
     async def api(self, path: str, **params: str) -> Any:
         """``data`` of a successful API answer; fails the test with Prometheus's error."""
@@ -142,12 +142,12 @@ class Prometheus:
     async def targets(self, count: int) -> list[dict[str, Any]]:
         """The active targets, once service discovery has handed over ``count`` of them (it
         does so a few seconds after start)."""
-        deadline = asyncio.get_running_loop().time() + START_S
-        while len(targets := (await self.api("targets"))["activeTargets"]) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"{len(targets)} targets, not {count}, after {START_S:.0f} s")
-            await asyncio.sleep(0.2)
-        return list(targets)
+
+        async def handed_over() -> list[dict[str, Any]]:
+            targets: list[dict[str, Any]] = (await self.api("targets"))["activeTargets"]
+            return targets if len(targets) >= count else []
+
+        return await eventually(handed_over, f"{count} targets", timeout_s=START_S, every_s=0.2)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -345,11 +345,10 @@ async def gateway_api(folder: Path) -> AsyncIterator[tuple[Gateway, int]]:
     try:
         await gateway.start()
         task = asyncio.create_task(server.serve())
-        deadline = asyncio.get_running_loop().time() + START_S
-        while not server.started:
-            if task.done() or asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"uvicorn did not start: {task.exception() if task.done() else ''}")
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: server.started or task.done(), "uvicorn to start", timeout_s=START_S
+        )
+        assert server.started, f"uvicorn did not start: {task.exception()}"
         yield gateway, server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
@@ -393,12 +392,15 @@ async def test_a_real_prometheus_scrapes_what_a_real_gateway_counted(tmp_path: P
         shutil.copy(ALERTS, tmp_path / "alerts.yml")
         async with prometheus(config, tmp_path) as server:
             query = f'lvv_messages_sent_total{{job="lvv-gateway", instance="127.0.0.1:{port}"}}'
-            deadline = asyncio.get_running_loop().time() + SCRAPED_S
-            while not (result := (await server.api("query", query=query))["result"]):
-                if asyncio.get_running_loop().time() > deadline:
-                    targets = await server.api("targets")
-                    pytest.fail(f"no {query} after {SCRAPED_S:.0f} s; targets: {targets}")
-                await asyncio.sleep(0.2)
+            targets: list[object] = []  # what Prometheus scrapes, while it has not scraped it
+
+            async def scraped() -> list[dict[str, Any]]:
+                found: list[dict[str, Any]] = (await server.api("query", query=query))["result"]
+                targets[:] = [] if found else [await server.api("targets")]
+                return found
+
+            result = await eventually(scraped, lambda: f"{query}; targets: {targets}",
+                                      timeout_s=SCRAPED_S, every_s=0.2)  # fmt: skip
             up = (await server.api("query", query=f'up{{instance="127.0.0.1:{port}"}}'))["result"]
 
     (sample,) = result
