@@ -28,8 +28,8 @@ from broker.gateway._store import SCHEMA_VERSION, StoreVersionError
 from broker.models import DossierDelivered
 from broker.transport._embedded import EmbeddedTransport
 from tests.crypto_net import CONTENT_KEY, NOW
-from tests.support import example_of
-from tests.test_gateway_crash import RECIPIENT, rig
+from tests.gateway_processes import RECIPIENT, rig
+from tests.support import eventually, example_of
 
 MARKER = f"Marker-{uuid.uuid4().hex}"
 """Personal data that exists only in this test run: a name and a medical note carry it."""
@@ -84,18 +84,20 @@ async def test_personal_data_is_never_on_disk_unacknowledged_acknowledged_or_aft
         api = f"http://127.0.0.1:{r.recipient.port}/v1"
         auth = {"Authorization": f"Bearer {r.recipient.token}"}
 
-        items: list[dict[str, object]] = []
-        for _ in range(200):
-            items = (await client.get(f"{api}/inbox", headers=auth)).json()["items"]
-            if len(items) == 3:
-                break
-            await asyncio.sleep(0.1)
-        assert len(items) == 3 and MARKER in str(items), "the back office reads the content"
+        async def all_three() -> list[dict[str, object]]:
+            items: list[dict[str, object]] = (
+                await client.get(f"{api}/inbox", headers=auth)
+            ).json()["items"]
+            return items if len(items) == 3 else []
+
+        items = await eventually(all_three, "the three messages", timeout_s=20, every_s=0.1)
+        assert MARKER in str(items), "the back office reads the content"
         assert holding(tmp_path, MARKER) == [], "plaintext on disk while unacknowledged"
 
         for item in items[:2]:
             answer = await client.post(f"{api}/inbox/{item['message_id']}/ack", headers=auth)
             assert answer.status_code == 204
+        assert r.recipient.alive()
         r.recipient.kill()  # SIGKILL right after the acknowledgements
         assert holding(tmp_path, MARKER) == [], "plaintext on disk after ack and SIGKILL"
         assert not_owner_only(r.net.state_dir(RECIPIENT)) == []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from demo.network import LocalNetwork
 from demo.run import run_demo
 from tests.conftest import CLUSTER_BOOTSTRAP, CLUSTER_DIR, PKI, REPO, tls_options
 from tests.crypto_net import CONTENT_KEY, NOW, Net
+from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -103,18 +103,14 @@ async def test_killing_the_partition_leader_loses_and_duplicates_nothing(cluster
                 )
             except TransportError:
                 unknown += 1  # refused or timed out: the back office would be told, and retry
-        deadline = time.monotonic() + 120
-        while True:
-            delivered = [i.message_id for i in recipient.store.inbox(limit=1000)]
-            if (
-                set(acknowledged) <= set(delivered)
-                and sender.store.counts()["awaiting_receipt"] == 0
-            ):
-                break
-            assert time.monotonic() < deadline, (
-                f"{len(set(acknowledged) - set(delivered))} not delivered"
-            )
-            await asyncio.sleep(0.5)
+
+        def missing() -> set[uuid.UUID]:
+            return set(acknowledged) - {i.message_id for i in recipient.store.inbox(limit=1000)}
+
+        await eventually(lambda: not missing() and sender.store.counts()["awaiting_receipt"] == 0,
+                         lambda: f"every acknowledged message delivered and receipted: "
+                         f"{len(missing())} not delivered", timeout_s=120, every_s=0.5)  # fmt: skip
+        delivered = [i.message_id for i in recipient.store.inbox(limit=1000)]
     finally:
         for gateway in gateways.values():
             gateway.stop()

@@ -6,167 +6,43 @@ office exactly once, in order per case, and every one is receipted to the sender
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
-from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway import _crashpoints as crash
-from broker.topics import dlq, inbox
-from broker.transport import TopicSpec
-from broker.transport._kafka import KafkaOptions, KafkaTransport
+from broker.topics import dlq
 from demo.examples import example
-from demo.network import LocalNetwork, create_network, write_gateway_configs
-from tests.conftest import KAFKA_BOOTSTRAP
-from tests.crypto_net import CONTENT_KEY
+from tests.gateway_processes import RECIPIENT, Rig, rig
+from tests.live_gateways import per_case
+from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
 
 MESSAGES = 240
-SENDER, RECIPIENT = "ind", "gemeente-utrecht"
-START_TIMEOUT_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class GatewayProcess:
-    """`lvvx gateway run` for one party, as its operators would start it."""
-
-    def __init__(self, folder: Path, party: str, port: int) -> None:
-        self.folder, self.party, self.port = folder, party, port
-        self.token = (folder / "secrets" / f"{party}.token").read_text().strip()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = folder / f"{party}.log"
-
-    def start(self, **extra_env: str) -> None:
-        env = {
-            **{k: v for k, v in os.environ.items() if k != crash.ENV_VAR},
-            "LVVX_KEY_PASSPHRASE_FILE": str(self.folder / "secrets" / "passphrase"),
-            **extra_env,
-        }
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "gateway", "run",
-                 "--config", str(self.folder / "gateways" / f"{self.party}.toml")],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    async def wait_exit(self, timeout_s: float) -> int:
-        """The exit code of a process that ends by itself (a crash point)."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while (code := self.proc.poll()) is None:
-            assert time.monotonic() < deadline, f"still running:\n{self.log.read_text()[-3000:]}"
-            await asyncio.sleep(0.1)
-        return code
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            return self.proc.wait(timeout=30)
-        return self.proc.returncode
-
-    async def inbox_ids(self, client: httpx.AsyncClient) -> list[str]:
-        return [message_id for message_id, _ in await self.inbox_items(client)]
-
-    async def inbox_items(self, client: httpx.AsyncClient) -> list[tuple[str, str]]:
-        """(message id, case id) of every message in the back office's inbox, in its order."""
-        response = await client.get(
-            f"http://127.0.0.1:{self.port}/v1/inbox", params={"limit": 500},
-            headers={"Authorization": f"Bearer {self.token}"},
-        )  # fmt: skip
-        response.raise_for_status()
-        return [(item["message_id"], item["case_id"]) for item in response.json()["items"]]
-
-    async def wait_ready(self, client: httpx.AsyncClient) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if (await client.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"gateway not ready:\n{self.log.read_text()[-3000:]}")
-
-
-@dataclass
-class Rig:
-    """A sender gateway in this process (taking its receipts in) and the recipient's
-    `lvvx gateway run`, on fresh topics of their own."""
-
-    net: LocalNetwork
-    prefix: str
-    transport: KafkaTransport
-    sender: Gateway
-    recipient: GatewayProcess
-
-
-@contextlib.asynccontextmanager
-async def rig(tmp_path: Path, name: str) -> AsyncIterator[Rig]:
-    """Yields a `Rig` whose recipient is not started yet; on the way out the recipient must
-    stop cleanly on SIGTERM, and nothing may have been dead-lettered or failed there."""
-    net = create_network(tmp_path, now=utc_now())
-    prefix = f"lvv.{name}-{secrets.token_hex(4)}.v1"
-    port = write_gateway_configs(
-        net, kafka=KAFKA_BOOTSTRAP, prefix=prefix, first_port=_free_port()
-    )[RECIPIENT]
-    transport = KafkaTransport(KafkaOptions(bootstrap_servers=KAFKA_BOOTSTRAP))
-    await transport.ensure_topics(
-        [TopicSpec(t(p, prefix)) for p in (SENDER, RECIPIENT) for t in (inbox, dlq)]
-    )
-    sender = Gateway(keys=net.keys[SENDER], directory=net.directory, transport=transport,
-                     store=GatewayStore(tmp_path / "sender.db", content_key=CONTENT_KEY), prefix=prefix)  # fmt: skip
-    await sender.start()
-    sender_loop = asyncio.create_task(sender.run())  # takes the receipts in
-    recipient = GatewayProcess(tmp_path, RECIPIENT, port)
-    try:
-        yield Rig(net, prefix, transport, sender, recipient)
-    finally:
-        assert recipient.stop() == 0, recipient.log.read_text()[-3000:]  # SIGTERM: a clean stop
-        sender.stop()
-        await sender_loop
-        await sender.close()
-        await transport.close()
-        sender.store.close()
-    store = GatewayStore(tmp_path / "state" / RECIPIENT / "gateway.db", content_key=CONTENT_KEY)
-    assert store.rejection_reasons() == []  # nothing dead-lettered, no PROCESSING_FAILED
-    store.close()
 
 
 async def wait_delivered(r: Rig, client: httpx.AsyncClient, count: int) -> list[tuple[str, str]]:
     """The recipient's inbox once ``count`` messages are in it and the sender has every
-    receipt — or after two minutes, for the caller's assertions to show what is missing."""
-    deadline = time.monotonic() + 120
-    while True:
-        delivered = await r.recipient.inbox_items(client)
-        done = len(delivered) >= count and r.sender.store.counts()["awaiting_receipt"] == 0
-        if done or time.monotonic() > deadline:
-            return delivered
-        await asyncio.sleep(0.5)
+    receipt (two minutes at most)."""
+    seen: list[tuple[str, str]] = []
+
+    async def done() -> bool:
+        seen[:] = await r.recipient.inbox_items(client)
+        return len(seen) >= count and r.sender.store.counts()["awaiting_receipt"] == 0
+
+    await eventually(done, lambda: f"{count} delivered and receipted; {len(seen)} delivered, "
+                     f"the sender's counts {r.sender.store.counts()}", timeout_s=120, every_s=0.5)  # fmt: skip
+    return list(seen)
+
+
+async def delivering(r: Rig, client: httpx.AsyncClient, than: int) -> bool:
+    """The recipient's back office has more than ``than`` messages: it is taking the
+    stream in."""
+    return len(await r.recipient.inbox_ids(client)) > than
 
 
 async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: Path) -> None:
@@ -175,16 +51,20 @@ async def test_a_killed_recipient_delivers_every_message_exactly_once(tmp_path: 
     async with rig(tmp_path, "crash") as r, httpx.AsyncClient(timeout=10) as client:
         r.recipient.start()
         await r.recipient.wait_ready(client)
+        had = 0  # in the back office when the recipient (re)started
         dossier = example("DossierDelivered")
         for n in range(MESSAGES):
             message = dossier.model_copy(update={"case_id": uuid.uuid4()})
             sent.append(await r.sender.send(message, [RECIPIENT]))
             if n in (MESSAGES // 3, 2 * MESSAGES // 3):  # kill mid-stream, twice
-                await asyncio.sleep(0.3)  # let it be in the middle of handling records
+                await eventually(partial(delivering, r, client, had),
+                                 "the recipient to take the stream in", timeout_s=60, every_s=0.05)  # fmt: skip
+                assert r.recipient.alive()
                 r.recipient.kill()
                 kills += 1
                 r.recipient.start()
                 await r.recipient.wait_ready(client)
+                had = len(await r.recipient.inbox_ids(client))
         delivered = [message_id for message_id, _ in await wait_delivered(r, client, MESSAGES)]
         assert kills == 2
         assert len(delivered) == len(set(delivered)) == MESSAGES, (
@@ -213,14 +93,6 @@ FAST_REJOIN = {"LVVX_GATEWAY_KAFKA__SESSION_TIMEOUT_MS": "6000",
 restarted gateway gets its partitions back sooner."""
 
 
-def per_case(items: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """Message ids by case id, in the order of ``items``."""
-    cases: dict[str, list[str]] = {}
-    for message_id, case_id in items:
-        cases.setdefault(case_id, []).append(message_id)
-    return cases
-
-
 IN_MAKE_TEST = ("after_audit", "after_visible")
 """The crash points `make test` runs (the chain recovery, the redelivery of a visible but
 uncommitted record); `make test-faults` runs every one — each costs a restart and a rejoin."""
@@ -246,14 +118,14 @@ async def test_a_recipient_dying_at_a_crash_point_delivers_every_message_exactly
                     dossier.model_copy(update={"case_id": case}), [RECIPIENT]
                 )
                 sent.append((str(message_id), str(case)))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the load's pacing: sends go on while it dies
 
         r.recipient.start(**FAST_REJOIN, **{crash.ENV_VAR: f"{point}:{CRASH_AT[point]}"})
         await r.recipient.wait_ready(client)
         sending = asyncio.create_task(send_all())
         code = await r.recipient.wait_exit(timeout_s=90)
-        assert code == crash.EXIT_CODE, r.recipient.log.read_text()[-3000:]
-        assert f"crash point {point} #{CRASH_AT[point]} reached" in r.recipient.log.read_text()
+        assert code == crash.EXIT_CODE, r.recipient.log()[-3000:]
+        assert f"crash point {point} #{CRASH_AT[point]} reached" in r.recipient.log()
         r.recipient.start(**FAST_REJOIN)  # as its operators would: without the crash
         await r.recipient.wait_ready(client)
         await sending

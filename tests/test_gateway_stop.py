@@ -24,8 +24,17 @@ from broker.transport import OutgoingRecord, TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from demo.network import LocalNetwork
 from tests.faults.proxy import TcpProxy
-from tests.gateway_processes import RECIPIENT, SENDER, GatewayRun, dossier_body, two_parties
+from tests.gateway_processes import (
+    RECIPIENT,
+    SENDER,
+    GatewayRun,
+    delivered_once,
+    dossier_body,
+    topic_prefix,
+    two_parties,
+)
 from tests.proxied_kafka import BEHIND_PORT, DIRECT, PROXIED, PROXY_PORT
+from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -71,19 +80,6 @@ async def _restored(
     return again
 
 
-async def _inbox_once(
-    recipient: GatewayRun, client: httpx.AsyncClient, acknowledged: list[str]
-) -> list[str]:
-    """The recipient's inbox once every acknowledged message is in it (a minute at most),
-    and a moment more, so that one delivered twice would show."""
-    deadline = time.monotonic() + 60
-    while not set(acknowledged) <= set(await recipient.inbox_ids(client)):
-        assert time.monotonic() < deadline, "acknowledged but not delivered"
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)
-    return await recipient.inbox_ids(client)
-
-
 async def _chains_are_lines(prefix: str) -> None:
     direct = KafkaTransport(KafkaOptions(bootstrap_servers=DIRECT))
     try:
@@ -93,11 +89,6 @@ async def _chains_are_lines(prefix: str) -> None:
             assert seqs == list(range(len(seqs))), f"{party}'s audit chain forked or has a gap"
     finally:
         await direct.close()
-
-
-def _prefix(net: LocalNetwork) -> str:
-    config = (net.folder / "gateways" / f"{SENDER}.toml").read_text()
-    return config.split('topic_prefix = "', 1)[1].split('"', 1)[0]
 
 
 @pytest.mark.parametrize("state", ["after_a_failed_send", "with_a_send_in_flight", "mid_batch"])
@@ -133,8 +124,9 @@ async def test_sigterm_ends_a_gateway_in_an_outage_within_10_s_and_loses_nothing
                 if state == "after_a_failed_send":
                     failed = await pending
                     assert failed.status_code == 503, failed.text
-                else:
-                    await asyncio.sleep(1.0)  # the send is waiting for its transaction
+                else:  # the scenario: the send waits for its transaction a while (the
+                    # gateway shows nothing of a send in flight to wait for instead)
+                    await asyncio.sleep(1.0)
                 stopping = [sender, recipient]
             for gateway in stopping:
                 code, took = await _stop(gateway)
@@ -145,16 +137,18 @@ async def test_sigterm_ends_a_gateway_in_an_outage_within_10_s_and_loses_nothing
             if state == "with_a_send_in_flight":
                 answered = await asyncio.wait_for(pending, 5)  # answered, not left hanging
                 assert answered.status_code == 503, answered.text
+                # given up in flight (outcome unknown), not refused for arriving at the stop
+                assert answered.json()["reason"] == "TRANSPORT_TIMEOUT", answered.text
 
             running = list(await _restored(net, proxy, client))
-            delivered = await _inbox_once(running[1], client, acknowledged)
+            delivered = await delivered_once(running[1], client, set(acknowledged), kafka=DIRECT)
             assert len(delivered) == len(set(delivered)), "delivered twice"
             assert set(acknowledged) <= set(delivered), "acknowledged but lost"
             assert len(delivered) <= len(acknowledged) + 1  # + the refused send, if it landed
             for gateway in running:
                 code, _ = await _stop(gateway)
                 assert code == 0, gateway.log()[-3000:]
-            await _chains_are_lines(_prefix(net))
+            await _chains_are_lines(topic_prefix(net))
         finally:
             for gateway in (sender, recipient, *running):
                 gateway.kill()
@@ -168,7 +162,8 @@ async def test_sigterm_ends_a_gateway_still_starting_while_kafka_is_away(
     sender = GatewayRun(net, SENDER)
     try:
         sender.start()
-        await asyncio.sleep(3.0)  # imports and keys done: waiting for Kafka now
+        # imports and keys done: it connects to Kafka (through the proxy, which swallows all)
+        await eventually(lambda: proxy.connections > 0, "a connection to Kafka", timeout_s=60)
         assert sender.alive(), sender.log()[-3000:]
         code, took = await _stop(sender)
         print(f"\nstarting: stopped in {took:.1f} s (exit {code})")
@@ -195,9 +190,11 @@ async def test_a_second_signal_ends_a_stopping_gateway_at_once(
             await until_in(recipient, client, acknowledged)
             await proxy.cut("drop")
             pending = asyncio.create_task(sender.send(client, dossier_body()))
-            await asyncio.sleep(1.0)  # a graceful stop now waits seconds for that send
+            # the scenario: that send waits a while, so a graceful stop waits seconds for it
+            await asyncio.sleep(1.0)
             sender.signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
+            await eventually(lambda: "a second signal ends it at once" in sender.log(),
+                             "the gateway to take the signal", timeout_s=STOP_WITHIN_S)  # fmt: skip
             started = time.monotonic()
             sender.signal(signal.SIGINT)
             code = await sender.wait_exit(2.0)
@@ -211,12 +208,12 @@ async def test_a_second_signal_ends_a_stopping_gateway_at_once(
             assert await recipient.wait_exit(STOP_WITHIN_S) == 0, recipient.log()[-3000:]
 
             running = list(await _restored(net, proxy, client))  # crash-safe: nothing lost
-            delivered = await _inbox_once(running[1], client, acknowledged)
+            delivered = await delivered_once(running[1], client, set(acknowledged), kafka=DIRECT)
             assert len(delivered) == len(set(delivered)) and set(acknowledged) <= set(delivered)
             for gateway in running:
                 code, _ = await _stop(gateway)
                 assert code == 0, gateway.log()[-3000:]
-            await _chains_are_lines(_prefix(net))
+            await _chains_are_lines(topic_prefix(net))
         finally:
             for gateway in (sender, recipient, *running):
                 gateway.kill()
@@ -256,7 +253,7 @@ async def test_closing_clients_in_an_outage_with_a_transaction_pending_is_bounde
 
 
 async def until_in(recipient: GatewayRun, client: httpx.AsyncClient, ids: list[str]) -> None:
-    deadline = time.monotonic() + 60
-    while not set(ids) <= set(await recipient.inbox_ids(client)):
-        assert time.monotonic() < deadline, "not delivered"
-        await asyncio.sleep(0.2)
+    async def delivered() -> bool:
+        return set(ids) <= set(await recipient.inbox_ids(client))
+
+    await eventually(delivered, f"{ids} delivered", timeout_s=60, every_s=0.2)

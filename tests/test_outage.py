@@ -25,11 +25,13 @@ from tests.gateway_processes import (
     RECIPIENT,
     SENDER,
     GatewayRun,
+    delivered_once,
     dossier_body,
     free_port,
     two_parties,
 )
-from tests.proxied_kafka import BEHIND_PORT, PROXIED, PROXY_PORT
+from tests.proxied_kafka import BEHIND_PORT, DIRECT, PROXIED, PROXY_PORT
+from tests.support import eventually
 
 OUTAGE_S = 15.0
 """Long enough for every repeating condition to come back more than once a second."""
@@ -95,9 +97,8 @@ async def test_an_outage_is_quiet_and_a_send_is_refused_at_once(
             lines_before = len(sender.log().splitlines())
             await proxy.cut("refuse")
             cut_at = time.monotonic()
-            while (await client.get(f"{sender.url}/readyz")).status_code == 200:
-                assert time.monotonic() - cut_at < KNOWN_WITHIN_S, "the outage never became known"
-                await asyncio.sleep(0.2)
+            await eventually(lambda: ready(client, sender, False), "the outage to become known",
+                             timeout_s=KNOWN_WITHIN_S, every_s=0.2)  # fmt: skip
             started = time.monotonic()
             refused = await sender.send(client, dossier_body())
             answered_s = time.monotonic() - started
@@ -106,6 +107,7 @@ async def test_an_outage_is_quiet_and_a_send_is_refused_at_once(
             assert int(refused.headers["Retry-After"]) > 0
             assert answered_s < ANSWER_WITHIN_S, f"answered after {answered_s:.1f} s"
 
+            # the scenario: the outage lasts OUTAGE_S, while the log lines are counted
             await asyncio.sleep(max(OUTAGE_S - (time.monotonic() - cut_at), 0))
             window_s = time.monotonic() - cut_at
             during = sender.log().splitlines()[lines_before:]
@@ -117,14 +119,12 @@ async def test_an_outage_is_quiet_and_a_send_is_refused_at_once(
             assert not too_many, f"repeating lines not throttled: {too_many}"
 
             await proxy.restore()
-            deadline = time.monotonic() + 30
-            while (await client.get(f"{sender.url}/readyz")).status_code != 200:
-                assert time.monotonic() < deadline, "not ready again after the restore"
-                await asyncio.sleep(0.2)
+            await eventually(lambda: ready(client, sender, True), "ready again after the restore",
+                             timeout_s=30, every_s=0.2)  # fmt: skip
             after = await sender.send(client, dossier_body())
             assert after.status_code == 202, after.text
             last = after.json()["message_id"]
-            delivered = await until_delivered(recipient, client, {first, last})
+            delivered = await delivered_once(recipient, client, {first, last}, kafka=DIRECT)
             assert sorted(delivered) == sorted([first, last]), "the refused send was sent after all"
             for gateway in (sender, recipient):
                 gateway.signal()
@@ -135,14 +135,15 @@ async def test_an_outage_is_quiet_and_a_send_is_refused_at_once(
             recipient.kill()
 
 
+async def ready(client: httpx.AsyncClient, gateway: GatewayRun, wanted: bool) -> bool:
+    """Whether ``gateway``'s readiness is ``wanted``."""
+    return ((await client.get(f"{gateway.url}/readyz")).status_code == 200) is wanted
+
+
 async def until_delivered(
-    recipient: GatewayRun, client: httpx.AsyncClient, wanted: set[str], timeout_s: float = 60
-) -> list[str]:
-    """The recipient's inbox (ids) once it holds ``wanted``, then a moment more, so that a
-    message delivered too many times would show."""
-    deadline = time.monotonic() + timeout_s
-    while not wanted <= set(await recipient.inbox_ids(client)):
-        assert time.monotonic() < deadline, f"not delivered: {wanted}"
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)
-    return await recipient.inbox_ids(client)
+    recipient: GatewayRun, client: httpx.AsyncClient, wanted: set[str]
+) -> None:
+    async def delivered() -> bool:
+        return wanted <= set(await recipient.inbox_ids(client))
+
+    await eventually(delivered, f"{sorted(wanted)} delivered", timeout_s=60, every_s=0.2)

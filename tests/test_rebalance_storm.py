@@ -28,6 +28,7 @@ from demo.examples import example
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.crypto_net import A, Net
 from tests.live_gateways import per_case, running_gateways
+from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -111,15 +112,14 @@ async def test_a_rebalance_storm_loses_and_duplicates_nothing(tmp_path: Path) ->
                 case = cases[n % CASES]
                 message = dossier.model_copy(update={"case_id": case})
                 sent.append((await sender.send(message, [RECIPIENT]), case))
-                await asyncio.sleep(SEND_GAP_S)
+                await asyncio.sleep(SEND_GAP_S)  # the load's pacing (SEND_GAP_S)
             calm.set()
             await blowing
-            async with asyncio.timeout(120):
-                while (
-                    len(recipient.store.inbox(limit=1000, include_acked=True)) < len(sent)
-                    or sender.store.counts()["awaiting_receipt"] > 0
-                ):
-                    await asyncio.sleep(0.5)
+            await eventually(
+                lambda: len(recipient.store.inbox(limit=1000, include_acked=True)) >= len(sent)
+                and sender.store.counts()["awaiting_receipt"] == 0,
+                "every message delivered and receipted", timeout_s=120, every_s=0.5,
+            )  # fmt: skip
             delivered = recipient.store.inbox(limit=1000, include_acked=True)
             changes = sum(a != b for a, b in itertools.pairwise(assignments))
             print(f"\n{len(sent)} messages; {storm.joins} storm members joined and left; "
@@ -152,4 +152,4 @@ async def _watch_assignment(
             now = frozenset(consumer.assignment())
             if not seen or seen[-1] != now:
                 seen.append(now)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the sampling's resolution: a look every 50 ms
