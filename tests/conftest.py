@@ -23,6 +23,8 @@ import pytest
 from broker.transport import Transport
 from broker.transport._embedded import EmbeddedTransport
 from broker.transport._kafka import KafkaOptions, KafkaTransport
+from tests import proxied_kafka as proxied
+from tests.faults.proxy import TcpProxy
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_BOOTSTRAP = os.environ.get("LVVX_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -143,18 +145,25 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def proxied_kafka() -> Iterator[None]:
     """The broker behind a cuttable proxy (`tests.proxied_kafka`): reused if it runs, else
     started once for the session and removed at its end."""
-    from tests import proxied_kafka as broker
-
-    if broker.listening():
+    if proxied.listening():
         yield
         return
-    failed = broker.kafka_sh("up")
+    failed = proxied.kafka_sh("up")
     if failed:
         pytest.fail(failed)
     try:
         yield
     finally:
-        broker.kafka_sh("clean")
+        proxied.kafka_sh("clean")
+
+
+@pytest.fixture
+async def proxy(proxied_kafka: None) -> AsyncIterator[TcpProxy]:
+    """A cuttable TCP proxy (`tests.faults.proxy`) in front of that broker, on the port it
+    advertises (`tests.proxied_kafka.PROXIED`): a client bootstrapped there talks only
+    through it."""
+    async with TcpProxy("127.0.0.1", proxied.BEHIND_PORT, listen_port=proxied.PROXY_PORT) as p:
+        yield p
 
 
 @pytest.fixture(scope="session", autouse=True)

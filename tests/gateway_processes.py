@@ -23,14 +23,15 @@ import httpx
 
 from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway import _crashpoints as crash
-from broker.topics import dlq, gateway_group, inbox
-from broker.transport import TopicPartition, TopicSpec
+from broker.topics import dlq, inbox
+from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from demo.casebook import IND, MUNICIPALITIES
 from demo.examples import example
 from demo.network import LocalNetwork, create_network, write_gateway_configs
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.crypto_net import CONTENT_KEY
+from tests.live_gateways import caught_up
 from tests.support import eventually
 
 SENDER, RECIPIENT = IND.party_id, MUNICIPALITIES[0].party_id
@@ -180,19 +181,12 @@ async def delivered_once(
     committed past every record of its inbox topic (on the Kafka at ``kafka``): nothing is
     left there that could still be delivered — a second time, or one that was refused."""
     prefix = topic_prefix(recipient.net)
-    topic, group = inbox(recipient.party, prefix), gateway_group(recipient.party, prefix)
     log = KafkaTransport(KafkaOptions(bootstrap_servers=kafka))
     seen: list[str] = []
 
     async def settled() -> bool:
         seen[:] = await recipient.inbox_ids(client)
-        if not wanted <= set(seen):
-            return False
-        ends: dict[TopicPartition, int] = {}
-        for record in await log.read_topic(topic):  # committed ones: aborted ones are skipped
-            ends[record.topic_partition] = record.offset + 1
-        committed = await log.committed(group, [topic])
-        return all(committed.get(tp, 0) >= end for tp, end in ends.items())
+        return wanted <= set(seen) and await caught_up(log, recipient.party, prefix)
 
     try:
         await eventually(settled, lambda: f"{sorted(wanted)} delivered and every record handled; "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -33,7 +32,7 @@ from tests.gateway_processes import (
     topic_prefix,
     two_parties,
 )
-from tests.proxied_kafka import BEHIND_PORT, DIRECT, PROXIED, PROXY_PORT
+from tests.proxied_kafka import DIRECT, PROXIED
 from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
@@ -48,12 +47,6 @@ SHORT = {"LVVX_GATEWAY_KAFKA__SEND_TIMEOUT_MS": str(SEND_TIMEOUT_MS)}
 
 BACKLOG = 40
 """Messages waiting when the recipient starts: one batch, cut while it is being handled."""
-
-
-@pytest.fixture
-async def proxy(proxied_kafka: None) -> AsyncIterator[TcpProxy]:
-    async with TcpProxy("127.0.0.1", BEHIND_PORT, listen_port=PROXY_PORT) as p:
-        yield p
 
 
 async def _stop(gateway: GatewayRun, within_s: float = STOP_WITHIN_S) -> tuple[int | None, float]:

@@ -4,34 +4,16 @@ ended in an acknowledgement or an error (no hang); nothing acknowledged is lost 
 acknowledgement); nothing is delivered twice, or out of order within a case; every
 acknowledged message is receipted; nothing is dead-lettered.
 
-Why this test runs a broker of its own. A Kafka client uses its bootstrap address only for
-the first Metadata request; after that it connects to the address the broker *advertises*
-(``advertised.listeners``). In front of an ordinary broker a proxy would be bypassed at once:
-the clients would go straight to the broker's own port, and cutting the proxy would cut
-nothing. So the broker here (`deploy/kafka/kafka.sh` with ``KAFKA_LISTENERS`` and
-``KAFKA_ADVERTISED_LISTENERS``) has two client listeners:
-
-- ``PLAINTEXT`` on `PORT`, advertised as itself: for kafka.sh's readiness probe (which must
-  not need the proxy) and for the test's own checks around the cut;
-- ``PROXIED`` on `BEHIND_PORT`, advertised as 127.0.0.1:`PROXY_PORT`, where the proxy listens
-  and forwards to `BEHIND_PORT`.
-
-Kafka answers Metadata with the addresses of the listener the request came in on, so a client
-bootstrapped at the proxy keeps talking through the proxy — to the group coordinator and the
-transaction coordinator too — and only through it. The broker is started if nothing listens
-on `PORT` yet (and cleaned away afterwards); the ports and data folder can be set with
-``LVVX_KAFKA_PROXIED_*`` variables below.
+The broker is `tests.proxied_kafka`'s, whose clients reach it only through the proxy (why
+that takes a broker of its own is told there), started once per session if none listens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,18 +26,13 @@ from broker.topics import audit, dlq, inbox
 from broker.transport import TopicSpec
 from broker.transport._kafka import KafkaOptions, KafkaTransport
 from demo.examples import example
-from tests.conftest import REPO
 from tests.crypto_net import A, Net
 from tests.faults.proxy import CutMode, TcpProxy
-from tests.live_gateways import running_gateways
+from tests.live_gateways import caught_up, running_gateways
+from tests.proxied_kafka import DIRECT, PROXIED
+from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
-
-PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_PORT", "19794"))
-CONTROLLER_PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_CONTROLLER_PORT", "19795"))
-BEHIND_PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_BEHIND_PORT", "19796"))
-PROXY_PORT = int(os.environ.get("LVVX_KAFKA_PROXIED_PROXY_PORT", "19797"))
-DATA_DIR = Path(os.environ.get("LVVX_KAFKA_PROXIED_DIR", REPO / ".kafka" / "proxied"))
 
 NET = Net()
 SENDER, RECIPIENT = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
@@ -85,60 +62,16 @@ SETTLE_S = 120
 """After the restore, everything must be delivered and receipted within this."""
 
 OPTIONS = KafkaOptions(
-    bootstrap_servers=f"127.0.0.1:{PROXY_PORT}", client_id="network-cut",
+    bootstrap_servers=PROXIED, client_id="network-cut",
     request_timeout_ms=5_000, send_timeout_ms=SEND_TIMEOUT_MS,
     session_timeout_ms=6_000, heartbeat_interval_ms=1_000,
 )  # fmt: skip
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _kafka_sh(command: str) -> None:
-    env = {
-        **os.environ,
-        "LVVX_KAFKA_PORT": str(PORT),
-        "KAFKA_CONTROLLER_PORT": str(CONTROLLER_PORT),
-        "KAFKA_DATA_DIR": str(DATA_DIR),
-        "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m",
-        "KAFKA_START_TIMEOUT": "300",
-        "KAFKA_LISTENERS": f"PLAINTEXT://127.0.0.1:{PORT},PROXIED://127.0.0.1:{BEHIND_PORT},"
-        f"CONTROLLER://127.0.0.1:{CONTROLLER_PORT}",
-        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{PORT},PROXIED://127.0.0.1:{PROXY_PORT}",
-        "KAFKA_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,CONTROLLER:PLAINTEXT",
-    }
-    done = subprocess.run([str(REPO / "deploy" / "kafka" / "kafka.sh"), command], env=env,
-                          capture_output=True, text=True, timeout=400, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.fail(f"kafka.sh {command} failed:\n{done.stdout}\n{done.stderr}")
-
-
-@pytest.fixture(scope="module")
-def proxied_broker() -> Iterator[None]:
-    """The two-listener broker (module docstring): reused if it runs, else started and,
-    at the end, stopped and deleted."""
-    if _listening(PORT):
-        yield
-        return
-    _kafka_sh("up")
-    try:
-        yield
-    finally:
-        _kafka_sh("clean")
-
-
 @pytest.fixture
-async def proxy(proxied_broker: None) -> AsyncIterator[TcpProxy]:
-    async with TcpProxy("127.0.0.1", BEHIND_PORT, listen_port=PROXY_PORT) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-async def direct(proxied_broker: None) -> AsyncIterator[KafkaTransport]:
+async def direct(proxied_kafka: None) -> AsyncIterator[KafkaTransport]:
     """A client that bypasses the proxy: for setting up and checking around the cut."""
-    transport = KafkaTransport(KafkaOptions(bootstrap_servers=f"127.0.0.1:{PORT}"))
+    transport = KafkaTransport(KafkaOptions(bootstrap_servers=DIRECT))
     try:
         yield transport
     finally:
@@ -173,7 +106,8 @@ async def _send_cases(
             except LvvError as exc:
                 out.failed[seq] = type(exc).__name__
             out.slowest_s = max(out.slowest_s, time.monotonic() - started)
-            # refused at once during a known outage (nothing sent): wait as told to (Retry-After)
+            # the load's pacing; refused at once during a known outage (nothing sent): wait as
+            # told to (Retry-After)
             await asyncio.sleep(
                 REFUSED_WAIT_S if out.failed.get(seq) == "TransportUnavailable" else 0.05
             )
@@ -196,27 +130,30 @@ async def test_a_cut_network_loses_nothing_and_acknowledges_nothing_falsely(
         ]
         total = WORKERS * CASES_PER_WORKER * PER_CASE
         try:
-            async with asyncio.timeout(120):
-                while len(out.acked) < CUT_AFTER:
-                    await asyncio.sleep(0.05)
+            await eventually(lambda: len(out.acked) >= CUT_AFTER, "traffic before the cut",
+                             timeout_s=120, every_s=0.05)  # fmt: skip
             connections = proxy.connections
             await proxy.cut(mode)
-            await asyncio.sleep(CUT_S)
+            await asyncio.sleep(CUT_S)  # the scenario: the network is away this long
             await proxy.restore()
             restored.set()
-            try:
-                async with asyncio.timeout(SETTLE_S):
-                    await asyncio.gather(*workers)
-                    while (
-                        not set(out.acked.values()) <= {i.message_id for i in _inbox(recipient)}
-                        or sender.store.counts()["awaiting_receipt"] > 0
-                    ):
-                        await asyncio.sleep(0.5)
-            except TimeoutError:
+
+            async def settled() -> bool:  # and every record the recipient has is handled
+                return (
+                    all(w.done() for w in workers)
+                    and set(out.acked.values()) <= {i.message_id for i in _inbox(recipient)}
+                    and sender.store.counts()["awaiting_receipt"] == 0
+                    and await caught_up(direct, RECIPIENT, prefix)
+                )
+
+            def state() -> str:
                 loops_now = [t.exception() if t.done() else "running" for t in live.loops]
-                pytest.fail(f"not settled {SETTLE_S} s after the restore: {len(out.acked)} acknowledged, "
-                            f"{len(_inbox(recipient))} delivered, sender {sender.store.counts()}, "
-                            f"gateway loops {loops_now}, workers done {[w.done() for w in workers]}")  # fmt: skip
+                return (f"the restore to settle: {len(out.acked)} acknowledged, "
+                        f"{len(_inbox(recipient))} delivered, sender {sender.store.counts()}, "
+                        f"gateway loops {loops_now}, workers done {[w.done() for w in workers]}")  # fmt: skip
+
+            await eventually(settled, state, timeout_s=SETTLE_S, every_s=0.5)
+            await asyncio.gather(*workers)  # done: what one raised, it raises here
             delivered = _inbox(recipient)
             seqs = [i.message["dossier_id"] for i in delivered]
             seqs = [uuid.UUID(s).int for s in seqs]

@@ -12,7 +12,6 @@ import asyncio
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -30,7 +29,7 @@ from tests.gateway_processes import (
     free_port,
     two_parties,
 )
-from tests.proxied_kafka import BEHIND_PORT, DIRECT, PROXIED, PROXY_PORT
+from tests.proxied_kafka import DIRECT, PROXIED
 from tests.support import eventually
 
 OUTAGE_S = 15.0
@@ -69,12 +68,6 @@ async def test_reading_offsets_while_kafka_is_away_leaves_no_consumer_unclosed()
                 await read
     finally:
         await away.close()
-
-
-@pytest.fixture
-async def proxy(proxied_kafka: None) -> AsyncIterator[TcpProxy]:
-    async with TcpProxy("127.0.0.1", BEHIND_PORT, listen_port=PROXY_PORT) as p:
-        yield p
 
 
 @pytest.mark.kafka
