@@ -45,6 +45,18 @@ async def test_producer_start_against_no_broker_is_an_error_not_a_hang() -> None
     assert time.monotonic() - started < 15
 
 
+async def test_reading_offsets_while_kafka_is_away_leaves_no_consumer_unclosed() -> None:
+    """The transport's reader (offsets, whole-topic reads) is stopped also when it could
+    not start; the conftest fixture fails this test on an "Unclosed AIOKafkaConsumer"."""
+    away = _unreachable()
+    try:
+        for read in (away.end_offsets(["t"]), away.read_topic("t")):
+            with pytest.raises(TransportError):
+                await read
+    finally:
+        await away.close()
+
+
 @pytest.mark.kafka
 async def test_atomic_send_needs_a_transactional_producer(
     kafka_transport: KafkaTransport, topic: str

@@ -17,8 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker._errors import TransportError
-from broker.transport._kafka import KafkaOptions, KafkaTransport
 from tests.faults.proxy import TcpProxy
 from tests.gateway_processes import (
     RECIPIENT,
@@ -26,11 +24,12 @@ from tests.gateway_processes import (
     GatewayRun,
     delivered_once,
     dossier_body,
-    free_port,
     two_parties,
 )
 from tests.proxied_kafka import DIRECT, PROXIED
 from tests.support import eventually
+
+pytestmark = pytest.mark.kafka
 
 OUTAGE_S = 15.0
 """Long enough for every repeating condition to come back more than once a second."""
@@ -57,20 +56,6 @@ def conditions(lines: list[str]) -> Counter[str]:
     return found
 
 
-async def test_reading_offsets_while_kafka_is_away_leaves_no_consumer_unclosed() -> None:
-    """The transport's reader (offsets, whole-topic reads) is stopped also when it could
-    not start; the conftest fixture fails this test on an "Unclosed AIOKafkaConsumer"."""
-    away = KafkaTransport(KafkaOptions(bootstrap_servers=f"127.0.0.1:{free_port()}",
-                                       request_timeout_ms=2_000))  # fmt: skip
-    try:
-        for read in (away.end_offsets(["t"]), away.read_topic("t")):
-            with pytest.raises(TransportError):
-                await read
-    finally:
-        await away.close()
-
-
-@pytest.mark.kafka
 async def test_an_outage_is_quiet_and_a_send_is_refused_at_once(
     tmp_path: Path, proxy: TcpProxy
 ) -> None:
