@@ -32,7 +32,7 @@ NETS = {(kem, fmt): Net(kem, format_version=fmt) for kem in KEMS for fmt in FORM
 X = NETS[KeyAlgorithm.X25519, 2]
 X1 = NETS[KeyAlgorithm.X25519, 1]
 """Format 1, for the attacks that are about its per-message signature and key wraps; the
-format-2 ones are in tests/test_batch_envelope.py."""
+format-2 ones are in tests/unit/crypto/test_batch_envelope.py."""
 
 DOSSIER = example_of(m.DossierDelivered)
 IND, MUNI, NGO, DTV, COA = (

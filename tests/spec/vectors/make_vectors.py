@@ -1,16 +1,16 @@
-"""Write the known-answer vectors: tests/vectors/envelope-v1.json and envelope-v2.json.
+"""Write the known-answer vectors: tests/spec/vectors/envelope-v1.json and envelope-v2.json.
 
 Keys, clock and randomness are fixed (keys derived from the seeds named in the files; message
 ids, payload keys, nonces and — format 2 — epoch keys given). HPKE draws its ephemeral key
 inside the library, so the wrapped keys differ on every run (and in format 1 the signature
-over them); everything else is reproducible, and `tests/test_vectors.py` (the reference) and
-`tests/test_envelope_spec.py` (the clean room) pin both: the stored envelopes must open to
+over them); everything else is reproducible, and `tests/spec/test_vectors.py` (the reference) and
+`tests/spec/test_envelope_spec.py` (the clean room) pin both: the stored envelopes must open to
 the stored messages, and sealing again from the same parts must give the same bytes.
 
 Run it only when a format changes on purpose — that is a format version change — and name
 the versions whose file to write:
 
-    .venv/bin/python -m tests.vectors.make_vectors 2
+    .venv/bin/python -m tests.spec.vectors.make_vectors 2
 """
 
 from __future__ import annotations
@@ -249,7 +249,9 @@ def batch_vector(case: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     if not argv or any(v not in ("1", "2") for v in argv):
-        sys.exit("usage: python -m tests.vectors.make_vectors {1,2}... (the formats to rewrite)")
+        sys.exit(
+            "usage: python -m tests.spec.vectors.make_vectors {1,2}... (the formats to rewrite)"
+        )
     for version in sorted({int(v) for v in argv}):
         vectors = (
             [vector(c) for c in CASES] if version == 1 else [batch_vector(c) for c in BATCH_CASES]

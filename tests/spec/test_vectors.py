@@ -1,8 +1,8 @@
 """Known-answer vectors pin the reference to envelope formats 1 and 2
-(tests/vectors/envelope-v1.json, envelope-v2.json; docs/ENVELOPE.md §10).
+(tests/spec/vectors/envelope-v1.json, envelope-v2.json; docs/ENVELOPE.md §10).
 
 A change that breaks these tests changes the wire format: that needs a new format version
-(docs/ENVELOPE.md §9), not new vectors. `tests/test_envelope_spec.py` checks the same files
+(docs/ENVELOPE.md §9), not new vectors. `tests/spec/test_envelope_spec.py` checks the same files
 against a clean-room implementation of the document.
 """
 

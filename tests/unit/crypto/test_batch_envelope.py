@@ -2,7 +2,7 @@
 envelope of a batch opens on its own; epochs end where the spec says; the caches an opener
 keeps never stand in for a check they did not make; and the attacks the amortisation could
 open are refused. The general guarantees (every mutation refused, replays, windows, policy,
-payload rules) run on format 2 in tests/test_envelope.py."""
+payload rules) run on format 2 in tests/unit/crypto/test_envelope.py."""
 
 from __future__ import annotations
 

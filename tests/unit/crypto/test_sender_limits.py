@@ -21,9 +21,9 @@ from broker.crypto._envelope import MAX_PAYLOAD_ITEMS
 from broker.crypto._items import zero_width_items
 from broker.models import IntakeRegistered, PartyRole
 from demo.examples import example
-from tests import test_api
 from tests.crypto_net import NOW, A, Net
-from tests.test_api import AUTH, Stack
+from tests.unit.gateway import test_api
+from tests.unit.gateway.test_api import AUTH, Stack
 
 MUNI, DTV, NGO = A[PartyRole.MUNICIPALITY], A[PartyRole.DTV], A[PartyRole.NGO]
 INTAKE = example("IntakeRegistered").model_copy(update={"municipality": MUNI})

@@ -40,7 +40,7 @@ from demo.network import create_network, write_gateway_configs
 from tests.crypto_net import CONTENT_KEY, NOW, A, Net
 from tests.support import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"

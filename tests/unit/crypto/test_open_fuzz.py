@@ -6,7 +6,7 @@ escapes. Inputs are mutations of valid format-1 and format-2 envelopes, with X25
 hybrid ML-KEM recipients, a batch of three under one signature, and a hostile but
 authenticated sender (bench/_fuzz.py).
 
-tests/test_envelope.py already holds format 2 to every single-byte change, truncation and
+tests/unit/crypto/test_envelope.py already holds format 2 to every single-byte change, truncation and
 random splice; here the same holds for format 1 and the hybrid KEM, every length, count and
 integer field is inflated in turn, and openers with warm caches see all of it mixed.
 """

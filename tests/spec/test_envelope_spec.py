@@ -64,7 +64,7 @@ from broker.replay import MemoryReplayGuard
 from demo.examples import example
 from tests.support import example_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = (ROOT / "docs" / "ENVELOPE.md").read_text(encoding="utf-8")
 AVRO_DIR = ROOT / "schemas" / "avro"
 
@@ -1626,8 +1626,8 @@ def test_both_openers_refuse_a_replay() -> None:
 
 # --- the known-answer vectors open with keys derived as §10 says ---------------------------
 
-VECTORS = ROOT / "tests" / "vectors" / "envelope-v1.json"
-VECTORS_V2 = ROOT / "tests" / "vectors" / "envelope-v2.json"
+VECTORS = ROOT / "tests" / "spec" / "vectors" / "envelope-v1.json"
+VECTORS_V2 = ROOT / "tests" / "spec" / "vectors" / "envelope-v2.json"
 
 
 def _derive(seed: str, label: bytes, size: int) -> bytes:

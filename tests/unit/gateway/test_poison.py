@@ -11,7 +11,7 @@ key directory swapped for an older or foreign-signed one.
   gateway's loop died on it, again at every restart).
 - A directory older than the one a gateway used, or signed by another key than the pinned
   anchor: refused with `DirectoryRejected` saying why, at start and at run time, and the
-  gateway keeps the directory it has (tests/test_directory.py holds `load_directory` itself
+  gateway keeps the directory it has (tests/unit/crypto/test_directory.py holds `load_directory` itself
   to every refusal; these are the gateway's).
 """
 
