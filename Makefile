@@ -76,6 +76,7 @@ FUZZ_ARGS ?=
 fuzz: install
 	$(BIN)/python -m bench.fuzz_open $(FUZZ_ARGS)
 
+# ruff, then mypy --strict on the packages [tool.mypy] names in pyproject.toml (tests/ among them)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -2,7 +2,7 @@
 any input opens (and then it is an authentic envelope, read as it was sealed) or is refused
 with `EnvelopeRejected` and a reason; nothing else ever escapes `open_envelope`.
 
-Shared by the short run in CI (tests/test_open_fuzz.py) and the long one (bench/fuzz_open.py).
+Shared by the short run in CI (tests/unit/crypto/test_open_fuzz.py) and the long one (bench/fuzz_open.py).
 Inputs are made from a fixed corpus of valid envelopes of both formats and both KEMs, sealed
 once on the example network:
 

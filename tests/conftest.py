@@ -23,6 +23,8 @@ import pytest
 from broker.transport import Transport
 from broker.transport.embedded import EmbeddedTransport
 from broker.transport.kafka import KafkaOptions, KafkaTransport
+from tests import proxied_kafka as proxied
+from tests.faults.proxy import TcpProxy
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_BOOTSTRAP = os.environ.get("LVVX_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -143,18 +145,25 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def proxied_kafka() -> Iterator[None]:
     """The broker behind a cuttable proxy (`tests.proxied_kafka`): reused if it runs, else
     started once for the session and removed at its end."""
-    from tests import proxied_kafka as broker
-
-    if broker.listening():
+    if proxied.listening():
         yield
         return
-    failed = broker.kafka_sh("up")
+    failed = proxied.kafka_sh("up")
     if failed:
         pytest.fail(failed)
     try:
         yield
     finally:
-        broker.kafka_sh("clean")
+        proxied.kafka_sh("clean")
+
+
+@pytest.fixture
+async def proxy(proxied_kafka: None) -> AsyncIterator[TcpProxy]:
+    """A cuttable TCP proxy (`tests.faults.proxy`) in front of that broker, on the port it
+    advertises (`tests.proxied_kafka.PROXIED`): a client bootstrapped there talks only
+    through it."""
+    async with TcpProxy("127.0.0.1", proxied.BEHIND_PORT, listen_port=proxied.PROXY_PORT) as p:
+        yield p
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -179,10 +188,10 @@ def _no_unclosed_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     report = asyncio.BaseEventLoop.call_exception_handler
     make = AIOKafkaClient.__init__
 
-    def noting(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    def noting(loop: asyncio.BaseEventLoop, context: dict[str, Any]) -> None:
         if str(context.get("message", "")).startswith("Unclosed"):
             unclosed.append(str(context["message"]))
-        report(loop, context)  # type: ignore[arg-type]
+        report(loop, context)
 
     def counting(client: AIOKafkaClient, *args: Any, **kwargs: Any) -> None:
         made.append(None)  # every consumer, producer and admin client makes one

@@ -1,6 +1,6 @@
 """Gateways of the test network on one embedded log, for the tests of the gateway runtime and
 of the audit trail: started, run as tasks, halted, restarted on their state files, and all
-closed at the end of the test. Also `until`, the wait for a condition those tests share."""
+closed at the end of the test. Also `sent_status`, a sent message's status."""
 
 from __future__ import annotations
 
@@ -10,27 +10,21 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway.metrics import PrometheusObserver
 from broker.transport import Producer, Record, RecordMetadata, Transport
 from broker.transport.embedded import EmbeddedTransport
 from tests.crypto_net import CONTENT_KEY, NOW, Net
-
-WAIT_S = 10.0
-"""A generous bound on a condition; tests normally pass in milliseconds."""
+from tests.support import WAIT_S
 
 KEY = b"one-partition"
 """Records injected with one key stay in order (one partition)."""
 
 
-async def until(check: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+def sent_status(gw: Gateway, message_id: uuid.UUID) -> str | None:
+    """The status of a message ``gw`` sent (``None``: it has no such message)."""
+    sent = gw.store.sent_status(message_id)
+    return None if sent is None else sent.status
 
 
 class EmbeddedNetwork:

@@ -1,6 +1,6 @@
 """In-process gateways on real Kafka for the fault tests (network cut, rebalance storm): each
 with a transport of its own, its receive loop running, all stopped and closed on the way out.
-And the per-case order check those tests share."""
+And what those tests share: the per-case order check, and `caught_up`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from broker.gateway import Gateway, GatewayStore
+from broker.topics import gateway_group, inbox
+from broker.transport import TopicPartition, Transport
 from broker.transport.kafka import KafkaOptions, KafkaTransport
 from tests.crypto_net import CONTENT_KEY, NOW, Net
 
@@ -56,6 +58,18 @@ async def running_gateways(
             await gw.close()
             await gw.transport.close()
             gw.store.close()
+
+
+async def caught_up(log: Transport, party: str, prefix: str) -> bool:
+    """Whether ``party``'s gateway has committed past every record of its inbox topic:
+    nothing is left there that it could still deliver — a second time, or late. (End offsets
+    cannot tell: on Kafka each transaction's commit marker takes an offset too.)"""
+    topic = inbox(party, prefix)
+    ends: dict[TopicPartition, int] = {}
+    for record in await log.read_topic(topic):  # committed ones: aborted ones are skipped
+        ends[record.topic_partition] = record.offset + 1
+    committed = await log.committed(gateway_group(party, prefix), [topic])
+    return all(committed.get(tp, 0) >= end for tp, end in ends.items())
 
 
 def per_case(items: Iterable[tuple[M, C]]) -> dict[C, list[M]]:

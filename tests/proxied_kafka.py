@@ -1,15 +1,24 @@
 """A broker that clients reach only through a TCP proxy (`tests.faults.proxy`), for tests
-that cut the network: started once per test session (`proxied_kafka` in conftest), or the
-one already listening on `PORT` is used (and left running).
+that cut the network (the network cut, the stop, the outage): started once per test session
+(`proxied_kafka` in conftest, and `proxy`, the proxy itself, per test), or the one already
+listening on `PORT` is used (and left running).
 
-Why two listeners: a Kafka client uses its bootstrap address only for the first Metadata
-request and then the address the broker *advertises*; in front of an ordinary broker the
-proxy would be bypassed. So the broker has ``PLAINTEXT`` on `PORT` (advertised as itself:
-kafka.sh's readiness probe, a test's own checks) and ``PROXIED`` on `BEHIND_PORT`,
-advertised as 127.0.0.1:`PROXY_PORT`, where a test's proxy listens and forwards to
-`BEHIND_PORT` (tests/test_network_cut.py tells the same in full). The ports and folder are
-those of test_network_cut.py and can be set with the same ``LVVX_KAFKA_PROXIED_*``
-variables, so both use one broker.
+Why a broker of its own. A Kafka client uses its bootstrap address only for the first
+Metadata request; after that it connects to the address the broker *advertises*
+(``advertised.listeners``). In front of an ordinary broker a proxy would be bypassed at once:
+the clients would go straight to the broker's own port, and cutting the proxy would cut
+nothing. So this broker (`deploy/kafka/kafka.sh` with ``KAFKA_LISTENERS`` and
+``KAFKA_ADVERTISED_LISTENERS``) has two client listeners:
+
+- ``PLAINTEXT`` on `PORT`, advertised as itself (`DIRECT`): for kafka.sh's readiness probe
+  (which must not need the proxy) and for a test's own checks around the cut;
+- ``PROXIED`` on `BEHIND_PORT`, advertised as 127.0.0.1:`PROXY_PORT` (`PROXIED`), where a
+  test's proxy listens and forwards to `BEHIND_PORT`.
+
+Kafka answers Metadata with the addresses of the listener the request came in on, so a client
+bootstrapped at the proxy keeps talking through the proxy — to the group coordinator and the
+transaction coordinator too — and only through it. The ports and the data folder can be set
+with the ``LVVX_KAFKA_PROXIED_*`` variables below.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ _FIELD_RULES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
 def for_model(model: type[AvroModel]) -> st.SearchStrategy[AvroModel]:
     """Any valid instance of ``model``."""
     fields = {
-        name: _FIELD_RULES.get((model.avro_name, name))
+        name: _FIELD_RULES[(model.avro_name, name)]
         if (model.avro_name, name) in _FIELD_RULES
         else for_type(info.annotation, info.metadata)
         for name, info in model.model_fields.items()

@@ -5,7 +5,7 @@ the audit chain signs through `sign_tagged` and `signature_valid`. Sealing and o
 pure functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
 
 `seal_v1_from_parts`, `prepare_envelope` + `seal_v2_batch` and `SenderEpochs` with a given
-random source are the deterministic entry points, for known-answer tests (tests/vectors),
+random source are the deterministic entry points, for known-answer tests (tests/spec/vectors),
 hostile-sender tests and the fuzzer; everything else seals with `seal` or `Sealer`.
 """
 

@@ -5,7 +5,7 @@ the way every other record is read. The envelope is read for every message a gat
 receives, and that general path costs several times more than walking this one fixed
 layout, so this module does it directly — and strictly: it accepts exactly the bytes the
 reference accepts (canonical form, docs/ENVELOPE.md §2.1; the models' rules for party ids,
-type names and uuids) and yields the same values. ``tests/test_wire.py`` holds it to that,
+type names and uuids) and yields the same values. ``tests/unit/crypto/test_wire.py`` holds it to that,
 on valid envelopes and on mutated ones.
 
 Layout (field order of ``nl.lvv.v1.SecureEnvelope``)::

@@ -1,7 +1,7 @@
 """The base of every message model, and the scalar types the Avro contract uses.
 
 Models are frozen pydantic models whose fields mirror the `.avsc` files one to one (same
-names, same order, same optionality; ``tests/test_models.py`` keeps them so). A model
+names, same order, same optionality; ``tests/unit/contract/test_models.py`` keeps them so). A model
 turns into an Avro record with `AvroModel.to_avro` and back with `AvroModel.from_avro`;
 the codec turns records into bytes.
 """

@@ -2,7 +2,7 @@
 
 Two implementations honour it: Kafka (aiokafka) for real networks and an embedded SQLite
 log for the zero-setup demo and fast tests. The gateway only ever sees these types, and
-one set of contract tests (``tests/test_transport_contract.py``) runs on both.
+one set of contract tests (``tests/unit/transport/test_transport_contract.py``) runs on both.
 
 Semantics shared by every implementation:
 

@@ -1,6 +1,6 @@
 """Makes ``layout1.db``: a gateway store of layout 1, written by the gateway of commit
 63597d4 (the last one of that layout), for the migration test
-(`tests/test_at_rest.py::test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recovers`).
+(`tests/unit/gateway/test_at_rest.py::test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recovers`).
 It must run on that commit's code, not on today's, so that the file holds what that gateway
 wrote, not what today's thinks it wrote:
 
