@@ -82,6 +82,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/lint-imports --config tests/importlinter.toml
 
 format: install
 	$(BIN)/ruff format .

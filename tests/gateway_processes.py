@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from broker.gateway import Gateway, GatewayStore, utc_now
-from broker.gateway import _crashpoints as crash
+from broker.gateway import crashpoints as crash
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec
 from broker.transport.kafka import KafkaOptions, KafkaTransport

@@ -3,6 +3,8 @@ tools DT&V uses to verify it, prove inclusion, and follow cases."""
 
 from broker.audit._cases import CaseView, case_views, summary
 from broker.audit._chain import CHECKPOINT_EVERY_EVENTS, CHECKPOINT_EVERY_S, AuditChain, EventSpec
+from broker.audit._events import BadAuditEvent
+from broker.audit._events import decode as decode_event
 from broker.audit._follow import follow
 from broker.audit._prove import check_proof, prove
 from broker.audit._verify import DEFAULT_GRACE, Finding, Issue, Report, verify_stream
@@ -29,6 +31,7 @@ __all__ = [
     "CHECKPOINT_EVERY_S",
     "DEFAULT_GRACE",
     "AuditChain",
+    "BadAuditEvent",
     "CaseView",
     "EventSpec",
     "Finding",
@@ -37,6 +40,7 @@ __all__ = [
     "audit_topics",
     "case_views",
     "check_proof",
+    "decode_event",
     "follow",
     "prove",
     "read_audit",

@@ -66,8 +66,8 @@ from broker.errors import (
     TransportTimeout,
     TransportUnavailable,
 )
-from broker.gateway import _crashpoints as crash
 from broker.gateway import _followup as follow
+from broker.gateway import crashpoints as crash
 from broker.gateway._followup_models import (
     PROCESSING_FAILED,
     FollowUp,

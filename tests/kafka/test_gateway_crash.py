@@ -1,6 +1,6 @@
 """Crash safety on real Kafka: a recipient gateway PROCESS is killed with SIGKILL in the
 middle of a stream — or dies at an exact step of its receive path (`LVVX_CRASH_AT`, see
-`broker.gateway._crashpoints`) — and is started again; every message reaches its back
+`broker.gateway.crashpoints`) — and is started again; every message reaches its back
 office exactly once, in order per case, and every one is receipted to the sender."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.gateway import _crashpoints as crash
+from broker.gateway import crashpoints as crash
 from broker.topics import dlq
 from demo.examples import example
 from tests.gateway_processes import RECIPIENT, Rig, rig

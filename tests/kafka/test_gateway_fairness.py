@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.audit._verify import Finding, verify_stream
+from broker.audit import Finding, verify_stream
 from broker.errors import RejectReason
 from broker.gateway import Gateway, GatewayStore
 from broker.models import AvroModel, PartyRole

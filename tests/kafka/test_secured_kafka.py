@@ -16,8 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from click.testing import CliRunner
 
-from broker.crypto import load_directory
-from broker.crypto._pki import Pki
+from broker.crypto import Pki, load_directory
 from broker.errors import TransportError
 from broker.provision import Layout, apply, plan
 from broker.topics import audit, dlq, gateway_group, inbox

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.contract import compile_schema, default_codec, skim
-from broker.crypto._keys import generate_party
+from broker.crypto import generate_party
 from broker.errors import DecodeError
 from broker.models import (
     PartyDirectory,

@@ -35,7 +35,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from broker.audit import _events as events
+from broker.audit import decode_event
 from broker.contract import default_codec
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway.api import create_app
@@ -166,7 +166,7 @@ AUDIT_TOPICS = {audit(p) for p in NET.directory.parties}
 
 
 def _checkpoint(value: bytes) -> bool:
-    return events.decode(value).action is AuditAction.CHECKPOINT
+    return decode_event(value).action is AuditAction.CHECKPOINT
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.audit import _events as ev
+from broker.audit import decode_event
 from broker.crypto import ContentKey, ContentUnreadable
 from broker.gateway import GatewayStore
 from broker.gateway._followup_models import DeliveryFollowUp, ReceiptFollowUp, RejectionFollowUp
@@ -292,7 +292,7 @@ async def test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recov
                 for r in await lvv.records(dlq(MUNI))}  # fmt: skip
         assert dead == {source(records["refused-answered"]): "FROM_FUTURE",
                         source(records["refused-unanswered"]): "UNSUPPORTED_VERSION"}  # fmt: skip
-        events = [ev.decode(r.value) for r in await lvv.records(audit(MUNI))]
+        events = [decode_event(r.value) for r in await lvv.records(audit(MUNI))]
         assert sorted(e.action.value for e in events if e.action is not AuditAction.CHECKPOINT) == [
             "DELIVERED", "RECEIPT_RECEIVED", "RECEIPT_SENT", "RECEIPT_SENT", "REJECTED", "REJECTED",
         ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Crash points (`broker.gateway._crashpoints`): the plan `LVVX_CRASH_AT` describes, inert
+"""Crash points (`broker.gateway.crashpoints`): the plan `LVVX_CRASH_AT` describes, inert
 without it, the process really dying with the SIGKILL exit code, and a gateway passing the
 points in the order its receive path promises."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from broker.gateway import Gateway, GatewayStore
-from broker.gateway import _crashpoints as crash
+from broker.gateway import crashpoints as crash
 from broker.models import PartyRole
 from broker.transport.embedded import EmbeddedTransport
 from demo.examples import example
@@ -74,7 +74,7 @@ def _python(code: str, crash_at: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_process_dies_at_once_with_the_sigkill_exit_code() -> None:
     code = (
-        "import atexit, sys; from broker.gateway import _crashpoints as c\n"
+        "import atexit, sys; from broker.gateway import crashpoints as c\n"
         "atexit.register(lambda: print('cleaned up'))\n"
         "c.reached('after_open'); print('alive'); c.reached('after_open'); print('survived')"
     )

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from broker.audit import read_audit
-from broker.audit._verify import Finding, verify_stream
+from broker.audit import Finding, read_audit, verify_stream
 from broker.contract import default_codec
 from broker.errors import RejectReason
 from broker.gateway.metrics import PrometheusObserver
@@ -50,9 +49,11 @@ async def audit_records(lvv: EmbeddedNetwork) -> list[Record]:
 
 
 async def events_of(lvv: EmbeddedNetwork, party: str) -> list[AuditAction]:
-    from broker.audit import _events as ev
+    from broker.audit import decode_event
 
-    return [ev.decode(r.value).action for r in await audit_records(lvv) if r.key == party.encode()]
+    return [
+        decode_event(r.value).action for r in await audit_records(lvv) if r.key == party.encode()
+    ]
 
 
 def headers(record: Record) -> dict[str, str]:
