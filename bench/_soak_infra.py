@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,22 +184,30 @@ def start_gateway(
         )  # fmt: skip
     gateway = GatewayProcess(party, port, net.tokens[party], process, log_file)
     if wrap:
-        gateway.gateway_pid = _child_of(process)
+        gateway.gateway_pid = _child_of(process, wrap[0], config)
     return gateway
 
 
-def _child_of(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
-    """The pid of the one child ``process`` starts (read from /proc: its parent pid)."""
+def _child_of(
+    process: subprocess.Popen[bytes], wrapper: str, config: Path, timeout_s: float = 10.0
+) -> int:
+    """The pid of the gateway that ``process`` runs as its child: the child that names
+    ``config`` once it has exec'd (strace forks short-lived probes of its own first, and a
+    fork has its parent's command line until it execs)."""
     deadline = time.monotonic() + timeout_s
+    first, wanted = wrapper.encode(), str(config).encode()
     while time.monotonic() < deadline and process.poll() is None:
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, IndexError, ValueError):
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == process.pid:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                args = (stat.parent / "cmdline").read_bytes().split(b"\0")
+                if ppid == process.pid and args[0] != first and wanted in args:
                     return int(stat.parent.name)
         time.sleep(0.05)
-    process.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # the wrapper and whatever it started
     process.wait()
-    raise SoakSetupError(f"{process.args!r} started no child process")
+    raise SoakSetupError(f"{wrapper} started no gateway process")
 
 
 def wait_ready(gateways: list[GatewayProcess], timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -240,12 +248,15 @@ def stop_gateways(gateways: list[GatewayProcess]) -> dict[str, int | None]:
 
 
 @contextlib.contextmanager
-def running_gateways(net: LocalNetwork, ports: dict[str, int]) -> Iterator[list[GatewayProcess]]:
-    """One `lvvx gateway run` process per party, ready; all stopped on the way out."""
+def running_gateways(
+    net: LocalNetwork, ports: dict[str, int], wraps: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[list[GatewayProcess]]:
+    """One `lvvx gateway run` process per party, ready; all stopped on the way out. A party
+    in ``wraps`` runs under that command (`start_gateway`)."""
     gateways: list[GatewayProcess] = []
     try:
         for party, port in ports.items():
-            gateways.append(start_gateway(net, party, port))
+            gateways.append(start_gateway(net, party, port, (wraps or {}).get(party, ())))
         wait_ready(gateways)
         yield gateways
     finally:
