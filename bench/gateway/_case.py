@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._backoffice import ACKS_IN_FLIGHT, read_inbox
+from bench._backoffice import read_inbox
 from bench._soak_traffic import api_client
 from bench._stages import BenchFailure
 from bench.gateway._driver import CONNECTIONS, Bodies, Driver
@@ -70,9 +70,7 @@ async def _measure(
 ) -> tuple[Ledger, list[PhaseRun]]:
     ledger = Ledger(tuple(gw.party for gw in pair.receivers))
     sending = api_client(pair.sender.base_url, pair.sender.token, CONNECTIONS)
-    readers = {
-        gw.party: api_client(gw.base_url, gw.token, ACKS_IN_FLIGHT + 1) for gw in pair.receivers
-    }
+    readers = {gw.party: api_client(gw.base_url, gw.token, CONNECTIONS) for gw in pair.receivers}
     stop = asyncio.Event()
     reading = [asyncio.create_task(read_inbox(party, client, ledger, stop, timing.poll_idle_s))
                for party, client in readers.items()]  # fmt: skip

@@ -34,7 +34,7 @@ soak`'s own broker uses this port too: the two cannot run at once, and the secon
 
 RESULTS = REPO / "bench" / "results"
 RATES, QUICK_RATES = (50.0, 100.0, 200.0, 400.0), (50.0, 200.0)
-SECONDS, QUICK_SECONDS = 10.0, 3.0
+SECONDS, QUICK_SECONDS = 8.0, 3.0
 WARMUP_S, QUICK_WARMUP_S = 2.0, 1.0
 CASES = (Case("kafka", 1), Case("kafka", 3), Case("embedded", 1), Case("embedded", 3))
 QUICK_CASES = (Case("kafka", 1), Case("embedded", 1))

@@ -18,7 +18,7 @@ from bench.gateway._driver import Driver
 from bench.gateway._ledger import Ledger
 from bench.gateway._syscalls import Io, read_io
 
-DRAIN_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 20.0
 DRAIN_POLL_S = 0.05
 
 

@@ -37,10 +37,19 @@ def _kept(phase: Doc) -> str:
     return {True: "yes", False: "**no**", None: ""}[phase["kept_up"]]
 
 
+def _drain(phase: Doc) -> str:
+    """How long the last messages took after the load; a drain cut short leaves a backlog to
+    the next phase, and latencies without the copies still missing."""
+    took = num(phase["drain_s"], 1)
+    if phase["drained"]:
+        return took
+    return f"{took}, not drained ({num(phase['copies_missing'])} copies of the window missing)"
+
+
 def rates(doc: Doc) -> str:
     headers = ["transport", "rcpt", "load", "sent msg/s", "delivered msg/s", "acked msg/s",
                "API p50 ms", "API p99 ms", "e2e p50 ms", "e2e p99 ms", "kept up",
-               "not offered", "errors", "load avg"]  # fmt: skip
+               "not offered", "errors", "drain s", "load avg"]  # fmt: skip
     rows = []
     for c in doc["cases"]:
         for p in c["phases"]:
@@ -48,7 +57,7 @@ def rates(doc: Doc) -> str:
             rows.append([*_who(c), p["load"], num(p["sent_per_s"]), num(p["delivered_per_s"]),
                          num(p["acked_per_s"]), _ms(api, "p50"), _ms(api, "p99"), _ms(e2e, "p50"),
                          _ms(e2e, "p99"), _kept(p), num(p["not_offered"]),
-                         num(sum(p["errors"].values())), num(p["load_avg"], 1)])  # fmt: skip
+                         num(sum(p["errors"].values())), _drain(p), num(p["load_avg"], 1)])  # fmt: skip
     return table(headers, rows)
 
 
