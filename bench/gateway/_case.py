@@ -23,6 +23,11 @@ from bench.soak import count_log_levels
 
 Doc = dict[str, Any]
 
+WARM_UP = Load("warm-up", 20.0)
+WARM_UP_S = 3.0
+"""Before the phases, not measured: the first sends fetch the recipients' topic metadata,
+open connections and start the first transactions, which no phase should pay for."""
+
 STOP_READING_S = 5.0
 """After the last phase: how long the back offices may take to find their inboxes empty."""
 
@@ -77,6 +82,7 @@ async def _measure(
     driver = Driver(sending, Bodies(ledger.recipients), ledger)
     runs: list[PhaseRun] = []
     try:
+        await run_phase(-1, WARM_UP, driver, ledger, pair.pids, seconds=WARM_UP_S, warmup_s=0.0)
         for index, load in enumerate(loads):
             run = await run_phase(index, load, driver, ledger, pair.pids,
                                   seconds=timing.seconds, warmup_s=timing.warmup_s)  # fmt: skip

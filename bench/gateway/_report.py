@@ -124,8 +124,9 @@ def targets(doc: Doc) -> str:
                  verdict(p99 is not None and p99 <= TARGET_E2E_P99_MS and bool(paced["kept_up"]))])  # fmt: skip
     for role, party in (("sending", c["case"]["sender"]), ("receiving", c["case"]["receivers"][0])):
         cpu = paced["gateways"][party]["cpu_us_per_msg"]
-        rows.append([f"CPU per message, {role} gateway ({party}), at {num(TARGET_RATE)} msg/s",
-                     f"{num(cpu)} µs", f"≤ {num(TARGET_CPU_US)} µs",
+        rows.append([f"CPU per message, {role} gateway ({party}), at {num(TARGET_RATE)} msg/s"
+                     " offered (acked msg/s)", f"{num(cpu)} µs ({num(paced['acked_per_s'])})",
+                     f"≤ {num(TARGET_CPU_US)} µs",
                      verdict(cpu is not None and cpu <= TARGET_CPU_US)])  # fmt: skip
     return _targets_table(rows)
 
