@@ -22,7 +22,13 @@ from bench._ownkafka import Broker, Place, given_broker, own_broker
 from bench._soak_infra import SoakSetupError
 from bench._stages import BenchFailure
 from bench.gateway._case import Case, Timing, run_case, say
-from bench.gateway._driver import CONNECTIONS, FLAT_OUT_SENDERS, FLAT_OUT_WINDOW, PAYLOAD_BYTES
+from bench.gateway._driver import (
+    CONNECTIONS,
+    FLAT_OUT_SENDERS,
+    FLAT_OUT_WINDOW,
+    MAX_WAITING,
+    PAYLOAD_BYTES,
+)
 from bench.gateway._phase import DRAIN_TIMEOUT_S, Load
 from bench.gateway._report import markdown
 from bench.gateway._syscalls import TRACED, strace_command
@@ -108,6 +114,7 @@ def _settings(o: Options) -> Doc:
         "cases": [c.label for c in o.cases], "payload_bytes": PAYLOAD_BYTES,
         "message_type": "DossierDelivered", "connections": CONNECTIONS,
         "flat_out_senders": FLAT_OUT_SENDERS, "flat_out_window": FLAT_OUT_WINDOW,
+        "max_waiting": MAX_WAITING,
         "poll_idle_ms": o.timing.poll_idle_s * 1000,
     }  # fmt: skip
 
