@@ -145,7 +145,7 @@ def run(o: Options) -> Doc:
     strace = strace_command() if o.strace else None
     say(f"fsyncs {_fsyncs_by(strace, o.strace)}")
     cases = []
-    with work_folder(o.keep, "lvvx-bench-gateway-", say) as folder, _broker(o) as broker:
+    with _broker(o) as broker, work_folder(o.keep, "lvvx-bench-gateway-", say) as folder:
         bootstrap = broker.bootstrap if broker else None
         for n, case in enumerate(o.cases, 1):
             say(
