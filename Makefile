@@ -16,7 +16,8 @@ KAFKA_CLUSTER := deploy/kafka/cluster.sh
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status \
-	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus clean bench soak test-faults fuzz
+	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus strace clean bench \
+	bench-gateway soak test-faults fuzz
 
 install: $(STAMP)
 
@@ -64,6 +65,14 @@ BENCH_ARGS ?=
 bench: install kafka-fetch
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# The user's path (bench/README.md): POST /v1/messages to a sending `lvvx gateway run`, the
+# inbox of one or three receiving ones read and acknowledged, at fixed rates and flat out, on
+# a broker of its own (port 19492) and on the embedded log; about 10 minutes. Writes
+# bench/results/gateway-latest.{md,json}. BENCH_GATEWAY_ARGS="--quick" for a one-minute run.
+BENCH_GATEWAY_ARGS ?=
+bench-gateway: install kafka-fetch strace
+	$(BIN)/python -m bench.gateway $(BENCH_GATEWAY_ARGS)
+
 # A gateway's memory under steady load (bench/soak.py): 10 minutes by default.
 SOAK_ARGS ?=
 soak: install kafka-fetch
@@ -91,15 +100,24 @@ format: install
 kafka-fetch:
 	$(KAFKA) fetch
 
-# Debian's Prometheus (prometheus, promtool) for the tests that scrape a gateway and check
-# deploy/prometheus/; installed only when missing.
+# Debian's packages the project needs, each installed only when its command is missing
+APT_INSTALL = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends
+
+# Prometheus (prometheus, promtool) for the tests that scrape a gateway and check deploy/prometheus/.
 prometheus:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  echo "make: installing Debian's prometheus package (for the scrape and rules tests)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  $(APT_INSTALL) prometheus >/dev/null; }
 	@command -v promtool >/dev/null || { echo "make: promtool is still missing" >&2; exit 1; }
+
+# strace, with which `make bench-gateway` counts the gateways' fsyncs; without it that
+# benchmark still runs, and says they were not measured.
+strace:
+	@command -v strace >/dev/null || { \
+	  echo "make: installing Debian's strace package (to count fsyncs in bench-gateway)"; \
+	  $(APT_INSTALL) strace >/dev/null; } || \
+	  echo "make: strace could not be installed: bench-gateway will not count fsyncs" >&2
 
 kafka-up:
 	$(KAFKA) up

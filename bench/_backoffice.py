@@ -51,9 +51,11 @@ def problem(response: httpx.Response) -> str:
 
 
 async def read_inbox(
-    party: str, client: httpx.AsyncClient, watcher: Watcher, stop: asyncio.Event
-) -> None:
-    """Read and acknowledge ``party``'s inbox until ``stop`` is set and it is empty.
+    party: str, client: httpx.AsyncClient, watcher: Watcher, stop: asyncio.Event,
+    idle_s: float = READ_IDLE_S,
+) -> None:  # fmt: skip
+    """Read and acknowledge ``party``'s inbox until ``stop`` is set and it is empty, pausing
+    ``idle_s`` after each empty read.
 
     A message shown again before its acknowledgement went through is the same delivery, not
     a second one; a message twice on one page is two deliveries."""
@@ -71,7 +73,7 @@ async def read_inbox(
         if not items:
             if stop.is_set():
                 return
-            await asyncio.sleep(READ_IDLE_S)
+            await asyncio.sleep(idle_s)
 
 
 async def _page(party: str, client: httpx.AsyncClient, watcher: Watcher) -> list[dict[str, Any]]:

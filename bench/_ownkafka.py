@@ -1,10 +1,11 @@
-"""The benchmark's own Kafka broker and the CPU pinning.
+"""A benchmark's own Kafka broker and the CPU pinning.
 
 Started the way tests/brokers.sh starts the tests' brokers — deploy/kafka/kafka.sh with its
-own ports and data dir — fresh, and removed (`kafka.sh clean`) when the run ends, also on
-failure or Ctrl-C. On a machine with two CPUs or more the broker's JVM runs under
-`taskset -c 1` (kafka.sh launches it as a child, which inherits the affinity) and this
-process is pinned to CPU 0, so the two do not share a core.
+own ports and data dir (a `Place`: `make bench`'s, or `make bench-gateway`'s) — fresh, and
+removed (`kafka.sh clean`) when the run ends, also on failure or Ctrl-C. With ``pin`` (two
+CPUs or more) the broker's JVM runs under `taskset -c 1` (kafka.sh launches it as a child,
+which inherits the affinity) and `make bench` pins itself to CPU 0, so the two do not share
+a core.
 """
 
 from __future__ import annotations
@@ -21,9 +22,20 @@ from bench._stages import BenchFailure
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
-DATA_DIR = REPO / ".kafka" / "bench"
-PORT, CONTROLLER_PORT = 19392, 19393
 BENCH_CPU, BROKER_CPU = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a benchmark's broker listens and keeps its data; ``name`` prefixes what it says."""
+
+    name: str
+    port: int
+    controller_port: int
+    data_dir: Path
+
+
+BENCH = Place("bench", 19392, 19393, REPO / ".kafka" / "bench")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +56,21 @@ def pin_self() -> None:
     print(f"bench: this process pinned to CPU {BENCH_CPU} (os.sched_setaffinity)")
 
 
-def _env() -> dict[str, str]:
+def _env(place: Place) -> dict[str, str]:
     return {
         **os.environ,
-        "LVVX_KAFKA_PORT": str(PORT),
-        "KAFKA_CONTROLLER_PORT": str(CONTROLLER_PORT),
-        "KAFKA_DATA_DIR": str(DATA_DIR),
+        "LVVX_KAFKA_PORT": str(place.port),
+        "KAFKA_CONTROLLER_PORT": str(place.controller_port),
+        "KAFKA_DATA_DIR": str(place.data_dir),
+        "KAFKA_SECURITY": "plaintext",
     }
 
 
-def _kafka_sh(*args: str, pin: bool = False) -> None:
+def _kafka_sh(place: Place, *args: str, pin: bool = False) -> None:
     command = [str(KAFKA_SH), *args]
     if pin:
         command = ["taskset", "-c", str(BROKER_CPU), *command]
-    done = subprocess.run(command, env=_env(), check=False)
+    done = subprocess.run(command, env=_env(place), check=False)
     if done.returncode != 0:
         raise BenchFailure(f"{' '.join(command)} failed with exit code {done.returncode}")
 
@@ -68,49 +81,48 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _broker_pid() -> int:
+def _broker_pid(place: Place) -> int:
     try:
-        return int((DATA_DIR / "kafka.pid").read_text().strip())
+        return int((place.data_dir / "kafka.pid").read_text().strip())
     except (OSError, ValueError) as exc:
-        raise BenchFailure(f"kafka.sh up left no pid file in {DATA_DIR}") from exc
+        raise BenchFailure(f"kafka.sh up left no pid file in {place.data_dir}") from exc
 
 
-def _refuse_busy() -> None:
+def _refuse_busy(place: Place) -> None:
     """Never take over (and then clean away) a broker somebody else is running there."""
-    busy = [p for p in (PORT, CONTROLLER_PORT) if _listening(p)]
-    if busy or (DATA_DIR / "kafka.pid").exists():
+    busy = [p for p in (place.port, place.controller_port) if _listening(p)]
+    if busy or (place.data_dir / "kafka.pid").exists():
         raise BenchFailure(
-            f"ports {busy or (PORT, CONTROLLER_PORT)} or {DATA_DIR} are in use (another"
-            " benchmark?). Stop it, or clean it with: LVVX_KAFKA_PORT=19392"
-            f" KAFKA_CONTROLLER_PORT=19393 KAFKA_DATA_DIR={DATA_DIR} {KAFKA_SH} clean;"
-            " or pass --bootstrap HOST:PORT"
+            f"ports {busy or (place.port, place.controller_port)} or {place.data_dir} are in"
+            f" use (another benchmark?). Stop it, or clean it with: LVVX_KAFKA_PORT={place.port}"
+            f" KAFKA_CONTROLLER_PORT={place.controller_port} KAFKA_DATA_DIR={place.data_dir}"
+            f" {KAFKA_SH} clean; or pass --bootstrap HOST:PORT"
         )
 
 
 @contextlib.contextmanager
-def own_broker(pin: bool) -> Iterator[Broker]:
-    """A fresh broker on 127.0.0.1:19392, its JVM pinned to CPU 1 if ``pin``; removed at the end."""
-    _kafka_sh("fetch")
-    _refuse_busy()
-    _kafka_sh("clean")  # a data dir left by a run that was killed: start from nothing
+def own_broker(pin: bool, place: Place = BENCH) -> Iterator[Broker]:
+    """A fresh broker at ``place`` (127.0.0.1:19392 by default), its JVM pinned to CPU 1 if
+    ``pin``; removed at the end."""
+    _kafka_sh(place, "fetch")
+    _refuse_busy(place)
+    _kafka_sh(place, "clean")  # a data dir left by a run that was killed: start from nothing
     try:
         try:
-            _kafka_sh("up", pin=pin)
+            _kafka_sh(place, "up", pin=pin)
         except BenchFailure:
-            _kafka_sh("logs")
+            _kafka_sh(place, "logs")
             raise
-        pid = _broker_pid()
+        pid = _broker_pid(place)
         cpus = tuple(sorted(os.sched_getaffinity(pid)))
-        where = (
-            f"pinned to CPUs {list(cpus)} (taskset)" if pin else "not pinned (fewer than 2 CPUs)"
-        )
-        print(f"bench: Kafka broker pid {pid} on 127.0.0.1:{PORT}, {where}")
-        yield Broker(f"127.0.0.1:{PORT}", True, pid, cpus if pin else None)
+        where = f"pinned to CPUs {list(cpus)} (taskset)" if pin else "not pinned"
+        print(f"{place.name}: Kafka broker pid {pid} on 127.0.0.1:{place.port}, {where}")
+        yield Broker(f"127.0.0.1:{place.port}", True, pid, cpus if pin else None)
     finally:
-        _kafka_sh("clean")
+        _kafka_sh(place, "clean")
 
 
 @contextlib.contextmanager
-def given_broker(bootstrap: str) -> Iterator[Broker]:
-    print(f"bench: using the Kafka at {bootstrap} (not started, stopped or pinned here)")
+def given_broker(bootstrap: str, name: str = BENCH.name) -> Iterator[Broker]:
+    print(f"{name}: using the Kafka at {bootstrap} (not started, stopped or pinned here)")
     yield Broker(bootstrap, False)

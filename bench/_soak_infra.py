@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,11 +131,15 @@ class GatewayProcess:
     port: int
     token: str
     process: subprocess.Popen[bytes]
+    """The process started: the gateway, or the wrapper (strace) that runs it as its child."""
     log_file: Path
+    gateway_pid: int | None = None
+    """The gateway's own pid when ``process`` is a wrapper."""
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        """The gateway process's pid (its /proc figures, its signals)."""
+        return self.gateway_pid or self.process.pid
 
     @property
     def base_url(self) -> str:
@@ -164,17 +168,46 @@ def _gateway_env(net: LocalNetwork) -> dict[str, str]:
     return env
 
 
-def start_gateway(net: LocalNetwork, party: str, port: int) -> GatewayProcess:
+def start_gateway(
+    net: LocalNetwork, party: str, port: int, wrap: Sequence[str] = ()
+) -> GatewayProcess:
+    """`lvvx gateway run` of ``party``; with ``wrap`` (e.g. ``strace ... --``) that command
+    runs it as its child."""
     config = net.folder / "gateways" / f"{party}.toml"
     log_file = net.folder / "logs" / f"{party}.log"
     log_file.parent.mkdir(exist_ok=True)
     with log_file.open("wb") as out:
         # own session: Ctrl-C reaches the soak, which then stops the gateways in order
         process = subprocess.Popen(
-            [_lvvx(), "gateway", "run", "--config", str(config)], cwd=net.folder,
+            [*wrap, _lvvx(), "gateway", "run", "--config", str(config)], cwd=net.folder,
             env=_gateway_env(net), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    return GatewayProcess(party, port, net.tokens[party], process, log_file)
+    gateway = GatewayProcess(party, port, net.tokens[party], process, log_file)
+    if wrap:
+        gateway.gateway_pid = _child_of(process, wrap[0], config)
+    return gateway
+
+
+def _child_of(
+    process: subprocess.Popen[bytes], wrapper: str, config: Path, timeout_s: float = 10.0
+) -> int:
+    """The pid of the gateway that ``process`` runs as its child: the child that names
+    ``config`` once it has exec'd (strace forks short-lived probes of its own first, and a
+    fork has its parent's command line until it execs)."""
+    deadline = time.monotonic() + timeout_s
+    first, wanted = wrapper.encode(), str(config).encode()
+    while time.monotonic() < deadline and process.poll() is None:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                args = (stat.parent / "cmdline").read_bytes().split(b"\0")
+                if ppid == process.pid and args[0] != first and wanted in args:
+                    return int(stat.parent.name)
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # the wrapper and whatever it started
+    process.wait()
+    raise SoakSetupError(f"{wrapper} started no gateway process")
 
 
 def wait_ready(gateways: list[GatewayProcess], timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -199,25 +232,31 @@ def stop_gateways(gateways: list[GatewayProcess]) -> dict[str, int | None]:
     """SIGTERM every gateway still running, SIGKILL after `STOP_TIMEOUT_S`; each one's exit
     status (negative: killed by that signal)."""
     for gw in gateways:
-        if gw.alive:
-            gw.process.send_signal(signal.SIGTERM)
+        if gw.alive:  # the gateway itself: a wrapper ends when its child has
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(gw.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     for gw in gateways:
         try:
             gw.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            gw.process.kill()
+            # its own process group (start_new_session): the gateway and any wrapper
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(gw.process.pid, signal.SIGKILL)
             gw.process.wait()
     return {gw.party: gw.process.returncode for gw in gateways}
 
 
 @contextlib.contextmanager
-def running_gateways(net: LocalNetwork, ports: dict[str, int]) -> Iterator[list[GatewayProcess]]:
-    """One `lvvx gateway run` process per party, ready; all stopped on the way out."""
+def running_gateways(
+    net: LocalNetwork, ports: dict[str, int], wraps: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[list[GatewayProcess]]:
+    """One `lvvx gateway run` process per party, ready; all stopped on the way out. A party
+    in ``wraps`` runs under that command (`start_gateway`)."""
     gateways: list[GatewayProcess] = []
     try:
         for party, port in ports.items():
-            gateways.append(start_gateway(net, party, port))
+            gateways.append(start_gateway(net, party, port, (wraps or {}).get(party, ())))
         wait_ready(gateways)
         yield gateways
     finally:

@@ -198,10 +198,12 @@ class Ledger:
 # --- the traffic -------------------------------------------------------------------------
 
 
-def api_client(base_url: str, token: str) -> httpx.AsyncClient:
+def api_client(base_url: str, token: str, connections: int = MAX_CONNECTIONS) -> httpx.AsyncClient:
+    """A gateway's API with keep-alive connections: at most ``connections`` of them (httpcore
+    scans every connection of its pool on each request, so no more than needed)."""
     return httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {token}"},
-        timeout=REQUEST_TIMEOUT_S, limits=httpx.Limits(max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY_S),
+        timeout=REQUEST_TIMEOUT_S, limits=httpx.Limits(max_connections=connections, keepalive_expiry=KEEPALIVE_EXPIRY_S),
     )  # fmt: skip
 
 

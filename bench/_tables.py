@@ -12,7 +12,7 @@ Row = list[str]
 KEM_NAMES = {"X25519": "X25519", "MLKEM768_X25519": "ML-KEM-768+X25519"}
 
 
-def _num(value: float | None, digits: int = 0) -> str:
+def num(value: float | None, digits: int = 0) -> str:
     return "" if value is None else f"{value:,.{digits}f}"
 
 
@@ -20,7 +20,7 @@ def _size(n: int) -> str:
     return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} B"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Row]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Row]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -36,7 +36,7 @@ def _who(c: Doc) -> Row:
         str(case["recipients"]),
         _size(case["payload_bytes"]),
         "" if fmt is None else str(fmt),
-        _num(case["envelope_bytes"]),
+        num(case["envelope_bytes"]),
     ]
 
 
@@ -48,9 +48,9 @@ def _phase(c: Doc, name: str, *keys: str) -> Row:
     out = []
     for key in keys:
         if key.startswith("p"):
-            out.append(_num((phase["latency_ms"] or {}).get(key), 1))
+            out.append(num((phase["latency_ms"] or {}).get(key), 1))
         else:
-            out.append(_num(phase[key], 1 if key == "mb_per_s" else 0))
+            out.append(num(phase[key], 1 if key == "mb_per_s" else 0))
     return out
 
 
@@ -64,20 +64,20 @@ def throughput(doc: Doc) -> str:
             _who(c)
             + _phase(c, "produce", "msg_per_s", "mb_per_s", "cpu_us_per_msg")
             + _phase(c, "consume", "msg_per_s", "mb_per_s", "cpu_us_per_msg")
-            + [_num(ratio.get("produce"), 2), _num(ratio.get("consume"), 2)]
+            + [num(ratio.get("produce"), 2), num(ratio.get("consume"), 2)]
         )
-    return _table(headers, rows)
+    return table(headers, rows)
 
 
 def latency(doc: Doc) -> str:
-    rate = _num(doc["settings"]["paced_rate"])
+    rate = num(doc["settings"]["paced_rate"])
     headers = [*WHO, "saturated msg/s", "p50 ms", "p95 ms", "p99 ms", "CPU µs/msg",
                f"@{rate}/s: msg/s", "p50 ms", "p95 ms", "p99 ms", "CPU µs/msg"]  # fmt: skip
     keys = ("msg_per_s", "p50", "p95", "p99", "cpu_us_per_msg")
     rows = [
         _who(c) + _phase(c, "saturation", *keys) + _phase(c, "paced", *keys) for c in doc["cases"]
     ]
-    return _table(headers, rows)
+    return table(headers, rows)
 
 
 def _envelope_only(x: Doc) -> tuple[float, float]:
@@ -97,8 +97,8 @@ def cpu(doc: Doc) -> str:
             figures = [x["encode_us"], x["seal_us"], seal_only, x["decode_us"], x["open_us"],
                        open_only]  # fmt: skip
             batches = [x["seal_batch"], x["open_batch"]]
-            rows.append([*_who(c), *map(_num, figures), *(_num(b, 1) for b in batches)])
-    return _table(headers, rows)
+            rows.append([*_who(c), *map(num, figures), *(num(b, 1) for b in batches)])
+    return table(headers, rows)
 
 
 TARGET_CASE = {"kem": "X25519", "recipients": 3, "payload_bytes": 4096}
@@ -115,7 +115,7 @@ def _target_cases(doc: Doc) -> list[Doc]:
     ]
 
 
-def _verdict(ok: bool) -> str:
+def verdict(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
 
@@ -131,19 +131,19 @@ def targets(doc: Doc) -> str:
         kept_up = paced["msg_per_s"] >= 0.95 * rate
         for direction in ("produce", "consume"):
             value = ratio.get(direction)
-            rows.append([fmt, f"sealed/raw {direction} msg/s", _num(value, 2), "≥ 0.80",
-                         _verdict(value is not None and value >= 0.8)])  # fmt: skip
+            rows.append([fmt, f"sealed/raw {direction} msg/s", num(value, 2), "≥ 0.80",
+                         verdict(value is not None and value >= 0.8)])  # fmt: skip
         for step, whole, only in (("seal", x["seal_us"], seal_only),
                                   ("open", x["open_us"], open_only)):  # fmt: skip
             rows.append([fmt, f"{step} CPU µs/msg, amortised (envelope only)",
-                         f"{_num(whole)} ({_num(only)})", "≤ 30",
-                         _verdict(whole <= 30)])  # fmt: skip
-        rows.append([fmt, f"end-to-end p99 at {_num(rate)} msg/s (achieved msg/s)",
-                     f"{_num(p99, 1)} ms ({_num(paced['msg_per_s'])})", "≤ 20 ms",
-                     _verdict(p99 is not None and p99 <= 20 and kept_up)])  # fmt: skip
+                         f"{num(whole)} ({num(only)})", "≤ 30",
+                         verdict(whole <= 30)])  # fmt: skip
+        rows.append([fmt, f"end-to-end p99 at {num(rate)} msg/s (achieved msg/s)",
+                     f"{num(p99, 1)} ms ({num(paced['msg_per_s'])})", "≤ 20 ms",
+                     verdict(p99 is not None and p99 <= 20 and kept_up)])  # fmt: skip
     if not rows:
         return "No case of the targets (4 KiB, 3 recipients, X25519, Kafka) in this run."
-    return _table(["envelope", "target (4 KiB, 3 recipients, X25519, Kafka)", "measured",
+    return table(["envelope", "target (4 KiB, 3 recipients, X25519, Kafka)", "measured",
                    "required", "result"], rows)  # fmt: skip
 
 

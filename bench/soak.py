@@ -35,7 +35,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -256,15 +256,19 @@ def kafka_for(args: argparse.Namespace) -> Iterator[str | None]:
 
 
 @contextlib.contextmanager
-def work_folder(keep: bool) -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="lvvx-soak-"))
+def work_folder(
+    keep: bool, prefix: str = "lvvx-soak-", tell: Callable[[str], None] = say
+) -> Iterator[Path]:
+    """A temporary folder for the run's networks, removed afterwards unless ``keep`` or the
+    run failed (then ``tell`` says where it is)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     failed = True
     try:
         yield folder
         failed = False
     finally:
         if keep or failed:
-            say(f"network, gateway configs and logs kept in {folder}")
+            tell(f"network, gateway configs and logs kept in {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
