@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from broker.contract import default_codec
 from broker.contract.binary import write_bytes
-from broker.crypto import SigningKey, VerifyKey, sign_tagged, signature_valid
+from broker.crypto import SignatureInvalid, SigningKey, VerifyKey, sign_tagged, verify_tagged
 from broker.errors import DecodeError, RemoteError
 from broker.models import AuditEvent
 
@@ -75,8 +75,10 @@ def sign(event: AuditEvent, key: SigningKey) -> AuditEvent:
 
 def verify(event: AuditEvent, key: VerifyKey) -> None:
     """Raise `BadAuditEvent` unless ``key`` signed ``event``."""
-    if not signature_valid(key, event.signature, AUDIT_SIGNATURE_TAG, signed_part(event)):
-        raise BadAuditEvent(f"bad signature on event {event.seq} of {event.gateway}")
+    try:
+        verify_tagged(key, event.signature, AUDIT_SIGNATURE_TAG, signed_part(event))
+    except SignatureInvalid:
+        raise BadAuditEvent(f"bad signature on event {event.seq} of {event.gateway}") from None
 
 
 def event_hash(encoded: bytes) -> bytes:

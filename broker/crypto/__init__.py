@@ -1,7 +1,7 @@
 """The security core: identities, the signed key directory, sealing and opening envelopes.
 
 The only package that imports ``cryptography`` (checked by import-linter in `make lint`):
-the audit chain signs through `sign_tagged` and `signature_valid`. Sealing and opening are
+the audit chain signs through `sign_tagged` and `verify_tagged`. Sealing and opening are
 pure functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
 
 `seal_v1_from_parts`, `prepare_envelope` + `seal_v2_batch` and `SenderEpochs` with a given
@@ -53,12 +53,13 @@ from broker.crypto._keys import (
 )
 from broker.crypto._pki import Pki
 from broker.crypto._signing import (
+    SignatureInvalid,
     SigningKey,
     VerifyKey,
     raw_public_key,
     sign_tagged,
-    signature_valid,
     signing_key_from_seed,
+    verify_tagged,
 )
 from broker.crypto._wire import varint_spans
 from broker.limits import MAX_ENVELOPE_BYTES
@@ -90,6 +91,7 @@ __all__ = [
     "SealRequest",
     "Sealer",
     "SenderEpochs",
+    "SignatureInvalid",
     "SigningKey",
     "VerifyKey",
     "build_directory",
@@ -107,8 +109,8 @@ __all__ = [
     "seal_v2_batch",
     "sign_directory",
     "sign_tagged",
-    "signature_valid",
     "signing_key_from_seed",
     "signing_public_key",
     "varint_spans",
+    "verify_tagged",
 ]

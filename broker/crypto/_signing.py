@@ -9,6 +9,8 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from broker.errors import RemoteError
+
 SigningKey = Ed25519PrivateKey
 """A party's (or the anchor's) private signing key."""
 
@@ -20,13 +22,18 @@ def sign_tagged(key: SigningKey, tag: bytes, data: bytes) -> bytes:
     return key.sign(tag + data)
 
 
-def signature_valid(key: VerifyKey, signature: bytes, tag: bytes, data: bytes) -> bool:
-    """Whether ``signature`` is ``key``'s over ``tag || data``."""
+class SignatureInvalid(RemoteError):
+    """A signature that is not the key's over the data (or over another tag)."""
+
+    reason = "BAD_SIGNATURE"
+
+
+def verify_tagged(key: VerifyKey, signature: bytes, tag: bytes, data: bytes) -> None:
+    """Raise `SignatureInvalid` unless ``signature`` is ``key``'s over ``tag || data``."""
     try:
         key.verify(signature, tag + data)
     except InvalidSignature:
-        return False
-    return True
+        raise SignatureInvalid("the signature does not verify") from None
 
 
 def signing_key_from_seed(seed: bytes) -> SigningKey:
