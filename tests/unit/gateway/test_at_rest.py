@@ -268,8 +268,9 @@ async def test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recov
         assert store.rejection_reasons() == ["FROM_FUTURE", "UNSUPPORTED_VERSION"]
         assert store.counts() == {"delivered": 1, "unacked": 0, "rejected": 2, "sent": 1,
                                   "receipted": 1, "awaiting_receipt": 0}  # fmt: skip
-        delivered = handled["delivered"].followup  # type: ignore[union-attr]
-        answered = handled["refused-answered"].followup  # type: ignore[union-attr]
+        delivered_row, answered_row = handled["delivered"], handled["refused-answered"]
+        assert delivered_row is not None and answered_row is not None
+        delivered, answered = delivered_row.followup, answered_row.followup
         assert isinstance(delivered, DeliveryFollowUp) and isinstance(answered, RejectionFollowUp)
         assert answered.answer and answered.envelope is not None
         assert store.earlier_verdict(delivered.digest) is Verdict.ACCEPTED
@@ -284,7 +285,7 @@ async def test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recov
         assert (item.message_id, item.sender) == (delivered.envelope.message_id, IND)
         assert item.message["case_id"] == str(delivered.envelope.case_id)
         answers = [NET.open(r.value, IND).message for r in await lvv.records(inbox(IND))]
-        assert sorted((a.message_id, a.outcome, a.reason) for a in answers) == sorted([  # type: ignore[attr-defined]
+        assert sorted((a.message_id, a.outcome, a.reason) for a in answers) == sorted([  # type: ignore[attr-defined]  # open() gives an AvroModel: these are receipts
             (delivered.envelope.message_id, ReceiptOutcome.ACCEPTED, None),
             (answered.envelope.message_id, ReceiptOutcome.REJECTED, ReceiptReason.FROM_FUTURE),
         ])  # fmt: skip
@@ -296,7 +297,7 @@ async def test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recov
         assert sorted(e.action.value for e in events if e.action is not AuditAction.CHECKPOINT) == [
             "DELIVERED", "RECEIPT_RECEIVED", "RECEIPT_SENT", "RECEIPT_SENT", "REJECTED", "REJECTED",
         ]  # fmt: skip
-        assert not any(store.handled_at(source(r)).pending for r in records.values())  # type: ignore[union-attr]
+        assert not any(store.handled_at(source(r)).pending for r in records.values())  # type: ignore[union-attr]  # every row exists
     finally:
         await lvv.aclose()
         store.close()

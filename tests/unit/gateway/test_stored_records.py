@@ -98,7 +98,7 @@ def test_a_follow_up_that_does_not_fit_is_refused_with_its_reason(text: str, rea
 
 def test_a_refusal_of_ours_is_a_reason_of_its_own() -> None:
     followup = rejection_followup(PROCESSING_FAILED)
-    assert loads(dumps(followup), source="inbox/0/0").reason == PROCESSING_FAILED  # type: ignore[union-attr]
+    assert loads(dumps(followup), source="inbox/0/0").reason == PROCESSING_FAILED  # type: ignore[union-attr]  # loads() gives the union: a refusal
 
 
 def test_outcomes_are_an_enum_with_the_reason_in_a_column_of_its_own(tmp_path: Path) -> None:
@@ -149,7 +149,7 @@ def test_a_row_that_does_not_fit_is_a_store_error_never_a_key_error(
     store = GatewayStore(tmp_path / "gateway.db", content_key=CONTENT_KEY)
     try:
         refusal = KINDS["REJECTED"]
-        store.record_rejection("inbox/0/3", refusal.digest, None, refusal)  # type: ignore[arg-type]
+        store.record_rejection("inbox/0/3", refusal.digest, None, refusal)  # type: ignore[arg-type]  # KINDS holds the union: a refusal
         with sqlite3.connect(tmp_path / "gateway.db") as db:
             db.execute(f"UPDATE handled SET {column} = ?", (value,))
         with pytest.raises(StoredRecordUnreadable, match="inbox/0/3") as refused:
