@@ -20,8 +20,9 @@ from typing import Annotated, Any, Literal, Union
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.requests import HTTPConnection
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -127,7 +128,17 @@ def _unavailable(reason: str, detail: str) -> JSONResponse:
 
 _ACK_SENDER = "The sender, as the inbox shows it: needed only for an id that two senders used."
 
-_BEARER = HTTPBearer(auto_error=False)  # module level: route annotations resolve here
+
+class _BearerScheme(HTTPBearer):
+    """The bearer scheme as OpenAPI declares it on every /v1 route; it checks nothing.
+    `_Gatekeeper` checks the token, once per request and before any body is read: a second
+    check here cost a worker-thread hop per request (a sync dependency) for an answer known."""
+
+    async def __call__(self, request: HTTPConnection) -> None:
+        return None
+
+
+_BEARER = _BearerScheme(scheme_name="HTTPBearer", auto_error=False)  # the name it had
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
 """What every /v1 route may answer: a missing or wrong token, a request that breaks its schema."""
@@ -145,7 +156,11 @@ class _Gatekeeper:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if scope["path"].startswith("/v1/"):
+        # the path as the router matches it: behind a root_path (a proxy's prefix) as well
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        if path.startswith("/v1/"):  # the one token check: the routes do not check again
             given = headers.get(b"authorization", b"")
             scheme, _, credential = given.partition(b" ")
             # the scheme is case-insensitive (RFC 7235 §2.1); the token is compared in constant time
@@ -203,15 +218,6 @@ def create_app(
         description=__doc__,
     )
 
-    def authorised(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    ) -> None:
-        given = credentials.credentials if credentials is not None else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-
     app.add_middleware(_Gatekeeper, token=token, max_body_bytes=max_body_bytes)
 
     # Starlette's class, not FastAPI's subclass: the router's own errors (an unknown path, a
@@ -220,9 +226,7 @@ def create_app(
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # a body FastAPI could not decode at all (not UTF-8 JSON)
             return _problem(422, "SCHEMA_VIOLATION", "the body is not valid JSON")
-        reason = {401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
-            exc.status_code, "ERROR"
-        )
+        reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "ERROR")
         response = _problem(exc.status_code, reason, exc.detail)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
@@ -238,7 +242,7 @@ def create_app(
         )
         return _problem(422, "UNKNOWN_TYPE" if unknown_type else "SCHEMA_VIOLATION", errors)
 
-    v1 = [Depends(authorised)]
+    v1 = [Depends(_BEARER)]  # declares the scheme; `_Gatekeeper` has checked the token
 
     @app.post("/v1/messages", status_code=202, dependencies=v1, response_model=Accepted,
               responses={**_ERRORS, 403: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip

@@ -377,6 +377,18 @@ async def test_every_v1_route_needs_the_bearer_token(stack: Stack, credentials: 
     assert ind.store.counts()["sent"] == 0
 
 
+async def test_the_token_is_needed_behind_a_proxy_prefix_too(stack: Stack) -> None:
+    """Behind a root_path the router matches /v1 routes under the prefix: so does the one
+    token check, the gatekeeper's (the routes do not check again)."""
+    app = create_app(await stack.started(IND), token=TOKEN)
+    transport = httpx.ASGITransport(app=app, root_path="/api")
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as api:
+        anonymous = await api.get("/api/v1/inbox")
+        authorised = await api.get("/api/v1/inbox", headers=AUTH)
+    assert (anonymous.status_code, anonymous.json()["reason"]) == (401, "UNAUTHORIZED")
+    assert authorised.status_code == 200, authorised.text
+
+
 async def test_unauthenticated_bad_body_learns_nothing_about_the_schema(stack: Stack) -> None:
     api = await stack.serve(await stack.started(IND))
     response = await api.post("/v1/messages", json={"type": "Nonsense"})
