@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from pathlib import Path
@@ -23,7 +22,7 @@ def gateway() -> None:
               help="TOML settings; LVVX_GATEWAY_* environment variables override them.")  # fmt: skip
 def gateway_run(config_file: Path | None) -> None:
     """Start the gateway; SIGTERM or Ctrl-C stops it gracefully."""
-    from broker.gateway.service import serve
+    from broker.gateway.service import run, server_stack
     from broker.gateway.settings import load_settings
     from broker.log_throttle import quieten
 
@@ -34,9 +33,9 @@ def gateway_run(config_file: Path | None) -> None:
     # one line per condition per 10 s, with the count, says the same
     quieten("aiokafka")
     settings = load_settings(config_file)
-    click.echo(f"gateway {settings.party}: API on http://{settings.http_host}:{settings.http_port}, "
-               f"transport {settings.transport}")  # fmt: skip
-    asyncio.run(serve(settings))
+    click.echo(f"gateway {settings.party}: API on http://{settings.http_host}:{settings.http_port} "
+               f"({server_stack()}), transport {settings.transport}")  # fmt: skip
+    run(settings)
 
 
 def _require_environment() -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Literal, NamedTuple
 
 import uvicorn
 
@@ -49,6 +52,46 @@ class ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class ServerStack(NamedTuple):
+    """What the API runs on: uvicorn's HTTP parser, and the process's event loop."""
+
+    http: Literal["httptools", "h11"]
+    loop: Literal["uvloop", "asyncio"]
+
+    def __str__(self) -> str:
+        return f"{self.http} on {self.loop}"
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def server_stack() -> ServerStack:
+    """httptools and uvloop (uvicorn's standard extras, in C) where they import; else, each
+    on its own, uvicorn's pure-Python h11 and the standard library's asyncio loop."""
+    return ServerStack(
+        "httptools" if _importable("httptools") else "h11",
+        "uvloop" if _importable("uvloop") else "asyncio",
+    )
+
+
+def run(settings: GatewaySettings) -> None:
+    """`serve` on the event loop `server_stack` names: uvloop's where it imports. (uvicorn's
+    own ``Config(loop=...)`` applies only when uvicorn runs the loop itself, `Server.run`.)"""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if server_stack().loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(settings))
 
 
 def _transport(settings: GatewaySettings) -> Transport:
@@ -111,7 +154,7 @@ async def _serve(settings: GatewaySettings, token: str) -> None:
         max_body_bytes=settings.max_body_bytes,
     )  # fmt: skip
     server = ApiServer(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                                    log_level="warning", lifespan="off",
+                                    log_level="warning", lifespan="off", http=server_stack().http,
                                     timeout_graceful_shutdown=int(HTTP_STOP_S)))  # fmt: skip
     pusher = (
         # signed with its own secret: the API token never leaves for the webhook
