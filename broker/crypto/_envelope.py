@@ -26,7 +26,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,7 +133,13 @@ class Opened:
 
     header: EnvelopeHeader
     message: AvroModel
-    envelope_sha256: bytes
+    envelope: bytes = field(repr=False)
+    """The envelope as it came."""
+
+    @property
+    def envelope_sha256(self) -> bytes:
+        """SHA-256 of `envelope`, hashed when asked: a gateway hashed it before opening."""
+        return hashlib.sha256(self.envelope).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +507,7 @@ def _open_authenticated(
     else:
         payload = _decrypt_v2(envelope, me, header_bytes, caches)
     message = _payload(h, payload, directory)
-    return Opened(h, message, hashlib.sha256(data).digest())
+    return Opened(h, message, data)
 
 
 def _my_wrap(envelope: WireEnvelope, me: PartyKeys) -> tuple[Wrap, DecryptionKey]:

@@ -556,7 +556,8 @@ class Gateway:
         while not self._stopping.is_set():
             try:
                 if failed:
-                    await self._refuse(record, PROCESSING_FAILED, None, decided)
+                    digest = hashlib.sha256(record.value).digest()
+                    await self._refuse(record, digest, PROCESSING_FAILED, None, decided)
                 else:
                     await self.handle(record, decided)
                 return True
@@ -586,14 +587,14 @@ class Gateway:
                 await self._follow_up(record, source, earlier.followup, decided)
             self.observer.redelivered()
             return
-        digest = hashlib.sha256(record.value).digest()
+        digest = hashlib.sha256(record.value).digest()  # once: every step below takes this one
         verdict = await asyncio.to_thread(self.store.earlier_verdict, digest)
         if verdict is Verdict.REFUSED:  # a copy of a refused envelope: its verdict stands
             self.observer.copy_received()
             quiet.info("copy", "a copy of a refused envelope at %s: counted, nothing sent", source)
             return
         if verdict is Verdict.ACCEPTED:  # the same bytes again: a replay
-            await self._refuse(record, RejectReason.REPLAY, None, decided)
+            await self._refuse(record, digest, RejectReason.REPLAY, None, decided)
             return
         claims = self.store.staged_claims()
         now = self.clock()
@@ -602,7 +603,7 @@ class Gateway:
             opened = open_envelope(record.value, me=self.keys, directory=self.directory,
                                    replay_guard=claims, now=now, caches=self._open_caches)  # fmt: skip
         except EnvelopeRejected as exc:
-            await self._refuse(record, exc.reject_reason, exc, decided, claims)
+            await self._refuse(record, digest, exc.reject_reason, exc, decided, claims)
             return
         self.observer.opened(time.perf_counter() - started)
         crash.reached("after_open")
@@ -634,20 +635,20 @@ class Gateway:
         except ReplayDetected:  # the store's own rule: this sender used this id before
             rejection = EnvelopeRejected(RejectReason.REPLAY)
             rejection.authenticated_header = h
-            await self._refuse(record, RejectReason.REPLAY, rejection, decided)
+            await self._refuse(record, digest, RejectReason.REPLAY, rejection, decided)
             return
         await self._follow_up(record, source, f, decided)
 
-    async def _refuse(self, record: Record, reason: RefusalReason, rejection: EnvelopeRejected | None,
-                      decided: list[Decided] | None = None,
+    async def _refuse(self, record: Record, digest: bytes, reason: RefusalReason,
+                      rejection: EnvelopeRejected | None, decided: list[Decided] | None = None,
                       claims: StagedClaims | None = None) -> None:  # fmt: skip
-        """Store a refusal with what must follow it. An authenticated envelope's refusal
-        also settles its (sender, message id) for good (docs/ENVELOPE.md §6.4), through
-        ``claims``: a later envelope of that pair is a replay, never delivered."""
+        """Store a refusal of the record whose SHA-256 is ``digest``, with what must follow
+        it. An authenticated envelope's refusal also settles its (sender, message id) for
+        good (docs/ENVELOPE.md §6.4), through ``claims``: a later envelope of that pair is a
+        replay, never delivered."""
         self.observer.rejected(reason)
         source = _position(record)
         quiet.warning(("refused", reason), "refused the record at %s: %s", source, reason)
-        digest = hashlib.sha256(record.value).digest()
         f = follow.rejected(reason, rejection, digest)
         message_id = f.envelope.message_id if f.envelope is not None else None
         now = self.clock()
