@@ -13,6 +13,10 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+# at module level, not in each call (an import statement per message): broker.contract
+# imports no model, so there is no cycle
+from broker.contract import default_codec
+
 # Avro `int` and `long` are 32- and 64-bit signed; a model refuses what the wire cannot carry.
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -51,8 +55,6 @@ Sha256 = Annotated[bytes, Field(min_length=32, max_length=32)]
 def _docs_from_contract(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     """Take the JSON Schema's descriptions from the `.avsc` docs, so the HTTP API's OpenAPI
     description says what the contract says and the docs live in one place."""
-    from broker.contract import default_codec
-
     avro = default_codec().named_type(cls.avro_name)  # type: ignore[attr-defined]
     schema["description"] = avro.get("doc", "")
     properties = schema.get("properties", {})
@@ -85,8 +87,6 @@ class AvroModel(BaseModel):
         """The Avro encoding of this message under the current contract: the same bytes as
         encoding `to_avro`, in about half the time (a model holds exactly its schema's
         fields, so the codec's field check is skipped; fastavro takes tuples and enums)."""
-        from broker.contract import default_codec
-
         return default_codec().encode(self.avro_name, self.model_dump(mode="python"), exact=True)
 
     @classmethod
