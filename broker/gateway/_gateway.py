@@ -17,9 +17,14 @@ Receiving a record, step by step (each step survives a crash before the next):
    office, so nothing is delivered without its audit record (fail closed);
 5. commit the offset (after the batch).
 
-Steps 1–3 run record by record; step 4 runs once per polled batch, so a batch of records
-costs one atomic write (one Kafka transaction), not one each. Publications that arrive while
-one is being written — sends from the back office, say — join the next write (group commit).
+Durable work is per polled batch, not per record: steps 1–3 run record by record inside one
+store transaction (each record in a savepoint of its own, so one that fails is undone
+alone), in one worker thread, off the event loop; step 4 is one atomic write (one Kafka
+transaction) for the whole batch, and marking its messages visible one more transaction. A
+batch of any size costs two fsyncs and one Kafka transaction. Publications that arrive while
+one is being written — sends from the back office, say — join the next write (group
+commit); so do the `sent` rows of sends and the back office's acknowledgements
+(`broker.gateway._coalesce`).
 
 Sending is one atomic write too: the envelope into every recipient's inbox and the SENT
 event — if the audit stream cannot be written, nothing is sent and the caller is told.
@@ -68,6 +73,7 @@ from broker.errors import (
 )
 from broker.gateway import _followup as follow
 from broker.gateway import crashpoints as crash
+from broker.gateway._coalesce import Coalescer
 from broker.gateway._followup_models import (
     PROCESSING_FAILED,
     FollowUp,
@@ -77,7 +83,13 @@ from broker.gateway._followup_models import (
 from broker.gateway._health import OUTAGE_PROBE_EVERY_S, LogHealth
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._sealing import SealQueue
-from broker.gateway._store import TRANSIENT_STORE_FAULTS, GatewayStore, StagedClaims, Verdict
+from broker.gateway._store import (
+    TRANSIENT_STORE_FAULTS,
+    GatewayStore,
+    SentRow,
+    StagedClaims,
+    Verdict,
+)
 from broker.log_throttle import Throttle
 from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptReason
 from broker.topics import DEFAULT_PREFIX, audit, dlq, gateway_group, inbox
@@ -135,6 +147,20 @@ class Publication:
     written: asyncio.Future[None]
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What deciding about a polled batch (`Gateway._decide_all`) came to."""
+
+    decided: list[Decided]
+    """The follow-ups to publish, in the records' order."""
+    notes: list[Callable[[], None]]
+    """What the event loop does once the batch is stored: metrics, crash points."""
+    taken: int
+    """Records decided (or recognised), from the first: their offsets may be committed."""
+    fault: Exception | None
+    """The fault of the moment that ended the batch early, at record ``taken``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decided:
     """A record decided about, its decision stored, and what must follow it, to publish."""
@@ -179,6 +205,8 @@ class Gateway:
         self.receipt_timeout = receipt_timeout
         self.sealer = Sealer(keys, directory, clock)
         self._seals = SealQueue(self.sealer)
+        self._sent_rows: Coalescer[SentRow, None] = Coalescer(self._record_sent)
+        self._acks: Coalescer[tuple[uuid.UUID, str | None], bool] = Coalescer(self._ack_all)
         self._open_caches = OpenCaches()
         self.audit = AuditChain(
             keys.party_id, keys.signing_key, audit(keys.party_id, prefix), clock
@@ -438,14 +466,8 @@ class Gateway:
             AuditAction.SENT, message_id=message_id, message_type=message.avro_name, sender=self.party_id,
             recipients=names, case_id=case_id, envelope_sha256=digest,
         )  # fmt: skip
-        await asyncio.to_thread(
-            self.store.record_sent,
-            message_id,
-            message.avro_name,
-            case_id,
-            names,
-            self.clock(),
-            digest,
+        await self._sent_rows.submit(
+            SentRow(message_id, message.avro_name, case_id, names, self.clock(), digest)
         )
         try:
             await self._publish(records, [event])
@@ -497,6 +519,21 @@ class Gateway:
             headers += (("lvv-original-bytes", str(len(record.value)).encode()),)
         return OutgoingRecord(dlq(self.party_id, self.prefix), value, key, headers)
 
+    def _record_sent(self, rows: Sequence[SentRow]) -> list[None]:
+        """The sends that arrived together, noted in one store transaction (blocking)."""
+        self.store.record_sent_many(rows)
+        return [None] * len(rows)
+
+    # --- the back office's acknowledgements ------------------------------------------------
+
+    async def ack(self, message_id: uuid.UUID, *, sender: str | None = None) -> bool:
+        """The back office has taken a delivered message (`GatewayStore.ack`); False if
+        unknown. Acknowledgements that arrive together are written in one transaction."""
+        return await self._acks.submit((message_id, sender))
+
+    def _ack_all(self, acks: Sequence[tuple[uuid.UUID, str | None]]) -> list[bool | Exception]:
+        return list(self.store.ack_many(acks, self.clock()))
+
     # --- receiving -------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -517,19 +554,41 @@ class Gateway:
                 await self._pause(RETRY_BACKOFF_S[-1])
                 continue
             self.ready = True
-            done: dict[TopicPartition, int] = {}
-            decided: list[Decided] = []
-            for record in records:
-                if not await self._handle_with_retries(record, decided):
-                    break  # stopping: the rest stays uncommitted and comes again
-                done[record.topic_partition] = record.offset + 1
-            if decided and not await self._follow_up_all(decided):
-                break  # stopping: decided but not published; redelivery will publish it
-            if done:
-                await self._commit(consumer, done)
-                crash.reached("after_commit")
+            if records and not await self._take(consumer, records):
+                break  # stopping: what is not done stays uncommitted and comes again
         with contextlib.suppress(TransportError):  # stopping: cover the last events too
             await self.checkpoint_if_due(now=True)
+
+    async def _take(self, consumer: Consumer, records: Sequence[Record]) -> bool:
+        """Steps 1–5 for a polled batch, in order: its decisions stored in one transaction,
+        their follow-ups published in one atomic write, then the offsets committed. A fault
+        of the moment at a record (the disk away or busy) ends the batch there: what was
+        decided before it goes on, and that record is tried again after a pause. False if
+        the gateway stopped first."""
+        waiting, attempt = list(records), 0
+        while waiting:
+            if self._stopping.is_set():
+                return False
+            try:
+                batch = await asyncio.to_thread(self._decide_all, waiting, contain_faults=True)
+            except TRANSIENT_STORE_FAULTS as exc:  # the commit failed: none of it is stored
+                batch = _Batch([], [], 0, exc)
+            for note in batch.notes:
+                note()
+            if batch.decided and not await self._follow_up_all(batch.decided):
+                return False  # stopping: decided but not published; redelivery will publish it
+            if batch.taken:
+                done: dict[TopicPartition, int] = {}
+                for record in waiting[: batch.taken]:
+                    done[record.topic_partition] = record.offset + 1
+                await self._commit(consumer, done)
+                crash.reached("after_commit")
+                del waiting[: batch.taken]
+            if batch.fault is not None:
+                self._not_ready(batch.fault)
+                await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+                attempt += 1
+        return True
 
     async def _commit(self, consumer: Consumer, offsets: dict[TopicPartition, int]) -> None:
         try:
@@ -549,52 +608,80 @@ class Gateway:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _handle_with_retries(self, record: Record, decided: list[Decided]) -> bool:
-        """Decide about one record (its follow-up joins ``decided``); False if the gateway
-        stopped before it was done. Only a fault of the moment is tried again."""
-        attempt, failed = 0, False
-        while not self._stopping.is_set():
-            try:
-                if failed:
-                    digest = hashlib.sha256(record.value).digest()
-                    await self._refuse(record, digest, PROCESSING_FAILED, None, decided)
-                else:
-                    await self.handle(record, decided)
-                return True
-            except TransportError as exc:  # the broker is away: wait for it, keep order
-                self._not_ready(exc)
-            except TRANSIENT_STORE_FAULTS as exc:  # the disk is away or busy: likewise
-                self._not_ready(exc)
-            except Exception:
-                if failed:  # even dead-lettering it failed: a fault of ours, try again later
-                    log.exception("record %s could not be dead-lettered", _position(record))
-                else:  # trying the same record again would fail the same way
+    def _decide_all(self, records: Sequence[Record], *, contain_faults: bool) -> _Batch:
+        """Steps 1–3 for ``records``, in order, in one store transaction (one fsync), each
+        record in a savepoint of its own. Blocking: runs in a worker thread, where the
+        replay guard's lookups and the opening happen too, off the event loop.
+
+        With ``contain_faults`` (the loop), a failure that is no fault of the moment is a
+        fault of ours that trying again will not mend: the record is refused as
+        PROCESSING_FAILED at once, so it cannot block its partition. A fault of the moment
+        ends the batch at that record (`_Batch.fault`). Without it, any failure is raised,
+        and nothing of the batch is stored."""
+        batch = _Batch([], [], 0, None)
+        with self.store.batch():
+            for record in records:
+                if contain_faults and self._stopping.is_set() and batch.taken:
+                    break  # stopping: finish what is decided; the rest comes again
+                kept = len(batch.decided), len(batch.notes)
+                try:
+                    with self.store.savepoint():
+                        self._decide(record, batch)
+                except TRANSIENT_STORE_FAULTS as exc:
+                    if not contain_faults:
+                        raise
+                    del batch.decided[kept[0] :], batch.notes[kept[1] :]
+                    batch.fault = exc
+                    break
+                except Exception:
+                    if not contain_faults:
+                        raise
+                    del batch.decided[kept[0] :], batch.notes[kept[1] :]
                     log.exception("record %s failed; dead-lettered as %s", _position(record),
                                   PROCESSING_FAILED)  # fmt: skip
-                    failed = True
-                    continue
-            await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
-            attempt += 1
-        return False
+                    try:
+                        with self.store.savepoint():
+                            digest = hashlib.sha256(record.value).digest()
+                            self._refuse(record, digest, PROCESSING_FAILED, None, batch)
+                    except Exception as exc:  # even that failed: try the record again later
+                        log.exception("record %s could not be dead-lettered", _position(record))
+                        del batch.decided[kept[0] :], batch.notes[kept[1] :]
+                        batch.fault = exc
+                        break
+                batch.taken += 1
+        return batch
 
     async def handle(self, record: Record, decided: list[Decided] | None = None) -> None:
-        """Steps 1–4 of the module docstring for one record. With ``decided``, step 4 is
-        left to the caller: the follow-up joins that list, to be published with others."""
+        """Steps 1–4 of the module docstring for one record, any failure raised. With
+        ``decided``, step 4 is left to the caller: the follow-up joins that list, to be
+        published with others."""
+        batch = await asyncio.to_thread(self._decide_all, [record], contain_faults=False)
+        for note in batch.notes:
+            note()
+        if decided is not None:
+            decided.extend(batch.decided)
+        elif batch.decided:
+            await self._publish_follow_ups(batch.decided)
+
+    def _decide(self, record: Record, batch: _Batch) -> None:
+        """Steps 1–3 for one record (blocking: in the store's batch, in a worker thread).
+        What must be done on the event loop once the batch is stored — the metrics, the
+        crash point after a delivery — joins ``batch.notes``."""
         source = _position(record)
-        earlier = await asyncio.to_thread(self.store.handled_at, source)
+        earlier = self.store.handled_at(source)
         if earlier is not None:  # the log delivered this record again after a restart
             if earlier.pending:
-                await self._follow_up(record, source, earlier.followup, decided)
-            self.observer.redelivered()
+                batch.decided.append(Decided(record, source, earlier.followup))
+            batch.notes.append(self.observer.redelivered)
             return
         digest = hashlib.sha256(record.value).digest()  # once: every step below takes this one
-        verdict = await asyncio.to_thread(self.store.earlier_verdict, digest)
+        verdict = self.store.earlier_verdict(digest)
         if verdict is Verdict.REFUSED:  # a copy of a refused envelope: its verdict stands
-            self.observer.copy_received()
+            batch.notes.append(self.observer.copy_received)
             quiet.info("copy", "a copy of a refused envelope at %s: counted, nothing sent", source)
             return
         if verdict is Verdict.ACCEPTED:  # the same bytes again: a replay
-            await self._refuse(record, digest, RejectReason.REPLAY, None, decided)
+            self._refuse(record, digest, RejectReason.REPLAY, None, batch)
             return
         claims = self.store.staged_claims()
         now = self.clock()
@@ -603,50 +690,48 @@ class Gateway:
             opened = open_envelope(record.value, me=self.keys, directory=self.directory,
                                    replay_guard=claims, now=now, caches=self._open_caches)  # fmt: skip
         except EnvelopeRejected as exc:
-            await self._refuse(record, digest, exc.reject_reason, exc, decided, claims)
+            self._refuse(record, digest, exc.reject_reason, exc, batch, claims)
             return
-        self.observer.opened(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        batch.notes.append(lambda: self.observer.opened(took))
         crash.reached("after_open")
         h, message = opened.header, opened.message
         f: FollowUp
         try:
             if isinstance(message, DeliveryReceipt):
                 f = follow.receipt_received(h, message, digest)
-                known = await asyncio.to_thread(
-                    self.store.record_receipt,
+                known = self.store.record_receipt(
                     source=source, claims=claims, envelope_sha256=digest, message_id=message.message_id,
                     recipient=h.sender, outcome=message.outcome.value,
                     reason=message.reason.value if message.reason else None, followup=f, now=now,
                     receipted_sha256=message.envelope_sha256,
                 )  # fmt: skip
-                self.observer.receipt_received(message.outcome.value, known)
+                outcome = message.outcome.value
+                batch.notes.append(lambda: self.observer.receipt_received(outcome, known))
             else:
                 f = follow.delivered(h, digest)
-                await asyncio.to_thread(
-                    self.store.record_delivery,
+                self.store.record_delivery(
                     source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
                     message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
                     message_json=message.model_dump_json(), followup=f, now=now,
                 )  # fmt: skip
-                self.observer.delivered(
-                    h.message_type, h.sender, (now - h.created_at).total_seconds()
-                )
-                crash.reached("after_deliver")
+                age = (now - h.created_at).total_seconds()
+                batch.notes.append(lambda: self.observer.delivered(h.message_type, h.sender, age))
+                batch.notes.append(lambda: crash.reached("after_deliver"))
         except ReplayDetected:  # the store's own rule: this sender used this id before
             rejection = EnvelopeRejected(RejectReason.REPLAY)
             rejection.authenticated_header = h
-            await self._refuse(record, digest, RejectReason.REPLAY, rejection, decided)
+            self._refuse(record, digest, RejectReason.REPLAY, rejection, batch)
             return
-        await self._follow_up(record, source, f, decided)
+        batch.decided.append(Decided(record, source, f))
 
-    async def _refuse(self, record: Record, digest: bytes, reason: RefusalReason,
-                      rejection: EnvelopeRejected | None, decided: list[Decided] | None = None,
-                      claims: StagedClaims | None = None) -> None:  # fmt: skip
+    def _refuse(self, record: Record, digest: bytes, reason: RefusalReason,
+                rejection: EnvelopeRejected | None, batch: _Batch,
+                claims: StagedClaims | None = None) -> None:  # fmt: skip
         """Store a refusal of the record whose SHA-256 is ``digest``, with what must follow
         it. An authenticated envelope's refusal also settles its (sender, message id) for
         good (docs/ENVELOPE.md §6.4), through ``claims``: a later envelope of that pair is a
         replay, never delivered."""
-        self.observer.rejected(reason)
         source = _position(record)
         quiet.warning(("refused", reason), "refused the record at %s: %s", source, reason)
         f = follow.rejected(reason, rejection, digest)
@@ -660,16 +745,9 @@ class Gateway:
                 claims.claims.append((h.sender, h.message_id, keep_until))
         else:
             claims = None
-        await asyncio.to_thread(self.store.record_rejection, source, digest, message_id, f,
-                                claims=claims, now=now)  # fmt: skip
-        await self._follow_up(record, source, f, decided)
-
-    async def _follow_up(self, record: Record, source: str, f: FollowUp,
-                         decided: list[Decided] | None = None) -> None:  # fmt: skip
-        if decided is not None:
-            decided.append(Decided(record, source, f))
-        else:
-            await self._publish_follow_ups([Decided(record, source, f)])
+        self.store.record_rejection(source, digest, message_id, f, claims=claims, now=now)
+        batch.notes.append(lambda: self.observer.rejected(reason))
+        batch.decided.append(Decided(record, source, f))
 
     async def _publish_follow_ups(self, decided: Sequence[Decided]) -> None:
         """Publish what follows each decided record — all in one atomic write — and only

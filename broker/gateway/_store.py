@@ -21,6 +21,16 @@ side files are owner-only (0600).
 The file carries its layout's version (``PRAGMA user_version``); a store of an older layout
 is migrated on open (`broker.gateway._store_migration`), one of a newer layout refused.
 
+Who waits for what: writes go through one connection, one transaction at a time, and each
+commit is an fsync; the gateway batches them (`batch`: a polled batch of records in one
+transaction, each record in a savepoint of its own; `record_sent_many` and `ack_many` for
+the sends and acknowledgements that arrive together), so the fsyncs are per batch, not per
+message. Every write may block (on the disk, or behind another batch): the gateway calls
+them from a worker thread, never on its event loop. The back office's reads (`inbox`,
+`sent_status`, `overdue`, the counts) use a second, read-only connection, which the
+write-ahead log lets read the last committed state while a batch is being written: they
+never wait for a writer, and are cheap enough to run on the loop.
+
 The records of exactly-once delivery are typed: each row of `handled` has a `HandledOutcome`,
 the refusal's reason code in a column of its own, and its follow-up as versioned JSON
 (`broker.gateway._followup_models`), read back strictly.
@@ -168,6 +178,18 @@ class SentStatus:
     receipts: dict[str, dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class SentRow:
+    """A message about to be sent, as `GatewayStore.record_sent_many` notes it."""
+
+    message_id: uuid.UUID
+    message_type: str
+    case_id: uuid.UUID
+    recipients: tuple[str, ...]
+    sent_at: datetime
+    envelope_sha256: bytes | None = None
+
+
 _ITEM_COLUMNS = (
     "message_id, message_type, sender, case_id, created_at_ms, received_at_ms,"
     " envelope_sha256, content, acked_at_ms"
@@ -206,7 +228,8 @@ class StagedClaims:
 
 
 class GatewayStore:
-    """One gateway's state file. Thread-safe; every write is a durable transaction."""
+    """One gateway's state file. Thread-safe; every write is a durable transaction (or a
+    savepoint of the `batch` it is part of)."""
 
     def __init__(self, path: str | os.PathLike[str], *, content_key: ContentKey) -> None:
         self._key = content_key
@@ -219,11 +242,19 @@ class GatewayStore:
             self._db.execute("PRAGMA synchronous=FULL")  # a delivery survives a power cut
             self._db.execute("PRAGMA busy_timeout=5000")
             self._take_up_layout()
+            self._reader = sqlite3.connect(
+                private_sqlite(path), isolation_level=None, check_same_thread=False
+            )
         except BaseException:
             self._db.close()
             raise
+        self._reader.execute("PRAGMA query_only=ON")
+        self._reader.execute("PRAGMA busy_timeout=5000")
         private_sqlite(path)  # the side files SQLite just made (mode set again, to be sure)
         self._lock = threading.RLock()
+        """Held by the thread using the writing connection: one transaction at a time."""
+        self._read_lock = threading.Lock()
+        self._batch_depth = 0
         self._claims = 0
         self._acks = 0
 
@@ -244,19 +275,86 @@ class GatewayStore:
         self._db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def batch(self) -> Iterator[None]:
+        """One durable transaction (one fsync) for every write made inside it, by this
+        thread: each write is a savepoint of it, undone alone if it fails. Other threads'
+        writes wait until it ends; the readers do not. If the commit fails, none of it is
+        stored."""
         with self._lock:
+            if self._batch_depth:
+                raise RuntimeError("a batch is open already")
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch_depth = 1
+            try:
+                yield
+            except BaseException:
+                self._batch_depth = 0
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._batch_depth = 0
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A transaction of its own, or inside a `batch` a savepoint of it."""
+        with self._lock:
+            if self._batch_depth:
+                with self._savepoint():
+                    yield self._db
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # (SQLite may have rolled back already)
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a `batch`: the writes of this block are undone alone if it fails."""
+        with self._lock:
+            if not self._batch_depth:
+                raise RuntimeError("a savepoint needs a batch")
+            with self._savepoint():
+                yield
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        if not self._db.in_transaction:  # SQLite rolled the batch back (an I/O error, say)
+            raise sqlite3.OperationalError("the batch's transaction was rolled back")
+        self._batch_depth += 1
+        name = f"s{self._batch_depth}"
+        self._db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute(f"ROLLBACK TO {name}")
+                self._db.execute(f"RELEASE {name}")
+            raise
+        else:
+            self._db.execute(f"RELEASE {name}")
+        finally:
+            self._batch_depth -= 1
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a query on the read-only connection: committed state, never waiting for
+        a writer (the write-ahead log keeps the last commit readable)."""
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchall()
 
     # --- replay guard and redelivery -------------------------------------------------------
 
@@ -454,9 +552,7 @@ class GatewayStore:
             + ("" if include_acked else " AND acked_at_ms IS NULL")
             + " ORDER BY seq LIMIT ?"
         )
-        with self._lock:
-            rows = self._db.execute(sql, (limit,)).fetchall()
-        return [self._item(r) for r in rows]
+        return [self._item(r) for r in self._read(sql, (limit,))]
 
     def _item(self, r: tuple[Any, ...]) -> InboxItem:
         message_id, sender = uuid.UUID(r[0]), r[2]
@@ -471,11 +567,8 @@ class GatewayStore:
 
     def directory_serial(self) -> int:
         """The highest directory serial this gateway has used (0 before the first)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT value FROM facts WHERE name = 'directory_serial'"
-            ).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._read("SELECT value FROM facts WHERE name = 'directory_serial'")
+        return int(rows[0][0]) if rows else 0
 
     def use_directory_serial(self, serial: int) -> None:
         with self._tx() as db:
@@ -492,22 +585,37 @@ class GatewayStore:
 
         Ids are unique per sender: without ``sender``, an id that two senders used is
         `AmbiguousMessageId` (the back office names the sender, as its inbox shows it)."""
-        where = "message_id = ? AND visible = 1" + (" AND sender = ?" if sender else "")
-        args: tuple[str, ...] = (str(message_id), sender) if sender else (str(message_id),)
+        [outcome] = self.ack_many([(message_id, sender)], now)
+        if isinstance(outcome, AmbiguousMessageId):
+            raise outcome
+        return outcome
+
+    def ack_many(self, acks: Sequence[tuple[uuid.UUID, str | None]], now: datetime
+                 ) -> list[bool | AmbiguousMessageId]:  # fmt: skip
+        """`ack` for each (message id, sender or None), in one transaction: each one's
+        outcome, a refusal (`AmbiguousMessageId`) in its place rather than raised."""
+        outcomes: list[bool | AmbiguousMessageId] = []
         with self._tx() as db:
-            rows = db.execute(f"SELECT seq, acked_at_ms FROM inbox WHERE {where}", args).fetchall()
-            waiting = [seq for seq, acked_at in rows if acked_at is None]
-            if len(waiting) > 1:
-                raise AmbiguousMessageId(
-                    f"message id {message_id} was used by {len(waiting)} senders: name the sender"
-                )
-            if waiting:  # acknowledging again is a no-op that succeeds
-                db.execute("UPDATE inbox SET acked_at_ms = ?, content = NULL WHERE seq = ?",
-                           (_ms(now), waiting[0]))  # fmt: skip
-                self._acks += 1
+            for message_id, sender in acks:
+                where = "message_id = ? AND visible = 1" + (" AND sender = ?" if sender else "")
+                args = (str(message_id), sender) if sender else (str(message_id),)
+                rows = db.execute(
+                    f"SELECT seq, acked_at_ms FROM inbox WHERE {where}", args
+                ).fetchall()
+                waiting = [seq for seq, acked_at in rows if acked_at is None]
+                if len(waiting) > 1:
+                    outcomes.append(AmbiguousMessageId(
+                        f"message id {message_id} was used by {len(waiting)} senders: name the sender"
+                    ))  # fmt: skip
+                    continue
+                if waiting:  # acknowledging again is a no-op that succeeds
+                    db.execute("UPDATE inbox SET acked_at_ms = ?, content = NULL WHERE seq = ?",
+                               (_ms(now), waiting[0]))  # fmt: skip
+                    self._acks += 1
+                outcomes.append(bool(rows))
         if self._acks >= SCRUB_EVERY_ACKS:
             self.scrub()
-        return bool(rows)
+        return outcomes
 
     def scrub(self) -> None:
         """Truncate the write-ahead log: its frames of acknowledged content go too (they
@@ -518,40 +626,32 @@ class GatewayStore:
 
     def counts(self) -> dict[str, int]:
         """Totals for dashboards and the demo: no ids, no content."""
-        with self._lock:
-            row = self._db.execute(
-                """SELECT
+        [row] = self._read(
+            """SELECT
                     (SELECT COUNT(*) FROM inbox WHERE visible = 1),
                     (SELECT COUNT(*) FROM inbox WHERE visible = 1 AND acked_at_ms IS NULL),
                     (SELECT COUNT(*) FROM handled WHERE outcome = 'REJECTED'),
                     (SELECT COUNT(*) FROM sent),
                     (SELECT COUNT(*) FROM sent WHERE status = 'RECEIPTED'),
                     (SELECT COUNT(*) FROM sent WHERE status = 'SENT')"""
-            ).fetchone()
+        )
         names = ("delivered", "unacked", "rejected", "sent", "receipted", "awaiting_receipt")
         return dict(zip(names, (int(v) for v in row), strict=True))
 
     def rejection_reasons(self) -> list[str]:
         """The reason of every record this gateway refused, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT reason FROM handled WHERE outcome = 'REJECTED' ORDER BY rowid"
-            ).fetchall()
+        rows = self._read("SELECT reason FROM handled WHERE outcome = 'REJECTED' ORDER BY rowid")
         return [r[0] for r in rows]
 
     def sent_records(self) -> int:
         """Records this gateway put into inboxes: one per recipient of each message it sent
         for its back office (receipts not counted)."""
-        with self._lock:
-            rows = self._db.execute("SELECT recipients FROM sent").fetchall()
+        rows = self._read("SELECT recipients FROM sent")
         return sum(len(json.loads(r[0])) for r in rows)
 
     def receipted_records(self) -> int:
         """(message, recipient) pairs of sent messages with an ACCEPTED receipt."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT COUNT(*) FROM receipts WHERE outcome = 'ACCEPTED'"
-            ).fetchone()
+        [row] = self._read("SELECT COUNT(*) FROM receipts WHERE outcome = 'ACCEPTED'")
         return int(row[0])
 
     # --- sending ---------------------------------------------------------------------------
@@ -561,11 +661,16 @@ class GatewayStore:
                     envelope_sha256: bytes | None = None) -> None:  # fmt: skip
         """Note a message about to be sent, with the digest of its envelope: receipts count
         only if they are about those bytes."""
+        self.record_sent_many([SentRow(message_id, message_type, case_id, recipients, now,
+                                       envelope_sha256)])  # fmt: skip
+
+    def record_sent_many(self, rows: Sequence[SentRow]) -> None:
+        """`record_sent` for several messages, in one transaction (one fsync)."""
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO sent VALUES (?, ?, ?, ?, ?, 'SENT', ?)",
-                (str(message_id), message_type, str(case_id), json.dumps(list(recipients)),
-                 _ms(now), envelope_sha256),
+                [(str(r.message_id), r.message_type, str(r.case_id), json.dumps(list(r.recipients)),
+                  _ms(r.sent_at), r.envelope_sha256) for r in rows],
             )  # fmt: skip
 
     def forget_sent(self, message_id: uuid.UUID) -> None:
@@ -574,16 +679,21 @@ class GatewayStore:
             db.execute("DELETE FROM sent WHERE message_id = ?", (str(message_id),))
 
     def sent_status(self, message_id: uuid.UUID) -> SentStatus | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT message_id, message_type, case_id, recipients, sent_at_ms, status"
-                " FROM sent WHERE message_id = ?",
-                (str(message_id),),
-            ).fetchone()
-            receipts = self._db.execute(
-                "SELECT recipient, outcome, reason, received_at_ms FROM receipts WHERE message_id = ?",
-                (str(message_id),),
-            ).fetchall()
+        with self._read_lock:  # the message and its receipts from one snapshot
+            self._reader.execute("BEGIN")
+            try:
+                row = self._reader.execute(
+                    "SELECT message_id, message_type, case_id, recipients, sent_at_ms, status"
+                    " FROM sent WHERE message_id = ?",
+                    (str(message_id),),
+                ).fetchone()
+                receipts = self._reader.execute(
+                    "SELECT recipient, outcome, reason, received_at_ms FROM receipts"
+                    " WHERE message_id = ?",
+                    (str(message_id),),
+                ).fetchall()
+            finally:
+                self._reader.execute("COMMIT")
         if row is None:
             return None
         return SentStatus(
@@ -594,9 +704,8 @@ class GatewayStore:
 
     def overdue(self, now: datetime, timeout: timedelta) -> list[uuid.UUID]:
         """Sent messages still waiting for a receipt after ``timeout``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT message_id FROM sent WHERE status = 'SENT' AND sent_at_ms < ? ORDER BY sent_at_ms",
-                (_ms(now - timeout),),
-            ).fetchall()
+        rows = self._read(
+            "SELECT message_id FROM sent WHERE status = 'SENT' AND sent_at_ms < ? ORDER BY sent_at_ms",
+            (_ms(now - timeout),),
+        )
         return [uuid.UUID(r[0]) for r in rows]

@@ -215,7 +215,9 @@ class WebhookPusher:
                 log.info("webhook %s unreachable: %s", self._url, type(exc).__name__)
                 ok = False
             if ok:
-                self._store.ack(item.message_id, item.received_at, sender=item.sender)
+                await asyncio.to_thread(  # a write: it may wait for the receive loop's batch
+                    self._store.ack, item.message_id, item.received_at, sender=item.sender
+                )
                 self._next_try.pop(item.message_id, None)
                 taken += 1
             else:

@@ -305,7 +305,7 @@ def create_app(
         """The back office has taken the message; it leaves the inbox. Message ids are each
         sender's own, so an id that two senders used is acknowledged with its ``sender``."""
         try:
-            acked = gateway.store.ack(message_id, gateway.clock(), sender=sender)
+            acked = await gateway.ack(message_id, sender=sender)
         except AmbiguousMessageId as exc:
             return _problem(409, exc.reason, str(exc).split("] ", 1)[-1])
         if not acked:

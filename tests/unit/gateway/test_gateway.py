@@ -14,10 +14,9 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,15 +43,6 @@ OTHER_MUNI = next(p for p, r in ROLE_OF.items() if r is PartyRole.MUNICIPALITY a
 
 def dossier() -> DossierDelivered:
     return example_of(DossierDelivered)
-
-
-@pytest.fixture
-async def lvv(tmp_path: Path) -> AsyncIterator[EmbeddedNetwork]:
-    network = EmbeddedNetwork(tmp_path, NET)
-    try:
-        yield network
-    finally:
-        await network.aclose()
 
 
 async def until_records(lvv: EmbeddedNetwork, topic: str, count: int) -> list[Record]:
@@ -564,14 +554,15 @@ async def test_stop_finishes_the_record_in_hand_and_commits_its_offset(
     muni = await lvv.gateway(MUNI)
     first = await ind.send(dossier(), [MUNI])
     second = await ind.send(dossier(), [MUNI])
-    real_handle = muni.handle
+    real_decide_all = muni._decide_all
+    loop = asyncio.get_running_loop()
 
-    async def stop_while_handling(record: Record, decided: Any = None) -> None:
-        muni.stop()  # e.g. SIGTERM arrives while this record is being handled
-        await asyncio.sleep(0.05)  # the scenario: a slow record, the stop lands in the middle
-        await real_handle(record, decided)
+    def stop_while_handling(records: Any, **kwargs: Any) -> Any:  # in the worker thread
+        loop.call_soon_threadsafe(muni.stop)  # e.g. SIGTERM arrives while the batch is handled
+        time.sleep(0.05)  # the scenario: a slow record, the stop lands in the middle
+        return real_decide_all(records, **kwargs)
 
-    monkeypatch.setattr(muni, "handle", stop_while_handling)
+    monkeypatch.setattr(muni, "_decide_all", stop_while_handling)
     lvv.run(muni)
     await asyncio.wait_for(lvv.tasks.pop(id(muni)), WAIT_S)  # run() returns by itself
 

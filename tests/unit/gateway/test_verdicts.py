@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -33,15 +31,6 @@ NET = Net()
 IND, MUNI = A[PartyRole.IND], A[PartyRole.MUNICIPALITY]
 MARKER = "Jan-Jansen-V1234567890-medisch"
 """Personal data that exists only in these tests: it must never reach an audit chain."""
-
-
-@pytest.fixture
-async def lvv(tmp_path: Path) -> AsyncIterator[EmbeddedNetwork]:
-    network = EmbeddedNetwork(tmp_path, NET)
-    try:
-        yield network
-    finally:
-        await network.aclose()
 
 
 async def audit_records(lvv: EmbeddedNetwork) -> list[Record]:
