@@ -6,6 +6,11 @@ and only if what it records happened, and nothing is sent or delivered without i
 (fail closed, as X-Road and FSC do). The chain only advances once that write succeeded:
 `prepare` makes the records, `commit` takes them as the new head.
 
+The events of one `prepare` — one atomic write — are signed together: one Ed25519 signature
+over the Merkle root of the batch, each event carrying its path to it (V2, docs/AUDIT.md), so
+a message's few events cost one signature, not one each. Since that signature depends on the
+whole batch, each event's chain hash and checkpoint leaf are over its signed part.
+
 Every `CHECKPOINT_EVERY_EVENTS` events, or `CHECKPOINT_EVERY_S` seconds with new events, the
 gateway appends a CHECKPOINT event: the RFC 6962 tree head over all its events so far.
 
@@ -15,6 +20,7 @@ the topic is what the supervisor reads.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -86,11 +92,12 @@ class AuditChain:
         """Take up the chain where the topic says it ends."""
         head = _Head()
         public = self._key.public_key()
+        batches = ev.VerifiedBatches()
         mine = [r for r in await transport.read_topic(self.topic) if r.key == self.party.encode()]
         for record in mine:
             try:
                 event = ev.decode(record.value)
-                ev.verify(event, public)
+                ev.verify(event, record.value, public, batches)
             except ev.BadAuditEvent:
                 continue  # garbage or a forgery: the verifier reports it, the chain goes on
             if (
@@ -99,8 +106,8 @@ class AuditChain:
                 or event.prev_hash != head.head_hash
             ):
                 continue  # a copy, or not the next link of our own chain
-            head.frontier.append(leaf_hash(record.value))
-            head.next_seq, head.head_hash = event.seq + 1, ev.event_hash(record.value)
+            head.frontier.append(ev.chain_leaf(event, record.value))
+            head.next_seq, head.head_hash = event.seq + 1, ev.event_hash(event, record.value)
             head.since_checkpoint = (
                 0 if event.action is AuditAction.CHECKPOINT else head.since_checkpoint + 1
             )
@@ -108,22 +115,25 @@ class AuditChain:
 
     def prepare(self, specs: Sequence[EventSpec], *, checkpoint: bool = False) -> Pending:
         """Events for ``specs``, with a checkpoint after every `CHECKPOINT_EVERY_EVENTS`
-        events (also inside a large batch) and at the end if asked for."""
+        events (also inside a large batch) and at the end if asked for — all of them signed
+        as one batch (V2): each event's signed part is made and chained first, then the batch
+        is signed once."""
         h = self._head
-        seq, prev = h.next_seq, h.head_hash
+        first = seq = h.next_seq
+        prev = h.head_hash
         frontier = h.frontier.copy()
-        records: list[OutgoingRecord] = []
+        signed: list[bytes] = []
         leaves: list[bytes] = []
         since = h.since_checkpoint
         now = self._clock()
 
         def append(spec: EventSpec, head: AuditCheckpoint | None) -> None:
             nonlocal seq, prev
-            encoded = self._event(seq, prev, now, spec, head)
-            records.append(self._record(encoded, seq))
-            leaves.append(leaf_hash(encoded))
+            part = ev.unsigned_part(self._event(seq, prev, now, spec, head))
+            signed.append(part)
+            leaves.append(leaf_hash(part))  # V2: leaf and chain hash over the signed part
             frontier.append(leaves[-1])
-            seq, prev = seq + 1, ev.event_hash(encoded)
+            seq, prev = seq + 1, hashlib.sha256(part).digest()
 
         for spec in specs:
             append(spec, None)
@@ -140,6 +150,8 @@ class AuditChain:
                 AuditCheckpoint(tree_size=frontier.size, root_hash=frontier.root()),
             )
             since = 0
+        encoded = ev.sign_batch(signed, self.party, first, self._key) if signed else []
+        records = [self._record(e, first + i) for i, e in enumerate(encoded)]
         return Pending(records, leaves, prev, since)
 
     def commit(self, pending: Pending) -> None:
@@ -166,6 +178,7 @@ class AuditChain:
 
     def _event(self, seq: int, prev: bytes, now: datetime, spec: EventSpec,
                checkpoint: AuditCheckpoint | None) -> bytes:  # fmt: skip
+        """The event encoded with an empty signature."""
         # the record straight from our own values (no model validation on this hot path);
         # its fields are those of nl.lvv.v1.AuditEvent, in order
         record = {
@@ -175,7 +188,7 @@ class AuditChain:
             "case_id": spec.case_id, "envelope_sha256": spec.envelope_sha256, "outcome": spec.outcome.value,
             "reason": spec.reason, "checkpoint": checkpoint.to_avro() if checkpoint else None, "signature": b"",
         }  # fmt: skip
-        return ev.sign_encoded(ev.encode_record(record), self._key)
+        return ev.encode_record(record)
 
     def _record(self, encoded: bytes, seq: int) -> OutgoingRecord:
         """Keyed by gateway: one gateway's chain stays in one partition, in order."""

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from broker.audit._events import VerifiedBatches
 from broker.audit._verify import DEFAULT_GRACE, Issue, Report, verify_stream
 from broker.crypto import Directory
 from broker.transport import Record, Transport
@@ -42,6 +43,7 @@ async def follow(
     await consumer.start()
     report = None
     last = 0.0
+    batches = VerifiedBatches()  # a pass checks only the batch signatures new since the last
     try:
         while not stop.is_set():
             records += await consumer.poll(timeout_ms=500)
@@ -50,7 +52,7 @@ async def follow(
             last = time.monotonic()
             now = datetime.now(UTC)
             ordered = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
-            report = verify_stream(ordered, directory, now=now, grace=grace)
+            report = verify_stream(ordered, directory, now=now, grace=grace, batches=batches)
             for issue in report.issues:
                 key = (issue.kind.value, issue.gateway, issue.seq, str(issue.message_id))
                 if key not in seen:

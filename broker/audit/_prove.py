@@ -3,7 +3,9 @@ signed checkpoint — checkable by anyone holding the gateway's public key, with
 of the stream.
 
 A proof names the event (its bytes), the checkpoint event that covers it (its bytes) and
-the RFC 6962 audit path from the event's leaf to the checkpoint's tree head.
+the RFC 6962 audit path from the event's leaf to the checkpoint's tree head. Each of the two
+events carries its own signature — alone (V1) or with its path to its batch's signed root
+(V2) — and the leaf is over what the chain covers of it (docs/AUDIT.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from broker.audit import _events as ev
 from broker.audit._verify import Report
 from broker.crypto import VerifyKey
-from broker.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
+from broker.merkle import ProofError, inclusion_proof, verify_inclusion
 from broker.models import AuditAction
 
 
@@ -56,6 +58,7 @@ def check_proof(
     about ``message_id`` (if given), and is included in the tree head of a checkpoint the
     gateway signed — and every label of the proof says what the signed events say."""
     candidates = list(keys)
+    batches = ev.VerifiedBatches()
     try:
         data = base64.b64decode(proof["event"], validate=True)
         cp = proof["checkpoint"]
@@ -64,8 +67,8 @@ def check_proof(
         path = [bytes.fromhex(h) for h in proof["path"]]
     except (KeyError, ValueError, TypeError, ev.BadAuditEvent) as exc:
         raise ProofError(f"not a proof: {exc}") from exc
-    for signed in (event, checkpoint):
-        if not any(_signed_by(signed, k) for k in candidates):
+    for signed, signed_data in ((event, data), (checkpoint, cp_data)):
+        if not any(_signed_by(signed, signed_data, k, batches) for k in candidates):
             raise ProofError(f"event {signed.seq} is not signed by the gateway's key")
     if event.gateway != checkpoint.gateway or checkpoint.checkpoint is None:
         raise ProofError("the checkpoint is not a checkpoint of the same gateway")
@@ -82,12 +85,12 @@ def check_proof(
         raise ProofError("the proof's checkpoint labels do not match the signed checkpoint")
     if message_id is not None and event.message_id != message_id:
         raise ProofError("the event is about another message")
-    verify_inclusion(leaf_hash(data), event.seq, head.tree_size, path, head.root_hash)
+    verify_inclusion(ev.chain_leaf(event, data), event.seq, head.tree_size, path, head.root_hash)
 
 
-def _signed_by(event: Any, key: VerifyKey) -> bool:
+def _signed_by(event: Any, data: bytes, key: VerifyKey, batches: ev.VerifiedBatches) -> bool:
     try:
-        ev.verify(event, key)
+        ev.verify(event, data, key, batches)
     except ev.BadAuditEvent:
         return False
     return True

@@ -1,7 +1,8 @@
 """Verifying the audit stream, as DT&V does: pure — records, directory and clock in, a report
 out.
 
-Per gateway chain: every event signed by that gateway's key; sequence numbers without gaps,
+Per gateway chain: every event signed by that gateway's key (alone, or in a batch whose one
+signature is checked once: docs/AUDIT.md); sequence numbers without gaps,
 forks or reordering; each ``prev_hash`` the hash of the event before; each checkpoint the
 RFC 6962 tree head over the events before it (and so consistent with the heads before it).
 Across chains: every SENT has, at each recipient, a DELIVERED or REJECTED of the same
@@ -27,7 +28,7 @@ from typing import Any
 
 from broker.audit import _events as ev
 from broker.crypto import Directory
-from broker.merkle import Frontier, leaf_hash
+from broker.merkle import Frontier
 from broker.models import AuditAction, AuditEvent
 from broker.transport import Record
 
@@ -101,7 +102,7 @@ class Chain:
         """Leaf hashes of the whole chain, or None if it has gaps."""
         if len(self.events) != self.size:
             return None
-        return [leaf_hash(self.events[s][1]) for s in range(self.size)]
+        return [ev.chain_leaf(*self.events[s]) for s in range(self.size)]
 
 
 @dataclass
@@ -134,11 +135,15 @@ class Report:
 
 
 def verify_stream(records: list[Record], directory: Directory, *, now: datetime,
-                  grace: timedelta = DEFAULT_GRACE) -> Report:  # fmt: skip
+                  grace: timedelta = DEFAULT_GRACE,
+                  batches: ev.VerifiedBatches | None = None) -> Report:  # fmt: skip
+    """The report on ``records``; ``batches`` remembers batch signatures verified before
+    (`follow` keeps one across its passes), else a fresh one per call."""
     issues: list[Issue] = []
     chains: dict[str, Chain] = {}
+    batches = batches if batches is not None else ev.VerifiedBatches()
     for record in records:  # topic order: per partition, offset order
-        _take(record, directory, chains, issues)
+        _take(record, directory, chains, issues, batches)
     for chain in chains.values():
         _gaps(chain, issues)
         _links(chain, issues)
@@ -151,9 +156,8 @@ def verify_stream(records: list[Record], directory: Directory, *, now: datetime,
     return report
 
 
-def _take(
-    record: Record, directory: Directory, chains: dict[str, Chain], issues: list[Issue]
-) -> None:
+def _take(record: Record, directory: Directory, chains: dict[str, Chain], issues: list[Issue],
+          batches: ev.VerifiedBatches) -> None:  # fmt: skip
     try:
         event = ev.decode(record.value)
     except ev.BadAuditEvent:
@@ -184,7 +188,7 @@ def _take(
         if public is None:
             continue
         try:
-            ev.verify(event, public)
+            ev.verify(event, record.value, public, batches)
             signed = True
             break
         except ev.BadAuditEvent:
@@ -201,7 +205,9 @@ def _take(
         return
     chain = chains.setdefault(gateway, Chain(gateway))
     if event.seq in chain.events:
-        if chain.events[event.seq][1] != record.value:
+        # one event is what the chain hash covers: a V2 event is its signed part
+        known, known_value = chain.events[event.seq]
+        if ev.event_hash(known, known_value) != ev.event_hash(event, record.value):
             issues.append(
                 Issue(
                     Finding.FORK,
@@ -238,7 +244,7 @@ def _links(chain: Chain, issues: list[Issue]) -> None:
         elif before is None:
             continue  # the gap is reported already
         else:
-            expected = ev.event_hash(before[1])
+            expected = ev.event_hash(*before)
         if event.prev_hash != expected:
             issues.append(
                 Issue(
@@ -269,7 +275,7 @@ def _checkpoints(chain: Chain, issues: list[Issue]) -> None:
                 issues.append(Issue(Finding.BAD_CHECKPOINT, chain.gateway,
                                     "tree head does not match the events", seq))  # fmt: skip
         if complete:
-            frontier.append(leaf_hash(value))
+            frontier.append(ev.chain_leaf(event, value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,6 @@ from broker.gateway import _gateway as gateway_module
 from broker.merkle import (
     ProofError,
     consistency_proof,
-    leaf_hash,
     root,
     verify_consistency,
 )
@@ -268,11 +267,11 @@ def test_a_stream_written_by_real_gateways_verifies_clean(stream: Stream) -> Non
         events = [event_of(r) for r in mine]
         assert [e.seq for e in events] == list(range(len(events)))
         assert len({r.partition for r in mine}) == 1  # one gateway's chain: one partition
-        hashes = [ev.GENESIS_HASH] + [ev.event_hash(r.value) for r in mine]
+        hashes = [ev.GENESIS_HASH] + [ev.event_hash(event_of(r), r.value) for r in mine]
         assert [e.prev_hash for e in events] == hashes[:-1]
-        for e in events:
-            ev.verify(e, public(party))
-        leaves = [leaf_hash(r.value) for r in mine]
+        for e, r in zip(events, mine, strict=True):
+            ev.verify(e, r.value, public(party))
+        leaves = [ev.chain_leaf(event_of(r), r.value) for r in mine]
         heads = [(e.seq, e.checkpoint) for e in events if e.action is AuditAction.CHECKPOINT]
         assert heads[-1][0] == len(events) - 1  # the stop covered every event before it
         for seq, head in heads:
@@ -401,7 +400,9 @@ def test_a_forged_event_signed_with_another_partys_key_is_a_bad_signature(stream
     end = last_of(records, IND)
     head = records[end]
     # at the end of IND's chain, linked to its head: everything right but the signature
-    forged = _forged_send(stream, event_of(head).seq + 1, ev.event_hash(head.value), private(MUNI))
+    forged = _forged_send(
+        stream, event_of(head).seq + 1, ev.event_hash(event_of(head), head.value), private(MUNI)
+    )
     report = verify(inserted(records, end + 1, forged))
     assert kinds(report) == {Finding.BAD_SIGNATURE}
     assert only(report, Finding.BAD_SIGNATURE).seq == event_of(head).seq + 1
@@ -503,7 +504,7 @@ def test_a_checkpoint_with_another_root_resigned_by_the_gateway_is_a_bad_checkpo
         AuditCheckpoint(tree_size=head.tree_size, root_hash=flip(head.root_hash)),
         AuditCheckpoint(tree_size=head.tree_size - 1, root_hash=head.root_hash),
         AuditCheckpoint(tree_size=head.tree_size - 1, root_hash=root(
-            [leaf_hash(r.value) for r in records if r.key == IND.encode()][: head.tree_size - 1])),
+            [ev.chain_leaf(event_of(r), r.value) for r in records if r.key == IND.encode()][: head.tree_size - 1])),
     ):  # fmt: skip
         tampered = list(records)
         tampered[end] = resigned(records[end], private(IND), checkpoint=changed)
@@ -795,7 +796,9 @@ async def test_the_chain_continues_after_a_restart(net: Network, graceful: bool)
     after = [r for r in await net.stream() if r.key == IND.encode()]
     sent = event_of(after[len(before)])
     assert (sent.action, sent.message_id) == (AuditAction.SENT, second)
-    assert sent.seq == head.seq + 1 and sent.prev_hash == ev.event_hash(before[-1].value)
+    assert sent.seq == head.seq + 1 and sent.prev_hash == ev.event_hash(
+        event_of(before[-1]), before[-1].value
+    )
     net.run(again)
     await eventually(receipted(again, second), "the second receipt")
     await net.halt_all()
@@ -827,7 +830,10 @@ async def test_a_forged_event_on_the_topic_does_not_become_the_head_after_a_rest
 ) -> None:
     def forged(head: Record) -> bytes:
         event = event_of(head).model_copy(
-            update={"seq": event_of(head).seq + 1, "prev_hash": ev.event_hash(head.value)}
+            update={
+                "seq": event_of(head).seq + 1,
+                "prev_hash": ev.event_hash(event_of(head), head.value),
+            }
         )
         return ev.encode(ev.sign(event, private(MUNI)))
 
