@@ -5,6 +5,7 @@ token. /healthz, /readyz and /metrics are for the platform and need none. Errors
 with a machine-readable ``reason`` and never echo message content into logs.
 
     POST /v1/messages               send a message   → 202 {"message_id": ...}
+    POST /v1/messages:batch         send up to 100   → 200 {"items": [one answer per message]}
     GET  /v1/messages/{id}          its status: SENT, RECEIPTED or REJECTED (+ receipts)
     GET  /v1/messages?overdue=true  sent messages still without every receipt
     GET  /v1/inbox                  delivered messages not yet acknowledged
@@ -13,8 +14,10 @@ with a machine-readable ``reason`` and never echo message content into logs.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Union
 
@@ -23,7 +26,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.requests import HTTPConnection
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broker.crypto import MAX_RECIPIENTS
@@ -73,6 +85,48 @@ SendRequest: Any = Annotated[Union[_REQUESTS], Discriminator("type"), BeforeVali
 """One request body per case message, told apart by ``type`` (documented in OpenAPI).
 `Discriminator`, not ``Field(discriminator=)``: FastAPI takes a Field for the parameter's
 own and drops the discriminator when a validator follows."""
+
+
+_SEND_REQUEST: TypeAdapter[Any] = TypeAdapter(SendRequest)
+
+MAX_BATCH_ITEMS = 100
+"""Messages one ``POST /v1/messages:batch`` takes at most (the body limit applies too)."""
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_BATCH_ITEMS,
+        description="Each a body of POST /v1/messages; each is validated and answered on its own.",
+    )  # fmt: skip
+
+
+class BatchItem(BaseModel):
+    """One item's answer: ``status`` is what POST /v1/messages would have answered."""
+
+    status: int
+    message_id: uuid.UUID | None = None
+    reason: str | None = Field(None, description="Why it was not sent (a reason code).")
+    detail: Any = None
+
+
+class BatchAnswer(BaseModel):
+    items: list[BatchItem] = Field(description="One answer per item, in the items' order.")
+
+
+def _error_list(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors as the API shows them: where, what, which kind — never the input."""
+    return [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+
+
+def _unknown_type(errors: Sequence[Any]) -> bool:
+    return any(e.get("type") in ("union_tag_invalid", "union_tag_not_found") for e in errors)
+
+
+def _said(exc: Exception) -> str:
+    """An error's message without its ``[REASON]`` prefix (the reason has a field of its own)."""
+    return str(exc).split("] ", 1)[-1]
 
 
 class Accepted(BaseModel):
@@ -234,37 +288,65 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
-        ]
-        unknown_type = any(
-            e["type"] in ("union_tag_invalid", "union_tag_not_found") for e in errors
-        )
-        return _problem(422, "UNKNOWN_TYPE" if unknown_type else "SCHEMA_VIOLATION", errors)
+        errors = _error_list(exc.errors())
+        reason = "UNKNOWN_TYPE" if _unknown_type(errors) else "SCHEMA_VIOLATION"
+        return _problem(422, reason, errors)
 
     v1 = [Depends(_BEARER)]  # declares the scheme; `_Gatekeeper` has checked the token
 
-    @app.post("/v1/messages", status_code=202, dependencies=v1, response_model=Accepted,
-              responses={**_ERRORS, 403: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
-    async def send(request: SendRequest) -> Any:
-        """Seal the message and put it in each recipient's inbox (all or none)."""
-        body: Any = request
+    async def send_one(body: Any) -> tuple[int, Accepted | Problem, bool]:
+        """Send one validated request: the HTTP status, the answer, and whether it is a 503
+        (the log is away: worth trying later)."""
         try:
             message_id = await gateway.send(
                 body.message, body.recipients,
                 correlation_id=body.correlation_id, causation_id=body.causation_id,
             )  # fmt: skip
         except PolicyDenied as exc:
-            return _problem(403, exc.reason, str(exc).split("] ", 1)[-1])
+            return 403, Problem(reason=exc.reason, detail=_said(exc)), False
         except UnknownParty as exc:
-            return _problem(422, "UNKNOWN_RECIPIENT", str(exc).split("] ", 1)[-1])
+            return 422, Problem(reason="UNKNOWN_RECIPIENT", detail=_said(exc)), False
         except RecordTooLarge:
-            return _problem(413, "TOO_LARGE")
+            return 413, Problem(reason="TOO_LARGE"), False
         except LocalError as exc:
-            return _problem(422, exc.reason, str(exc).split("] ", 1)[-1])
+            return 422, Problem(reason=exc.reason, detail=_said(exc)), False
         except TransportError as exc:  # during a known outage: at once, before any work
-            return _unavailable(exc.reason, "the message log is not reachable; nothing was sent")
-        return Accepted(message_id=message_id)
+            detail = "the message log is not reachable; nothing was sent"
+            return 503, Problem(reason=exc.reason, detail=detail), True
+        return 202, Accepted(message_id=message_id), False
+
+    @app.post("/v1/messages", status_code=202, dependencies=v1, response_model=Accepted,
+              responses={**_ERRORS, 403: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
+    async def send(request: SendRequest) -> Any:
+        """Seal the message and put it in each recipient's inbox (all or none)."""
+        status, answer, retry = await send_one(request)
+        if isinstance(answer, Problem):
+            if retry:
+                return _unavailable(answer.reason, answer.detail)
+            return _problem(status, answer.reason, answer.detail)
+        return answer
+
+    @app.post("/v1/messages:batch", dependencies=v1, response_model=BatchAnswer,
+              responses={**_ERRORS, 413: {"model": Problem}})  # fmt: skip
+    async def send_batch(request: BatchRequest) -> Any:
+        """Send up to `MAX_BATCH_ITEMS` messages, each as ``POST /v1/messages`` would, and
+        answer each separately, in order: its status (202, or the error status a single
+        send would get) with its message id or its problem. One item's refusal does not
+        keep the others from being sent; each is all or none on its own. Sent together,
+        they share the gateway's batch signature, store transaction and Kafka transaction."""
+
+        async def item(raw: Any) -> BatchItem:
+            try:
+                body = _SEND_REQUEST.validate_python(raw)
+            except ValidationError as exc:
+                reason = "UNKNOWN_TYPE" if _unknown_type(exc.errors()) else "SCHEMA_VIOLATION"
+                return BatchItem(status=422, reason=reason, detail=_error_list(exc.errors()))
+            status, answer, _ = await send_one(body)
+            if isinstance(answer, Problem):
+                return BatchItem(status=status, reason=answer.reason, detail=answer.detail)
+            return BatchItem(status=status, message_id=answer.message_id)
+
+        return BatchAnswer(items=list(await asyncio.gather(*(item(i) for i in request.items))))
 
     @app.get("/v1/messages/{message_id}", dependencies=v1, response_model=MessageStatus,
              responses={**_ERRORS, 404: {"model": Problem}})  # fmt: skip
@@ -307,7 +389,7 @@ def create_app(
         try:
             acked = await gateway.ack(message_id, sender=sender)
         except AmbiguousMessageId as exc:
-            return _problem(409, exc.reason, str(exc).split("] ", 1)[-1])
+            return _problem(409, exc.reason, _said(exc))
         if not acked:
             raise HTTPException(404, detail="no delivered message with that id")
         return Response(status_code=204)

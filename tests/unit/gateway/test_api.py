@@ -102,7 +102,7 @@ class Stack:
 
     async def serve(self, gw: Gateway, **app_options: Any) -> httpx.AsyncClient:
         """``gw``'s API on a free loopback port, and a client for it (no token by default)."""
-        app = create_app(gw, token=TOKEN, max_body_bytes=MAX_BODY, **app_options)
+        app = create_app(gw, token=TOKEN, **{"max_body_bytes": MAX_BODY, **app_options})
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         server = _Server(config)
         task = asyncio.create_task(server.serve())
@@ -295,6 +295,71 @@ async def test_bad_request_is_refused_with_its_reason_and_nothing_is_sent(
     assert ind.store.counts()["sent"] == 0
 
 
+async def test_a_batch_answers_each_item_as_a_single_send_would_and_sends_the_good_ones(
+    stack: Stack,
+) -> None:
+    ind = await stack.started(IND, run=True)
+    api = await stack.serve(ind, max_body_bytes=1024 * 1024)
+    await stack.started(MUNI, run=True)
+    await stack.started(NGO, run=True)
+    bad = {case: v for case, v in BAD_REQUESTS.items() if case != "oversized-body"}
+    items = [send_body(), *(make() for make, _, _ in bad.values()), send_body([MUNI])]
+    before = stack.produced()
+
+    response = await api.post("/v1/messages:batch", json={"items": items}, headers=AUTH)
+
+    assert response.status_code == 200, response.text
+    answers = response.json()["items"]
+    assert len(answers) == len(items)
+    first, *refused, last = answers
+    for answer in (first, last):
+        assert answer["status"] == 202 and answer["reason"] is None, answer
+    for (case, (_, status, reason)), answer in zip(bad.items(), refused, strict=True):
+        assert (answer["status"], answer["reason"], answer["message_id"]) == (status, reason, None), case
+    for answer in (first, last):
+        await until_status(api, answer["message_id"], "RECEIPTED")
+    assert ind.store.counts()["sent"] == 2
+    after = stack.produced()
+    assert after[inbox(MUNI)] - before.get(inbox(MUNI), 0) >= 2  # (and the receipts to IND)
+    assert after[inbox(NGO)] - before.get(inbox(NGO), 0) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"items": []}, "SCHEMA_VIOLATION"),
+        ({"items": [send_body()] * 101}, "SCHEMA_VIOLATION"),
+        ({"items": send_body()}, "SCHEMA_VIOLATION"),
+        ([send_body()], "SCHEMA_VIOLATION"),
+        ({"items": [send_body()], "atomic": True}, "SCHEMA_VIOLATION"),
+    ],
+    ids=["empty", "over-the-limit", "not-a-list", "bare-list", "unknown-field"],
+)
+async def test_a_batch_outside_its_bounds_is_refused_whole_and_nothing_is_sent(
+    stack: Stack, body: Any, reason: str
+) -> None:
+    ind = await stack.started(IND)
+    api = await stack.serve(ind, max_body_bytes=1024 * 1024)
+    before = stack.produced()
+
+    response = await api.post("/v1/messages:batch", json=body, headers=AUTH)
+
+    assert (response.status_code, response.json()["reason"]) == (422, reason), response.text
+    assert stack.produced() == before
+    assert ind.store.counts()["sent"] == 0
+
+
+async def test_a_batch_over_the_body_limit_is_refused_before_it_is_read(stack: Stack) -> None:
+    ind = await stack.started(IND)
+    api = await stack.serve(ind)  # MAX_BODY: 64 KiB
+    body = {"items": [send_body(message={**dossier_json(), "notes": "x" * 4096})] * 20}
+
+    response = await api.post("/v1/messages:batch", json=body, headers=AUTH)
+
+    assert (response.status_code, response.json()["reason"]) == (413, "TOO_LARGE")
+    assert ind.store.counts()["sent"] == 0
+
+
 @pytest.mark.parametrize(
     "content", [b"{not json", b"", b"\xff\xfe"], ids=["broken-json", "empty-body", "not-utf8"]
 )
@@ -346,6 +411,7 @@ async def test_chunked_body_is_held_to_the_same_limit(stack: Stack) -> None:
 
 V1_ROUTES = [
     ("POST", "/v1/messages"),
+    ("POST", "/v1/messages:batch"),
     ("GET", f"/v1/messages/{uuid.uuid4()}"),
     ("GET", "/v1/messages?overdue=true"),
     ("GET", "/v1/inbox"),
@@ -367,7 +433,10 @@ async def test_every_v1_route_needs_the_bearer_token(stack: Stack, credentials: 
     before = stack.produced()
 
     for method, path in V1_ROUTES:
-        body = send_body() if method == "POST" and path == "/v1/messages" else None
+        body = {
+            "/v1/messages": send_body(),
+            "/v1/messages:batch": {"items": [send_body()]},
+        }.get(path.split("?")[0]) if method == "POST" else None
         response = await api.request(method, path, json=body, headers=BAD_CREDENTIALS[credentials])
         assert response.status_code == 401, (method, path, response.text)
         assert response.json()["reason"] == "UNAUTHORIZED"
