@@ -315,7 +315,11 @@ async def test_a_batch_answers_each_item_as_a_single_send_would_and_sends_the_go
     for answer in (first, last):
         assert answer["status"] == 202 and answer["reason"] is None, answer
     for (case, (_, status, reason)), answer in zip(bad.items(), refused, strict=True):
-        assert (answer["status"], answer["reason"], answer["message_id"]) == (status, reason, None), case
+        assert (answer["status"], answer["reason"], answer["message_id"]) == (
+            status,
+            reason,
+            None,
+        ), case
     for answer in (first, last):
         await until_status(api, answer["message_id"], "RECEIPTED")
     assert ind.store.counts()["sent"] == 2
@@ -433,10 +437,14 @@ async def test_every_v1_route_needs_the_bearer_token(stack: Stack, credentials: 
     before = stack.produced()
 
     for method, path in V1_ROUTES:
-        body = {
-            "/v1/messages": send_body(),
-            "/v1/messages:batch": {"items": [send_body()]},
-        }.get(path.split("?")[0]) if method == "POST" else None
+        body = (
+            {
+                "/v1/messages": send_body(),
+                "/v1/messages:batch": {"items": [send_body()]},
+            }.get(path.split("?")[0])
+            if method == "POST"
+            else None
+        )
         response = await api.request(method, path, json=body, headers=BAD_CREDENTIALS[credentials])
         assert response.status_code == 401, (method, path, response.text)
         assert response.json()["reason"] == "UNAUTHORIZED"
