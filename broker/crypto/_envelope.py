@@ -568,8 +568,13 @@ def _payload(h: EnvelopeHeader, payload: bytes, directory: Directory) -> AvroMod
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise _reject(RejectReason.PAYLOAD_INVALID)
     try:
-        record = codec.decode(h.message_type, payload, writer=writer, max_items=MAX_PAYLOAD_ITEMS)
-        message = model.from_avro(record)
+        if writer is codec.info(h.message_type):  # the current schema: one checked pass
+            message = model.from_avro_bytes(payload, max_items=MAX_PAYLOAD_ITEMS)
+        else:  # an earlier version: fastavro resolves it to the current one
+            record = codec.decode(
+                h.message_type, payload, writer=writer, max_items=MAX_PAYLOAD_ITEMS
+            )
+            message = model.from_avro(record)
     except (DecodeError, ValidationError):
         raise _reject(RejectReason.PAYLOAD_INVALID) from None
     if getattr(message, "case_id", None) != h.case_id:
