@@ -111,6 +111,19 @@ class AvroModel(BaseModel):
         return cls.model_validate(record)
 
     @classmethod
+    def from_checked_values(cls, values: dict[str, Any]) -> Self:
+        """A model of ``values`` — every field, each already checked by the caller against
+        the model's rules (a reader of untrusted bytes that enforces them) — without
+        validating them again: `model_construct` without its defaults and aliases, in a
+        fraction of its time."""
+        model = _new(cls)
+        _set(model, "__dict__", values)
+        _set(model, "__pydantic_fields_set__", set(values))
+        _set(model, "__pydantic_extra__", None)
+        _set(model, "__pydantic_private__", None)
+        return model
+
+    @classmethod
     def from_avro_bytes(cls, data: bytes, *, max_items: int) -> Self:
         """The model of untrusted Avro bytes written with the current schema; raises
         `DecodeError` for whatever the reference path — skim within ``max_items``,
@@ -124,6 +137,10 @@ class AvroModel(BaseModel):
             return cls.from_avro(record)
         except ValidationError as exc:
             raise DecodeError(f"{cls.avro_name} refused by its model: {exc}") from None
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _plain(value: Any) -> Any:

@@ -44,7 +44,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, StringConstraints
 from pydantic.fields import FieldInfo
 
 from broker.contract import default_codec
-from broker.contract.binary import INT32, INT64, read_varint, write_long
+from broker.contract.binary import INT32, INT64, ONE_BYTE_VALUES, read_varint, write_long
 from broker.errors import DecodeError, SchemaError, UnknownSchema
 
 Encoder = Callable[[Any], bytes]
@@ -57,7 +57,6 @@ ONE_BYTE_MAX = 64
 _DAYS_SHIFT = date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UUID_BYTES = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_ZIGZAG = tuple((z >> 1) ^ -(z & 1) for z in range(0x80))
 _LENGTH = tuple(write_long(n) for n in range(ONE_BYTE_MAX))
 """The encoded length prefix of 0..63 bytes: one byte each."""
 
@@ -452,7 +451,7 @@ def _annotated(base: Any, metadata: list[Any]) -> Any:
 
 _DECODER_GLOBALS: dict[str, Any] = {
     "DecodeError": DecodeError,
-    "_ZIGZAG": _ZIGZAG,
+    "_ZIGZAG": ONE_BYTE_VALUES,
     "_read_varint": read_varint,
     "_UUID_BYTES": _UUID_BYTES,
     "_UUID": uuid.UUID,
