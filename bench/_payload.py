@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from broker.contract import default_codec
 from broker.crypto import MAX_PAYLOAD_ITEMS
 from broker.models import AvroModel, DossierDelivered
 from demo.examples import example
@@ -25,10 +24,9 @@ def encode(message: AvroModel) -> bytes:
 
 
 def decode(model: type[AvroModel], payload: bytes) -> AvroModel:
-    """Avro → model, as `open_envelope` does it: the canonical, bounded pre-check (skim),
-    fastavro, then the model's validation."""
-    record = default_codec().decode(model.avro_name, payload, max_items=MAX_PAYLOAD_ITEMS)
-    return model.from_avro(record)
+    """Avro → model, as `open_envelope` does it for the current schema: the generated
+    checked decoder (canonical form, bounds and the model's rules in one pass)."""
+    return model.from_avro_bytes(payload, max_items=MAX_PAYLOAD_ITEMS)
 
 
 def padded_dossier(size: int) -> DossierDelivered:

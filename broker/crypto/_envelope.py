@@ -52,6 +52,7 @@ from broker.crypto._epoch import (
 from broker.crypto._items import check_item_limit
 from broker.crypto._keys import DecryptionKey, PartyKeys
 from broker.crypto._wire import (
+    Segments,
     WireEnvelope,
     Wrap,
     decode_envelope,
@@ -161,6 +162,7 @@ class OpenCaches:
     def __init__(self) -> None:
         self.epochs = ReceiverEpochs()
         self.statements = VerifiedStatements()
+        self.segments = Segments()
 
 
 def _schemas() -> tuple[SchemaInfo, SchemaInfo]:
@@ -253,21 +255,25 @@ def _checked_payload(
 def _header(request: SealRequest, sender: PartyKeys, names: tuple[str, ...], case_id: uuid.UUID,
             now: datetime, version: int, message_id: uuid.UUID) -> EnvelopeHeader:  # fmt: skip
     v1 = version == FORMAT_V1
-    return EnvelopeHeader.model_construct(
-        format_version=version,
-        message_id=message_id,
-        message_type=request.message.avro_name,
-        payload_fingerprint=default_codec().info(request.message.avro_name).fingerprint,
-        sender=sender.party_id,
-        sender_key_id=sender.signing_key_id,
-        recipients=names,
-        case_id=case_id,
-        created_at=to_utc_millis(now),
-        expires_at=to_utc_millis(now + request.ttl),
-        correlation_id=request.correlation_id,
-        causation_id=request.causation_id,
-        key_wrap=KeyWrapMode.PER_MESSAGE if v1 else KeyWrapMode.EPOCH,
-        signature_scheme=SignatureScheme.ED25519 if v1 else SignatureScheme.ED25519_MERKLE_BATCH,
+    return EnvelopeHeader.from_checked_values(
+        {  # the sender's own values, checked above
+            "format_version": version,
+            "message_id": message_id,
+            "message_type": request.message.avro_name,
+            "payload_fingerprint": default_codec().info(request.message.avro_name).fingerprint,
+            "sender": sender.party_id,
+            "sender_key_id": sender.signing_key_id,
+            "recipients": names,
+            "case_id": case_id,
+            "created_at": to_utc_millis(now),
+            "expires_at": to_utc_millis(now + request.ttl),
+            "correlation_id": request.correlation_id,
+            "causation_id": request.causation_id,
+            "key_wrap": KeyWrapMode.PER_MESSAGE if v1 else KeyWrapMode.EPOCH,
+            "signature_scheme": SignatureScheme.ED25519
+            if v1
+            else SignatureScheme.ED25519_MERKLE_BATCH,
+        }
     )
 
 
@@ -385,9 +391,10 @@ def _version(data: bytes) -> int:
     return version
 
 
-def _decode(data: bytes) -> WireEnvelope:
+def _decode(data: bytes, caches: OpenCaches | None = None) -> WireEnvelope:
     try:
-        return decode_envelope(data, max_items=MAX_ENVELOPE_ITEMS)
+        segments = caches.segments if caches else None
+        return decode_envelope(data, max_items=MAX_ENVELOPE_ITEMS, segments=segments)
     except DecodeError as exc:
         raise _reject(RejectReason.MALFORMED) from exc
 
@@ -434,7 +441,7 @@ def open_envelope(
     version = _version(data)
     if version not in SUPPORTED_VERSIONS:
         raise _reject(RejectReason.UNSUPPORTED_VERSION)
-    envelope = _decode(data)
+    envelope = _decode(data, caches)
     _check_shape(envelope, version)
     h = envelope.header
 
@@ -568,8 +575,13 @@ def _payload(h: EnvelopeHeader, payload: bytes, directory: Directory) -> AvroMod
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise _reject(RejectReason.PAYLOAD_INVALID)
     try:
-        record = codec.decode(h.message_type, payload, writer=writer, max_items=MAX_PAYLOAD_ITEMS)
-        message = model.from_avro(record)
+        if writer is codec.info(h.message_type):  # the current schema: one checked pass
+            message = model.from_avro_bytes(payload, max_items=MAX_PAYLOAD_ITEMS)
+        else:  # an earlier version: fastavro resolves it to the current one
+            record = codec.decode(
+                h.message_type, payload, writer=writer, max_items=MAX_PAYLOAD_ITEMS
+            )
+            message = model.from_avro(record)
     except (DecodeError, ValidationError):
         raise _reject(RejectReason.PAYLOAD_INVALID) from None
     if getattr(message, "case_id", None) != h.case_id:

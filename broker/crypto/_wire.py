@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from functools import lru_cache
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from broker.contract.binary import INT32 as _INT32
 from broker.contract.binary import INT64 as _INT64
-from broker.contract.binary import read_varint, write_bytes, write_long
+from broker.contract.binary import ONE_BYTE_VALUES, read_varint, write_bytes, write_long
 from broker.errors import DecodeError
 from broker.models import (
     AVRO_FULL_NAME_PATTERN,
@@ -47,6 +48,13 @@ _KEY_WRAPS = tuple(KeyWrapMode)
 _SCHEMES = tuple(SignatureScheme)
 _KEMS = tuple(Kem)
 SHA256_BYTES = 32
+
+SEGMENT_MAX_BYTES = 4096
+"""Longest run of bytes `Segments` remembers: a header's sender part and the wrapped keys of
+an epoch to the widest recipient list on X25519 (hybrid wraps of 16 recipients are not)."""
+
+SEGMENTS_KEPT = 16
+"""Runs remembered per kind: a receiver hears from a handful of senders and epochs at once."""
 
 
 class Wrap(NamedTuple):
@@ -106,13 +114,28 @@ def _array(items: Sequence[bytes]) -> bytes:
 
 
 def encode_header(h: EnvelopeHeader) -> bytes:
+    sender_part = (h.message_type, h.payload_fingerprint, h.sender, h.sender_key_id, h.recipients)
+    try:
+        encoded_sender_part = _sender_part_bytes(*sender_part)
+    except TypeError:  # unhashable: a test's hostile header with a list of recipients
+        encoded_sender_part = _sender_part_bytes.__wrapped__(*sender_part)
     return b"".join((
-        write_long(h.format_version), _string(str(h.message_id)), _string(h.message_type),
-        h.payload_fingerprint, _string(h.sender), _string(h.sender_key_id),
-        _array([_string(r) for r in h.recipients]), _string(str(h.case_id)),
-        write_long(_millis(h.created_at)), write_long(_millis(h.expires_at)),
-        _optional_uuid(h.correlation_id), _optional_uuid(h.causation_id),
-        write_long(_KEY_WRAPS.index(h.key_wrap)), write_long(_SCHEMES.index(h.signature_scheme)),
+        write_long(h.format_version), _string(str(h.message_id)), encoded_sender_part,
+        _string(str(h.case_id)), write_long(_millis(h.created_at)),
+        write_long(_millis(h.expires_at)), _optional_uuid(h.correlation_id),
+        _optional_uuid(h.causation_id), write_long(_KEY_WRAPS.index(h.key_wrap)),
+        write_long(_SCHEMES.index(h.signature_scheme)),
+    ))  # fmt: skip
+
+
+@lru_cache(maxsize=SEGMENTS_KEPT * 16)
+def _sender_part_bytes(message_type: str, fingerprint: bytes, sender: str, sender_key_id: str,
+                       recipients: Sequence[str]) -> bytes:  # fmt: skip
+    """The header from its message type to its recipients: the same for every message of
+    one type from one sender's key to one recipient list, so a sender encodes it once."""
+    return b"".join((
+        _string(message_type), fingerprint, _string(sender), _string(sender_key_id),
+        _array([_string(r) for r in recipients]),
     ))  # fmt: skip
 
 
@@ -142,19 +165,57 @@ def encode_tail(proof: Proof | None, signature: bytes) -> bytes:
 # --- reading -----------------------------------------------------------------------------
 
 
+class Segments:
+    """Runs of envelope bytes that repeat from one envelope to the next, with what they read
+    as: the header from its message type to its recipients (one per sender, key and
+    recipient list) and the wrapped keys (one per epoch). Reading the same bytes again
+    gives the same values, so a run found at the reader's position is taken as read — its
+    checks were made when it was first read. An opener keeps one (`OpenCaches`); bounded."""
+
+    __slots__ = ("headers", "wraps")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, int, Any]] = []
+        self.wraps: list[tuple[bytes, int, Any]] = []
+
+    @staticmethod
+    def find(
+        kept: list[tuple[bytes, int, Any]], data: bytes, pos: int
+    ) -> tuple[bytes, int, Any] | None:
+        for entry in kept:
+            if data.startswith(entry[0], pos):
+                return entry
+        return None
+
+    @staticmethod
+    def keep(kept: list[tuple[bytes, int, Any]], run: bytes, items: int, value: Any) -> None:
+        if len(run) <= SEGMENT_MAX_BYTES:
+            kept.insert(0, (run, items, value))
+            del kept[SEGMENTS_KEPT:]
+
+
 class _Reader:
     """A cursor over untrusted bytes. Every read checks bounds and canonical form and
     raises `DecodeError` on the first violation."""
 
-    __slots__ = ("data", "items_left", "pos")
+    __slots__ = ("data", "items_left", "pos", "segments")
 
-    def __init__(self, data: bytes, max_items: int) -> None:
+    def __init__(self, data: bytes, max_items: int, segments: Segments | None = None) -> None:
         self.data = data
         self.pos = 0
         self.items_left = max_items
+        self.segments = segments
 
     def long(self, bounds: tuple[int, int] = _INT64) -> int:
-        value, self.pos = read_varint(self.data, self.pos, bounds)
+        data, pos = self.data, self.pos
+        if pos < len(data):  # one byte, looked up here: most varints of an envelope
+            byte = data[pos]
+            if byte < 0x80:
+                value = ONE_BYTE_VALUES[byte]
+                if bounds[0] <= value <= bounds[1]:
+                    self.pos = pos + 1
+                    return value
+        value, self.pos = read_varint(data, pos, bounds)
         return value
 
     def take(self, n: int) -> bytes:
@@ -213,6 +274,51 @@ class _Reader:
 def _header(r: _Reader) -> EnvelopeHeader:
     version = r.long(_INT32)
     message_id = r.read_uuid()
+    message_type, fingerprint, sender, sender_key_id, recipients = _sender_part(r)
+    return EnvelopeHeader.from_checked_values({
+        "format_version": version, "message_id": message_id, "message_type": message_type,
+        "payload_fingerprint": fingerprint, "sender": sender, "sender_key_id": sender_key_id,
+        "recipients": recipients, "case_id": r.read_uuid(), "created_at": r.timestamp(),
+        "expires_at": r.timestamp(), "correlation_id": r.optional_uuid(),
+        "causation_id": r.optional_uuid(), "key_wrap": _KEY_WRAPS[r.index(len(_KEY_WRAPS))],
+        "signature_scheme": _SCHEMES[r.index(len(_SCHEMES))],
+    })  # fmt: skip
+
+
+_T = TypeVar("_T")
+
+
+def _remembered(r: _Reader, kind: Literal["headers", "wraps"],
+                read: Callable[[_Reader], tuple[_T, int]]) -> _T:  # fmt: skip
+    """``read`` (a value and the array items it holds) at the reader's position, or the
+    value of the same run of bytes read before, from the reader's `Segments`."""
+    start, segments = r.pos, r.segments
+    if segments is None:
+        return read(r)[0]
+    kept = getattr(segments, kind)
+    found = Segments.find(kept, r.data, start)
+    if found is not None:
+        run, n, value = found
+        r.items_left -= n
+        if r.items_left < 0:
+            raise DecodeError("more array items than allowed")
+        r.pos = start + len(run)
+        return value  # type: ignore[no-any-return]
+    value, n = read(r)
+    Segments.keep(kept, r.data[start : r.pos], n, value)
+    return value
+
+
+SenderPart = tuple[str, bytes, str, str, tuple[str, ...]]
+
+
+def _sender_part(r: _Reader) -> SenderPart:
+    """The header from its message type to its recipients: the same for every message of
+    one type from one sender's key to one recipient list."""
+    return _remembered(r, "headers", _read_sender_part)
+
+
+def _read_sender_part(r: _Reader) -> tuple[SenderPart, int]:
     message_type = r.matching(_FULL_NAME, "message type")
     fingerprint = r.take(SHA256_BYTES)
     sender = r.matching(_PARTY_ID, "party id")
@@ -220,14 +326,19 @@ def _header(r: _Reader) -> EnvelopeHeader:
     n = r.count()
     recipients = tuple(r.matching(_PARTY_ID, "party id") for _ in range(n))
     r.end_of_array(n)
-    return EnvelopeHeader.model_construct(
-        format_version=version, message_id=message_id, message_type=message_type,
-        payload_fingerprint=fingerprint, sender=sender, sender_key_id=sender_key_id,
-        recipients=recipients, case_id=r.read_uuid(), created_at=r.timestamp(),
-        expires_at=r.timestamp(), correlation_id=r.optional_uuid(),
-        causation_id=r.optional_uuid(), key_wrap=_KEY_WRAPS[r.index(len(_KEY_WRAPS))],
-        signature_scheme=_SCHEMES[r.index(len(_SCHEMES))],
-    )  # fmt: skip
+    return (message_type, fingerprint, sender, sender_key_id, recipients), n
+
+
+def _wrapped_keys(r: _Reader) -> tuple[Wrap, ...]:
+    """The wrapped keys: the same for every envelope of one epoch."""
+    return _remembered(r, "wraps", _read_wrapped_keys)
+
+
+def _read_wrapped_keys(r: _Reader) -> tuple[tuple[Wrap, ...], int]:
+    n = r.count()
+    wrapped_keys = tuple(_wrapped_key(r) for _ in range(n))
+    r.end_of_array(n)
+    return wrapped_keys, n
 
 
 def _wrapped_key(r: _Reader) -> Wrap:
@@ -246,18 +357,19 @@ def _batch_proof(r: _Reader) -> Proof | None:
     return Proof(leaf_index, batch_size, path)
 
 
-def decode_envelope(data: bytes, *, max_items: int) -> WireEnvelope:
+def decode_envelope(
+    data: bytes, *, max_items: int, segments: Segments | None = None
+) -> WireEnvelope:
     """Read an envelope, or raise `DecodeError`: truncated, trailing bytes, not canonical,
-    a value the contract's models refuse, or more than ``max_items`` array items in all."""
-    return _read_envelope(_Reader(data, max_items))
+    a value the contract's models refuse, or more than ``max_items`` array items in all.
+    ``segments`` remembers parts that repeat between envelopes, to read them once."""
+    return _read_envelope(_Reader(data, max_items, segments))
 
 
 def _read_envelope(r: _Reader) -> WireEnvelope:
     header = _header(r)
     header_end = r.pos
-    n = r.count()
-    wrapped_keys = tuple(_wrapped_key(r) for _ in range(n))
-    r.end_of_array(n)
+    wrapped_keys = _wrapped_keys(r)
     nonce, ciphertext = r.bytes(), r.bytes()
     body_end = r.pos
     proof = _batch_proof(r)
