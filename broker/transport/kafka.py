@@ -158,6 +158,16 @@ class KafkaOptions(BaseModel):
         )  # fmt: skip
 
 
+def _is_dead(producer: AIOKafkaProducer) -> bool:
+    """Whether aiokafka ended ``producer`` for good: its transactions in a fatal state, or
+    its sender task over (aiokafka has no public way to ask)."""
+    txn = producer._txn_manager
+    sender = producer._sender.sender_task
+    return bool(
+        (txn is not None and txn.is_fatal_error()) or (sender is not None and sender.done())
+    )
+
+
 @contextlib.contextmanager
 def _translated(action: str) -> Iterator[None]:
     """Turn aiokafka's exceptions into ours, keeping the original as the cause."""
@@ -236,6 +246,9 @@ class KafkaProducer(Producer):
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()  # one transaction at a time per producer
         self._unfinished: asyncio.Future[list[RecordMetadata]] | None = None
+        self._dead = False
+        """A fatal error ended the producer; the next send starts a new one (`_alive`)."""
+        self.restarts = 0
 
     async def start(self) -> None:
         o = self._options
@@ -262,6 +275,7 @@ class KafkaProducer(Producer):
 
     async def close(self) -> None:
         """Abort an unfinished transaction (never wait for it), then stop: bounded."""
+        self._dead = False
         producer, self._producer = self._producer, None
         unfinished, self._unfinished = self._unfinished, None
         heard = True
@@ -302,14 +316,42 @@ class KafkaProducer(Producer):
             raise TransportClosed("producer is not started")
         return self._producer
 
+    def _live_or_dead(self) -> None:
+        """Raise `TransportClosed` unless started (a producer a fatal error killed counts:
+        `_alive` starts it anew)."""
+        if self._producer is None and not self._dead:
+            raise TransportClosed("producer is not started")
+
+    async def _alive(self) -> AIOKafkaProducer:
+        """The producer, started anew if a fatal error killed it. aiokafka ends a producer
+        for good on some errors — OutOfOrderSequenceNumber after a broker outage, say: its
+        sender stops, and every later transaction fails with InvalidTxnState — so without
+        this a gateway would refuse every send and deliver nothing until restarted. A new
+        producer of the same transactional id fences the old one and aborts its open
+        transaction (InitProducerId), as a restart would. Call with the lock held."""
+        producer = self._producer
+        if producer is not None and not _is_dead(producer):
+            return producer
+        self._live_or_dead()
+        self._dead, self._producer = True, None
+        if producer is not None:
+            log.warning("the Kafka producer %s hit a fatal error; starting it anew",
+                        self._transactional_id or "(idempotent)")  # fmt: skip
+            await self._stop(producer, flush=False)
+        await self.start()  # a TransportError if the broker is away: tried again next time
+        self._dead = False
+        self.restarts += 1
+        return self._live()
+
     async def send(
         self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()
     ) -> RecordMetadata:
         _check_size(key, value, headers)
-        producer = self._live()
         if self._transactional_id is not None:
             [meta] = await self.send_atomic([OutgoingRecord(topic, value, key, headers)])
             return meta
+        async with self._lock:
+            producer = await self._alive()
         with _translated(f"send to {topic}"):
             result = await asyncio.wait_for(
                 producer.send_and_wait(topic, value, key=key, headers=list(headers)),
@@ -325,9 +367,10 @@ class KafkaProducer(Producer):
             )
         for r in records:
             _check_size(r.key, r.value, r.headers)
-        producer = self._live()
+        self._live_or_dead()
         async with self._lock:
             await self._settle_unlocked()
+            producer = await self._alive()
             # A transaction is never cancelled half way: aiokafka would go on committing it
             # in the background, and the next one would find the producer mid-commit. On a
             # timeout it runs on (outcome unknown), and the next send waits for its end.

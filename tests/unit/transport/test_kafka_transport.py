@@ -10,7 +10,7 @@ import pytest
 
 from broker.errors import LocalError, TransportError, TransportUnavailable
 from broker.transport import OutgoingRecord, TopicSpec
-from broker.transport.kafka import KafkaOptions, KafkaTransport
+from broker.transport.kafka import KafkaOptions, KafkaProducer, KafkaTransport
 
 
 def _closed_port() -> int:
@@ -91,3 +91,27 @@ async def test_a_transaction_right_after_another_does_not_wait_20_ms_to_begin(
             await producer.send_atomic([OutgoingRecord(topic, b"%d" % i)])
     assert waits, "no transaction had to wait for the one before it: nothing was tested"
     assert max(waits) <= 0.001
+
+
+@pytest.mark.kafka
+async def test_a_producer_a_fatal_error_ended_is_started_anew_not_left_refusing_every_send(
+    kafka_transport: KafkaTransport, topic: str
+) -> None:
+    """After a broker outage aiokafka can end a producer for good (OutOfOrderSequenceNumber:
+    its sender stops, every later transaction is InvalidTxnState). Found by the fault suite:
+    a gateway refused every send and delivered nothing until restarted."""
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    await kafka_transport.ensure_topics([TopicSpec(topic)])
+    async with kafka_transport.producer(transactional_id=f"t-{topic}") as producer:
+        assert isinstance(producer, KafkaProducer)
+        await producer.send_atomic([OutgoingRecord(topic, b"before")])
+        dead = producer._live()
+        dead._txn_manager.fatal_error(OutOfOrderSequenceNumber())  # what aiokafka's sender does
+
+        await producer.send_atomic([OutgoingRecord(topic, b"after")])
+
+        assert producer.restarts == 1
+        assert producer._live() is not dead
+    values = [r.value for r in await kafka_transport.read_topic(topic)]
+    assert values == [b"before", b"after"]
