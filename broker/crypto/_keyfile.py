@@ -64,6 +64,9 @@ MAX_SCRYPT_MEMORY = 1 << 30
 """A file asking scrypt for more than 1 GiB (128·r·N bytes) is refused before deriving: a
 hostile or damaged file must not exhaust the reader's memory."""
 
+MAX_SCRYPT_WORK = 1 << 24
+"""Nor more than 16 times the default's work (p·r·N, 2^20 at the default): nor its CPU."""
+
 
 @dataclass(frozen=True, slots=True)
 class KeyFileKdf:
@@ -78,6 +81,8 @@ class KeyFileKdf:
             raise ValueError("scrypt parameters out of range")
         if 128 * self.r * (1 << self.log2_n) > MAX_SCRYPT_MEMORY:
             raise ValueError("scrypt parameters ask for more than 1 GiB")
+        if self.p * self.r * (1 << self.log2_n) > MAX_SCRYPT_WORK:
+            raise ValueError("scrypt parameters ask for more than 16 times the default work")
 
     def at_least(self, other: KeyFileKdf) -> bool:
         """Whether this setting costs a guesser at least as much as ``other`` on each axis."""

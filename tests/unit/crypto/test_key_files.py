@@ -134,13 +134,20 @@ def test_a_changed_byte_anywhere_is_refused_as_one_error(store: KeyStore, offset
         store.anchor_private(PASSPHRASE)
 
 
-def test_a_file_asking_for_more_than_a_gib_of_scrypt_memory_is_refused_before_deriving() -> None:
-    data = encrypt_key_file([], PASSPHRASE)  # no keys: craft one block by hand instead
-    assert data == b""
-    header = KEY_FILE_MAGIC + bytes([1, 1, 30, 8, 1]) + bytes(28)
+@pytest.mark.parametrize(
+    ("params", "refusal"),
+    [((30, 8, 1), "1 GiB"), ((20, 1, 255), "16 times the default work"), ((17, 8, 0), "range")],
+    ids=["memory", "work", "zero"],
+)
+def test_a_hostile_files_scrypt_cost_is_refused_before_deriving(
+    params: tuple[int, int, int], refusal: str
+) -> None:
+    assert encrypt_key_file([], PASSPHRASE) == b""  # no keys, no block: craft one by hand
+    header = KEY_FILE_MAGIC + bytes([1, 1, *params]) + bytes(28)
     block = base64.encodebytes(header + bytes(48)).decode()
-    hostile = f"-----BEGIN LVVX ENCRYPTED PRIVATE KEY-----\n{block}-----END LVVX ENCRYPTED PRIVATE KEY-----\n"
-    with pytest.raises(ValueError, match="1 GiB"):
+    label = "LVVX ENCRYPTED PRIVATE KEY"
+    hostile = f"-----BEGIN {label}-----\n{block}-----END {label}-----\n"
+    with pytest.raises(ValueError, match=refusal):
         read_key_file(hostile.encode(), PASSPHRASE)
 
 
