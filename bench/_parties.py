@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broker.crypto import (
+    DEMO_KEY_FILE_KDF,
     AnchorKey,
     Directory,
     KeyStore,
@@ -78,7 +79,7 @@ def make_parties(kem: KeyAlgorithm) -> Parties:
     now = clock() - KEY_BACKDATE
     passphrase = secrets.token_bytes(16)
     with tempfile.TemporaryDirectory(prefix="lvvx-bench-keys-") as folder:
-        store = KeyStore(Path(folder))
+        store = KeyStore(Path(folder), kdf=DEMO_KEY_FILE_KDF)  # throwaway keys: the cheap KDF
         store.init_anchor(passphrase=passphrase, now=now)
         for party in _members():
             store.init_party(party.party_id, party.role, passphrase=passphrase, now=now, kem=kem)

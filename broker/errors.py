@@ -178,6 +178,13 @@ class KeyStoreError(LocalError):
     reason = "KEY_STORE"
 
 
+class WeakPassphrase(KeyStoreError):
+    """A new key file would be encrypted under a passphrase shorter than the minimum
+    (`broker.crypto.MIN_PASSPHRASE_CHARS`)."""
+
+    reason = "WEAK_PASSPHRASE"
+
+
 class UnknownParty(LocalError):
     """The party is not in the key directory."""
 

@@ -1,5 +1,6 @@
 """`lvvx keys`: a party's key folder and the network's trust anchor. Passphrases come from the
-environment (``LVVX_KEY_PASSPHRASE`` or ``LVVX_KEY_PASSPHRASE_FILE``), never from arguments."""
+environment (``LVVX_KEY_PASSPHRASE`` or ``LVVX_KEY_PASSPHRASE_FILE``; for `upgrade` a new one
+from ``LVVX_NEW_KEY_PASSPHRASE`` or ``LVVX_NEW_KEY_PASSPHRASE_FILE``), never from arguments."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 import click
 
 from broker.crypto import (
+    DEMO_KEY_FILE_KDF,
+    KEY_FILE_KDF,
     KeyStore,
+    new_passphrase_from_env,
     passphrase_from_env,
 )
 from broker.errors import LocalError
@@ -18,10 +22,21 @@ from cli._common import FOLDER, Group, dump, utc_now
 
 _KEM_CHOICES = {"x25519": KeyAlgorithm.X25519, "hybrid": KeyAlgorithm.MLKEM768_X25519}
 
+_INSECURE_DEMO_KDF = click.option(
+    "--insecure-demo-kdf", "demo_kdf", is_flag=True,
+    help="Encrypt the key files with the demo's cheap scrypt setting (N=2^10) instead of "
+         "N=2^17: for throwaway demo and test keys only, never for a real party.",
+)  # fmt: skip
+
+
+def _store(folder: Path, demo_kdf: bool) -> KeyStore:
+    return KeyStore(folder, kdf=DEMO_KEY_FILE_KDF if demo_kdf else KEY_FILE_KDF)
+
 
 @click.group(cls=Group)
 def keys() -> None:
-    """Make a party's or the trust anchor's key pairs (encrypted PKCS#8)."""
+    """Make a party's or the trust anchor's key pairs (scrypt and AES-256-GCM encrypted files);
+    upgrade old-format key files."""
 
 
 @keys.command("init")
@@ -34,8 +49,15 @@ def keys() -> None:
 @click.option("--kem", type=click.Choice(sorted(_KEM_CHOICES)), default="x25519", show_default=True,
               help="HPKE key: X25519, or the post-quantum hybrid ML-KEM-768+X25519.")  # fmt: skip
 @click.option("--valid-days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@_INSECURE_DEMO_KDF
 def keys_init(
-    party: str, role: str, folder: Path, display_name: str | None, kem: str, valid_days: int
+    party: str,
+    role: str,
+    folder: Path,
+    display_name: str | None,
+    kem: str,
+    valid_days: int,
+    demo_kdf: bool,
 ) -> None:
     """Write PARTY's signing and encryption keys and its public record into a folder."""
     import re
@@ -44,7 +66,7 @@ def keys_init(
 
     if not re.fullmatch(PARTY_ID_PATTERN, party):
         raise LocalError(f"party id {party!r} must match {PARTY_ID_PATTERN}", reason="BAD_PARTY_ID")
-    entry = KeyStore(folder).init_party(
+    entry = _store(folder, demo_kdf).init_party(
         party,
         PartyRole(role),
         passphrase=passphrase_from_env(),
@@ -65,7 +87,41 @@ def keys_init(
 
 @keys.command("anchor")
 @click.option("--out", "folder", required=True, type=FOLDER, help="Folder for the anchor's key.")
-def keys_anchor(folder: Path) -> None:
+@_INSECURE_DEMO_KDF
+def keys_anchor(folder: Path, demo_kdf: bool) -> None:
     """Make the trust anchor's key pair (the programme office signs directories with it)."""
-    public = KeyStore(folder).init_anchor(passphrase=passphrase_from_env(), now=utc_now())
+    public = _store(folder, demo_kdf).init_anchor(passphrase=passphrase_from_env(), now=utc_now())
     dump({"anchor_key_id": public.key_id, "public_key": str(folder / "anchor.public.json")})
+
+
+@keys.command("upgrade")
+@click.option(
+    "--keys", "folder", required=True, type=FOLDER, help="Key folder (a party's or the anchor's)."
+)
+@click.option("--dry-run", is_flag=True, help="Say which files would be rewritten; change nothing.")
+def keys_upgrade(folder: Path, dry_run: bool) -> None:
+    """Rewrite old-format key files (PKCS#8 with 2,048 PBKDF2 iterations) in the current format.
+
+    Each file is decrypted first, then replaced atomically by an owner-only file holding the
+    same keys; files already current are left alone, so running it again changes nothing.
+    The passphrase must have at least 12 characters: set LVVX_NEW_KEY_PASSPHRASE_FILE (or
+    LVVX_NEW_KEY_PASSPHRASE) to rewrite every file under a new, longer one."""
+    new_passphrase = new_passphrase_from_env()
+    changes = KeyStore(folder).upgrade(
+        passphrase_from_env(), new_passphrase=new_passphrase, dry_run=dry_run
+    )
+    changing = new_passphrase is not None
+    dump({
+        "dry_run": dry_run,
+        "new_passphrase": changing,
+        "files": [
+            {
+                "file": str(change.path),
+                "action": "rewritten" if change.rewritten
+                else "would rewrite" if dry_run and (change.needed or changing) else "unchanged",
+                "was": change.was,
+                "now": change.now,
+            }
+            for change in changes
+        ],
+    })  # fmt: skip

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from broker.crypto import (
+    DEMO_KEY_FILE_KDF,
     AnchorKey,
     ContentKey,
     Directory,
@@ -74,7 +75,9 @@ def create_network(
     private_dir(keys_dir)
     passphrase = secrets.token_urlsafe(24)
     _secret_file(folder / "secrets" / "passphrase", passphrase)
-    store = KeyStore(keys_dir)
+    # the demo's key files are made and loaded dozens of times a run: the demo-only KDF cost
+    # (its passphrase is kept beside the keys anyway); `lvvx keys init` uses the strong one
+    store = KeyStore(keys_dir, kdf=DEMO_KEY_FILE_KDF)
     store.init_anchor(passphrase=passphrase.encode(), now=now)
     for party in parties:
         kem = KeyAlgorithm.MLKEM768_X25519 if party.role in HYBRID_ROLES else KeyAlgorithm.X25519

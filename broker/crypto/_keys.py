@@ -1,16 +1,17 @@
 """Identities and keys: generating them, key ids, and the key store on disk.
 
 A party has an Ed25519 signing key and an HPKE encryption key, X25519 or the hybrid
-ML-KEM-768+X25519. Private keys live in encrypted PKCS#8 PEM files (the passphrase comes
-from ``LVVX_KEY_PASSPHRASE`` or the file named by ``LVVX_KEY_PASSPHRASE_FILE``) and are
-never logged or printed. A party's public record is its directory entry as JSON.
+ML-KEM-768+X25519. Private keys live in encrypted key files (`broker.crypto._keyfile`:
+scrypt and AES-256-GCM over PKCS#8; the passphrase comes from ``LVVX_KEY_PASSPHRASE`` or the
+file named by ``LVVX_KEY_PASSPHRASE_FILE``) and are never logged or printed. A party's public
+record is its directory entry as JSON.
 
 Layout of a key folder::
 
-    <party>.signing.pem      Ed25519, encrypted PKCS#8
-    <party>.encryption.pem   X25519, or ML-KEM-768 then X25519 (two PEM blocks), encrypted PKCS#8
+    <party>.signing.pem      Ed25519
+    <party>.encryption.pem   X25519, or ML-KEM-768 then X25519 (two blocks)
     <party>.public.json      the party's PartyEntry (public keys, validity), for the directory
-    <party>.content.pem      secret of the key its gateway keeps content under at rest, encrypted PKCS#8
+    <party>.content.pem      secret of the key its gateway keeps content under at rest
     anchor.signing.pem       the trust anchor's Ed25519 key (programme office only)
     anchor.public.json       the anchor's public key, pinned by every gateway
 """
@@ -19,22 +20,31 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
 
 from broker.crypto._at_rest import ContentKey
+from broker.crypto._keyfile import (
+    KEY_FILE_KDF,
+    KeyFileChange,
+    KeyFileKdf,
+    check_passphrase,
+    encrypt_key_file,
+    key_file_blocks,
+    read_key_file,
+    rewrap_key_file,
+)
 from broker.crypto._points import ed25519_usable, x25519_usable
-from broker.errors import KeyStoreError
+from broker.errors import KeyStoreError, WeakPassphrase
 from broker.models import KeyAlgorithm, KeyStatus, PartyEntry, PartyRole, PublicKey
 
 EncryptionPrivateKey = X25519PrivateKey | MLKEM768X25519PrivateKey
@@ -51,11 +61,18 @@ DEFAULT_ANCHOR_VALIDITY = timedelta(days=5 * 365)
 
 _MLKEM768_PUBLIC_BYTES = 1184
 _X25519_PUBLIC_BYTES = 32
-_PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----\s*", re.S)
 
 PASSPHRASE_ENV = "LVVX_KEY_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "LVVX_KEY_PASSPHRASE_FILE"
+NEW_PASSPHRASE_ENV = "LVVX_NEW_KEY_PASSPHRASE"
+NEW_PASSPHRASE_FILE_ENV = "LVVX_NEW_KEY_PASSPHRASE_FILE"
+"""The passphrase `lvvx keys upgrade` rewrites the files under, when it changes."""
 ANCHOR = "anchor"
+PRIVATE_KEY_FILES = ("signing.pem", "encryption.pem", "content.pem")
+"""The private key files a folder may hold per party (the anchor has a signing key only)."""
+
+_log = logging.getLogger(__name__)
+_legacy_reported: set[Path] = set()
 
 
 def key_id(raw_public_key: bytes) -> str:
@@ -202,31 +219,30 @@ def generate_encryption_key(
 
 def passphrase_from_env(environ: Mapping[str, str] = os.environ) -> bytes:
     """The key passphrase: ``LVVX_KEY_PASSPHRASE``, else the file ``LVVX_KEY_PASSPHRASE_FILE``."""
-    if value := environ.get(PASSPHRASE_ENV):
-        return value.encode()
-    if path := environ.get(PASSPHRASE_FILE_ENV):
-        try:
-            secret = Path(path).read_bytes().strip()
-        except OSError as exc:
-            raise KeyStoreError(
-                f"cannot read {PASSPHRASE_FILE_ENV} ({path}): {exc.strerror}"
-            ) from exc
-        if secret:
-            return secret
+    if secret := _secret_from_env(environ, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV):
+        return secret
     raise KeyStoreError(
         f"no key passphrase: set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV}; "
         "private keys are never stored unencrypted"
     )
 
 
-def _pem(keys: tuple[object, ...], passphrase: bytes) -> bytes:
-    encryption = serialization.BestAvailableEncryption(passphrase)
-    return b"".join(
-        key.private_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
-        for key in keys
-    )
+def new_passphrase_from_env(environ: Mapping[str, str] = os.environ) -> bytes | None:
+    """The passphrase to rewrite key files under (``LVVX_NEW_KEY_PASSPHRASE``, else the file
+    ``LVVX_NEW_KEY_PASSPHRASE_FILE``), or None to keep the current one."""
+    return _secret_from_env(environ, NEW_PASSPHRASE_ENV, NEW_PASSPHRASE_FILE_ENV)
+
+
+def _secret_from_env(environ: Mapping[str, str], name: str, file_name: str) -> bytes | None:
+    if value := environ.get(name):
+        return value.encode()
+    if path := environ.get(file_name):
+        try:
+            secret = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise KeyStoreError(f"cannot read {file_name} ({path}): {exc.strerror}") from exc
+        return secret or None
+    return None
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -244,23 +260,43 @@ def _read_private(path: Path, passphrase: bytes, *, blocks: tuple[int, ...] = (1
         data = path.read_bytes()
     except OSError as exc:
         raise KeyStoreError(f"cannot read key file {path}: {exc.strerror}") from exc
-    found = _PEM_BLOCK.findall(data)
-    if len(found) not in blocks:
-        raise KeyStoreError(
-            f"{path} holds {len(found)} PEM blocks, not {' or '.join(map(str, blocks))}"
-        )
+    if (found := key_file_blocks(data)) not in blocks:
+        raise KeyStoreError(f"{path} holds {found} PEM blocks, not {' or '.join(map(str, blocks))}")
     try:
-        return [serialization.load_pem_private_key(block, passphrase) for block in found]
-    except (ValueError, TypeError) as exc:
+        contents = read_key_file(data, passphrase)
+    except ValueError as exc:
         # the message says which file, never anything of the key or passphrase
-        raise KeyStoreError(f"cannot decrypt {path}: wrong passphrase or not a key file") from exc
+        raise KeyStoreError(f"cannot decrypt {path}: {exc}") from exc
+    if contents.legacy and path not in _legacy_reported:
+        _legacy_reported.add(path)
+        _log.warning(
+            "%s is an old-format key file (%s): rewrite it with `lvvx keys upgrade --keys %s`",
+            path, contents.describe(), path.parent,
+        )  # fmt: skip
+    return contents.keys
 
 
 class KeyStore:
     """A folder of key files (see the module docstring for its layout)."""
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        kdf: KeyFileKdf = KEY_FILE_KDF,
+        allow_weak_passphrase: bool = False,
+    ) -> None:
+        """``kdf`` is the cost of the files this store writes (reading takes each file's
+        own); a lower one than `KEY_FILE_KDF` is for the demo and tests
+        (`DEMO_KEY_FILE_KDF`). ``allow_weak_passphrase`` lets it write under a passphrase
+        shorter than `MIN_PASSPHRASE_CHARS`: for tests only."""
         self.folder = Path(folder)
+        self.kdf = kdf
+        self.allow_weak_passphrase = allow_weak_passphrase
+
+    def _encrypt(self, keys: tuple[object, ...], passphrase: bytes) -> bytes:
+        check_passphrase(passphrase, allow_weak=self.allow_weak_passphrase)
+        return encrypt_key_file(keys, passphrase, self.kdf)
 
     def _path(self, party: str, suffix: str) -> Path:
         return self.folder / f"{party}.{suffix}"
@@ -277,15 +313,16 @@ class KeyStore:
         validity: timedelta = DEFAULT_KEY_VALIDITY,
     ) -> PartyEntry:
         """Make a party's key pair files and its public record; returns the record."""
+        check_passphrase(passphrase, allow_weak=self.allow_weak_passphrase)
         self.folder.mkdir(parents=True, exist_ok=True)
         new = generate_party(
             party_id, role, now=now, display_name=display_name, kem=kem, validity=validity
         )
         _write_private(
-            self._path(party_id, "signing.pem"), _pem((new.keys.signing_key,), passphrase)
+            self._path(party_id, "signing.pem"), self._encrypt((new.keys.signing_key,), passphrase)
         )
         _write_private(
-            self._path(party_id, "encryption.pem"), _pem(new.encryption_parts, passphrase)
+            self._path(party_id, "encryption.pem"), self._encrypt(new.encryption_parts, passphrase)
         )
         self._path(party_id, "public.json").write_text(new.entry.model_dump_json(indent=2) + "\n")
         self.content_key(party_id, passphrase)
@@ -295,10 +332,11 @@ class KeyStore:
         self, *, passphrase: bytes, now: datetime, validity: timedelta = DEFAULT_ANCHOR_VALIDITY
     ) -> PublicKey:
         """Make the trust anchor's Ed25519 key pair; returns its public key (to pin)."""
+        check_passphrase(passphrase, allow_weak=self.allow_weak_passphrase)
         self.folder.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
         public = _public(KeyAlgorithm.ED25519, key.public_key().public_bytes_raw(), now, validity)
-        _write_private(self._path(ANCHOR, "signing.pem"), _pem((key,), passphrase))
+        _write_private(self._path(ANCHOR, "signing.pem"), self._encrypt((key,), passphrase))
         self._path(ANCHOR, "public.json").write_text(public.model_dump_json(indent=2) + "\n")
         return public
 
@@ -352,11 +390,63 @@ class KeyStore:
         path = self._path(party_id, "content.pem")
         if not path.exists():
             with contextlib.suppress(KeyStoreError):  # another process made it just now
-                _write_private(path, _pem((X25519PrivateKey.generate(),), passphrase))
+                _write_private(path, self._encrypt((X25519PrivateKey.generate(),), passphrase))
         [secret] = _read_private(path, passphrase)
         if not isinstance(secret, X25519PrivateKey):
             raise KeyStoreError(f"{party_id}.content.pem does not hold a content key secret")
         return ContentKey.derive(secret.private_bytes_raw(), party_id)
+
+    def private_key_files(self) -> list[Path]:
+        """Every private key file of the folder (parties' and the anchor's), sorted."""
+        return sorted(
+            path
+            for path in self.folder.glob("*.pem")
+            if path.name.split(".", 1)[-1] in PRIVATE_KEY_FILES
+        )
+
+    def upgrade(
+        self,
+        passphrase: bytes,
+        *,
+        new_passphrase: bytes | None = None,
+        dry_run: bool = False,
+    ) -> list[KeyFileChange]:
+        """Rewrite every key file not yet in the current format at this store's cost
+        (`rewrap_key_file`), atomically and owner-only; with ``dry_run`` only say which.
+        Every file is decrypted before any is rewritten, so a wrong passphrase or a damaged
+        file changes nothing. Running it again changes nothing (unless the passphrase
+        changes, which rewrites every file)."""
+        files = self.private_key_files()
+        if not files:
+            raise KeyStoreError(f"no private key files in {self.folder}")
+        if new_passphrase is not None:
+            check_passphrase(new_passphrase, allow_weak=self.allow_weak_passphrase)
+        try:
+            checked = [self._rewrap(p, passphrase, new_passphrase, dry_run=True) for p in files]
+        except WeakPassphrase as exc:
+            raise WeakPassphrase(
+                f"{exc.message}; give a longer one in {NEW_PASSPHRASE_FILE_ENV} to rewrite "
+                "the files under it"
+            ) from exc
+        if dry_run:
+            return checked
+        return [
+            self._rewrap(change.path, passphrase, new_passphrase, dry_run=False)
+            if change.needed or new_passphrase is not None
+            else change
+            for change in checked
+        ]
+
+    def _rewrap(
+        self, path: Path, passphrase: bytes, new_passphrase: bytes | None, *, dry_run: bool
+    ) -> KeyFileChange:
+        try:
+            return rewrap_key_file(
+                path, passphrase, new_passphrase=new_passphrase, kdf=self.kdf,
+                allow_weak_passphrase=self.allow_weak_passphrase, dry_run=dry_run,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise KeyStoreError(f"cannot decrypt {path}: {exc}") from exc
 
 
 def _public(algorithm: KeyAlgorithm, raw: bytes, now: datetime, validity: timedelta) -> PublicKey:

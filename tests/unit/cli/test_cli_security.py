@@ -59,11 +59,11 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     anchor, keys = root / "anchor", root / "keys"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LVVX_KEY_PASSPHRASE", PASSPHRASE)
-        ok("keys", "anchor", "--out", anchor)
+        # the demo-only KDF keeps this fast; test_key_files.py checks the strong default
+        ok("keys", "anchor", "--out", anchor, "--insecure-demo-kdf")
+        init = ("keys", "init", "--insecure-demo-kdf", "--out", keys)
         made = {
-            party: json.loads(
-                ok("keys", "init", "--party", party, "--role", role, "--kem", kem, "--out", keys)
-            )
+            party: json.loads(ok(*init, "--party", party, "--role", role, "--kem", kem))
             for party, role, kem in PARTIES
         }
         directory = root / "directory.bin"
@@ -120,7 +120,7 @@ def test_keys_init_reports_each_partys_key_ids_and_kem(network: Network) -> None
 
 def test_keys_init_writes_only_encrypted_private_keys(network: Network) -> None:
     for pem in network.keys.glob("*.pem"):
-        assert pem.read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----"), pem.name
+        assert pem.read_text().startswith("-----BEGIN LVVX ENCRYPTED PRIVATE KEY-----"), pem.name
     assert PASSPHRASE not in "".join(p.read_text() for p in network.root.rglob("*.json"))
 
 

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from broker.crypto._keyfile import DEMO_KEY_FILE_KDF
 from broker.crypto._keys import (
     KeyStore,
     encryption_public_key,
@@ -50,7 +51,8 @@ def le(n: int) -> bytes:
 
 @pytest.fixture
 def store(tmp_path: Path) -> KeyStore:
-    return KeyStore(tmp_path / "keys")
+    # the cheap KDF: these tests are about the store, test_key_files.py about the strong cost
+    return KeyStore(tmp_path / "keys", kdf=DEMO_KEY_FILE_KDF)
 
 
 # --- the key store ----------------------------------------------------------------------------
@@ -102,9 +104,9 @@ def test_private_key_files_are_owner_only_and_encrypted(store: KeyStore, kem: Ke
     for path in pem_files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
         text = path.read_text()
-        assert "-----BEGIN ENCRYPTED PRIVATE KEY-----" in text
+        assert "-----BEGIN LVVX ENCRYPTED PRIVATE KEY-----" in text
         assert "BEGIN PRIVATE KEY" not in text  # no unencrypted block slipped in
-    blocks = (store.folder / "dtv.encryption.pem").read_text().count("BEGIN ENCRYPTED")
+    blocks = (store.folder / "dtv.encryption.pem").read_text().count("BEGIN LVVX ENCRYPTED")
     assert blocks == (2 if kem is KeyAlgorithm.MLKEM768_X25519 else 1)
 
 
