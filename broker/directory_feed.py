@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -162,15 +162,12 @@ class DirectoryFeed:
                     await reader.close()
 
     async def _catch_up(self, reader: TopicReader) -> None:
-        """The newest record of each key up to the end the topic has now — what compaction
-        leaves of it — judged in offset order; older records of a key are superseded."""
-        ends = {
-            tp: end
-            for tp, end in (await self._transport.end_offsets([self._topic])).items()
-            if end > 0
-        }
+        """Everything up to the end the topic has now: the best directory in it taken
+        (`best_directory`); of the refused, only the newest record of a key counted."""
+        ends = await self._transport.end_offsets([self._topic])
+        ends = {tp: end for tp, end in ends.items() if end > 0}
         seen: dict[TopicPartition, int] = {}
-        newest: dict[bytes | None, Record] = {}
+        records: list[Record] = []
         deadline = asyncio.get_running_loop().time() + CATCH_UP_TIMEOUT.total_seconds()
         while any(seen.get(tp, 0) < end for tp, end in ends.items()):
             if asyncio.get_running_loop().time() > deadline:
@@ -179,32 +176,42 @@ class DirectoryFeed:
                 break
             for record in await reader.poll(timeout_ms=FOLLOW_POLL_MS):
                 seen[record.topic_partition] = record.offset + 1
-                newest[record.key] = record
-        for record in sorted(newest.values(), key=lambda r: (r.partition, r.offset)):
-            await self._consider(record)
+                records.append(record)
+        best, refusals = best_directory(records, anchor=self._anchor, network=self._network,
+                                        serial_in_use=self._in_use().serial, now=self._clock())  # fmt: skip
+        for refusal in refusals:
+            self._refuse(refusal)
+        if best is not None:
+            await self._take_logged(best)
         self.caught_up.set()
         self._warn_if_expiring()
 
     async def _consider(self, record: Record) -> None:
-        now = self._clock()
         try:
-            directory = judge_directory(
-                record.value, anchor=self._anchor, network=self._network,
-                serial_in_use=self._in_use().serial, now=now,
-            )  # fmt: skip
-            if directory is None:
-                return
+            directory = judge_directory(record.value, anchor=self._anchor, network=self._network,
+                                        serial_in_use=self._in_use().serial, now=self._clock())  # fmt: skip
+        except DirectoryRejected as exc:
+            self._refuse(exc)
+            return
+        if directory is not None:
+            await self._take_logged(directory)
+
+    async def _take_logged(self, directory: Directory) -> None:
+        try:
             await self._take(directory)  # may still refuse an older serial (the store's)
         except DirectoryRejected as exc:
-            self._refused(exc.check)
-            self._quiet.warning(exc.check, "gateway %s: refused a published directory (%s): %s; "
-                                "keeping serial %d", self._party, exc.check, exc.message,
-                                self._in_use().serial)  # fmt: skip
+            self._refuse(exc)
             return
         self.taken += 1
         log.info("gateway %s: took directory serial %d of network %s (%d parties, valid until %s)",
                  self._party, directory.serial, self._network, len(directory.parties),
                  directory.expires_at.isoformat())  # fmt: skip
+
+    def _refuse(self, exc: DirectoryRejected) -> None:
+        self._refused(exc.check)
+        self._quiet.warning(exc.check, "gateway %s: refused a published directory (%s): %s; "
+                            "keeping serial %d", self._party, exc.check, exc.message,
+                            self._in_use().serial)  # fmt: skip
 
     def _warn_if_expiring(self) -> None:
         directory = self._in_use()
@@ -212,6 +219,47 @@ class DirectoryFeed:
             self._expiry_quiet.warning("expiring", "gateway %s: directory serial %d expires at %s; "
                                 "publish a newer one", self._party, directory.serial,
                                 directory.expires_at.isoformat())  # fmt: skip
+
+
+def best_directory(
+    records: Sequence[Record], *, anchor: AnchorKey, network: str, serial_in_use: int,
+    now: datetime,
+) -> tuple[Directory | None, list[DirectoryRejected]]:  # fmt: skip
+    """Of the directory topic's ``records``, the directory with the highest serial that
+    `judge_directory` takes (None: none newer than ``serial_in_use``), and the refusals of
+    the records that are the newest of their key. Every record is judged — one planted after
+    a good one does not hide it — but a version its key has superseded (compaction would
+    drop it) is not a refusal to report."""
+    newest = {r.key: r for r in records}
+    best: Directory | None = None
+    refusals = []
+    for record in records:
+        try:
+            found = judge_directory(record.value, anchor=anchor, network=network,
+                                    serial_in_use=best.serial if best else serial_in_use, now=now)  # fmt: skip
+        except DirectoryRejected as exc:
+            if newest[record.key] is record and exc.check is not DirectoryCheck.OLDER_SERIAL:
+                refusals.append(exc)
+            continue
+        if found is not None:
+            best = found
+    return best, refusals
+
+
+async def newest_directory(
+    transport: Transport, *, anchor: AnchorKey, current: Directory, now: datetime,
+    prefix: str = DEFAULT_PREFIX,
+) -> Directory:  # fmt: skip
+    """The newest directory of ``current``'s network on the directory topic that passes
+    `judge_directory`, else ``current`` itself: what a tool that reads the network once
+    (`lvvx audit verify`, `lvvx cases`) checks with, so events signed by keys added since
+    the file it was given verify. What is refused is logged."""
+    records = await transport.read_topic(directory(prefix))
+    best, refusals = best_directory(records, anchor=anchor, network=current.document.network,
+                                    serial_in_use=current.serial, now=now)  # fmt: skip
+    for exc in refusals:
+        log.warning("refused a directory on %s (%s): %s", directory(prefix), exc.check, exc.message)
+    return best or current
 
 
 # --- publishing -----------------------------------------------------------------------------

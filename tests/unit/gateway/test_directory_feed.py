@@ -26,6 +26,7 @@ from broker.directory_feed import (
     PublishAction,
     expires_soon,
     judge_directory,
+    newest_directory,
     publish_directory,
 )
 from broker.errors import DirectoryCheck, DirectoryRejected, LocalError, UnknownParty
@@ -255,16 +256,20 @@ async def test_anything_else_is_refused_counted_and_the_current_kept(
     )
 
 
-async def test_the_newest_on_the_topic_is_the_one_judged_at_start(lvv: EmbeddedNetwork) -> None:
+async def test_at_start_superseded_versions_are_no_refusals(lvv: EmbeddedNetwork) -> None:
     """Older versions of the network's directory, superseded on the topic (compaction would
-    drop them), are not refusals at every restart."""
+    drop them), are not refusals at every restart; a record planted after the newest good
+    one is, and does not hide it."""
     observer = PrometheusObserver(IND)
     await lvv.log.ensure_topics([TopicSpec(directory_topic(), partitions=1)])
     for serial in (1, 2, 3):
         await lvv.inject(directory_topic(), signed(serial), key=directory_key(NETWORK))
+    # planted after the newest good one: refused, and it does not hide that one
+    await lvv.inject(directory_topic(), signed(9, anchor=FOREIGN), key=directory_key(NETWORK))
     ind = await lvv.gateway(IND, directory=first_directory(), anchor=PINNED, observer=observer)
     assert ind.directory.serial == 3
     assert refused(observer, DirectoryCheck.OLDER_SERIAL) == 0
+    assert refused(observer, DirectoryCheck.FOREIGN_ANCHOR) == 1
 
 
 async def test_a_gateway_without_an_anchor_does_not_follow(lvv: EmbeddedNetwork) -> None:
@@ -283,3 +288,18 @@ def test_prometheus_page_names_the_directory_figures() -> None:
     line = f'lvv_directories_refused_total{{party="{IND}",reason="BAD_SIGNATURE"}} 1.0'
     assert line in page
     assert "lvv_directory_expiry_seconds" in page
+
+
+# --- tools that read the network once: the newest on the topic -------------------------------
+
+
+async def test_tools_check_with_the_newest_directory_on_the_topic(lvv: EmbeddedNetwork) -> None:
+    current = first_directory()
+    assert await newest_directory(lvv.log, anchor=PINNED, current=current, now=NOW) is current
+    await publish_directory(lvv.log, signed(2), anchor=PINNED, now=NOW)
+    await publish_directory(lvv.log, signed(3), anchor=PINNED, now=NOW)
+    await lvv.inject(directory_topic(), signed(9, anchor=FOREIGN), key=directory_key(NETWORK))
+    assert (await newest_directory(lvv.log, anchor=PINNED, current=current, now=NOW)).serial == 3
+    await lvv.inject(directory_topic(), signed(4, network="lvv-other"), key=b"lvv-other")
+    found = await newest_directory(lvv.log, anchor=PINNED, current=current, now=NOW)
+    assert (found.serial, found.document.network) == (3, NETWORK)
