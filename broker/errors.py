@@ -165,11 +165,42 @@ class PolicyDenied(LocalError):
     reason = "POLICY_DENIED"
 
 
+class DirectoryCheck(StrEnum):
+    """Which check refused a key directory: a bounded metric label (the gateway counts
+    refused directories by it), never personal data."""
+
+    TOO_LARGE = "TOO_LARGE"
+    MALFORMED = "MALFORMED"
+    UNSUPPORTED_FORMAT = "UNSUPPORTED_FORMAT"
+    FOREIGN_ANCHOR = "FOREIGN_ANCHOR"
+    """Signed by (or naming) another key than the pinned anchor."""
+    ANCHOR_NOT_YET_VALID = "ANCHOR_NOT_YET_VALID"
+    ANCHOR_EXPIRED = "ANCHOR_EXPIRED"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    EXPIRED = "EXPIRED"
+    NOT_YET_VALID = "NOT_YET_VALID"
+    OLDER_SERIAL = "OLDER_SERIAL"
+    OTHER_NETWORK = "OTHER_NETWORK"
+    BAD_KEY = "BAD_KEY"
+    """A party without a role or keys, or a key that must never be accepted."""
+
+
 class DirectoryRejected(RemoteError):
     """A key directory is unsigned, badly signed, expired, older than the one in use, of
-    another network, or holds a key that must never be accepted."""
+    another network, or holds a key that must never be accepted. ``check`` says which
+    check refused it (`DirectoryCheck`)."""
 
     reason = "DIRECTORY_REJECTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        check: DirectoryCheck = DirectoryCheck.BAD_KEY,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.check = check
 
 
 class KeyStoreError(LocalError):

@@ -86,7 +86,14 @@ def desired_topics(directory: Directory, layout: Layout) -> list[TopicSpec]:
         else {}
     )
     p, rf = layout.prefix, layout.replication_factor
-    specs = [TopicSpec(topics.directory(p), 1, rf, {**extra, "cleanup.policy": "compact"})]
+    specs = [
+        TopicSpec(
+            topics.directory(p),
+            topics.DIRECTORY_PARTITIONS,
+            rf,
+            {**extra, **topics.DIRECTORY_CONFIG},
+        )
+    ]
     for party in sorted(directory.parties):
         specs += [
             TopicSpec(topics.inbox(party, p), layout.partitions, rf, extra),

@@ -32,8 +32,21 @@ def audit_prefix(prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def directory(prefix: str = DEFAULT_PREFIX) -> str:
-    """The signed key directory (compacted), written by the trust anchor."""
+    """The signed key directory (compacted), written by the trust anchor, keyed by the
+    network's name (`directory_key`), so compaction keeps the newest per network."""
     return f"{prefix}.directory"
+
+
+DIRECTORY_PARTITIONS = 1
+"""One partition: the directory's versions stay in publishing order."""
+
+DIRECTORY_CONFIG = {"cleanup.policy": "compact"}
+"""Compaction keeps the newest directory per key, however long the network runs."""
+
+
+def directory_key(network: str) -> bytes:
+    """The directory topic's record key: one per network."""
+    return network.encode()
 
 
 def gateway_group(party: str, prefix: str = DEFAULT_PREFIX) -> str:

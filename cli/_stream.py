@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from broker.errors import LocalError
-from cli._common import FILE, FOLDER, quiet_kafka_logs, read_directory
+from cli._common import FILE, FOLDER, quiet_kafka_logs, read_directory, utc_now
 
 
 def stream_options(f: Any) -> Any:
@@ -53,6 +53,20 @@ def stream_directory(data: Path, directory_file: Path | None, anchor_folder: Pat
     return read_directory(directory_file or data / "directory.bin", anchor_folder or data / "keys")
 
 
+async def live_directory(transport: Any, data: Path, directory_file: Path | None,
+                         anchor_folder: Path | None, prefix: str) -> Any:  # fmt: skip
+    """The directory file's, or a newer one of its network published to the directory topic
+    (`lvvx directory publish`): keys rotated since the file still verify their events."""
+    from broker.crypto import AnchorKey, KeyStore
+    from broker.directory_feed import newest_directory
+
+    current = stream_directory(data, directory_file, anchor_folder)
+    anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
+    return await newest_directory(
+        transport, anchor=anchor, current=current, now=utc_now(), prefix=prefix
+    )
+
+
 async def read_stream(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
                        anchor_folder: Path | None, pki_folder: Path | None,
                        identity: str) -> tuple[list[Any], Any, str]:  # fmt: skip
@@ -64,10 +78,11 @@ async def read_stream(data: Path, kafka: str | None, prefix: str | None, directo
         raise LocalError(
             f"no embedded log in {data}/ (run `lvvx demo` first, or give --kafka)", reason="NO_LOG"
         )
-    directory = stream_directory(data, directory_file, anchor_folder)
+    stream_directory(data, directory_file, anchor_folder)  # a bad file fails before any I/O
     quiet_kafka_logs()
     transport = open_transport(kafka, data, tls=tls, identity=identity)
     try:
+        directory = await live_directory(transport, data, directory_file, anchor_folder, prefix)
         records = await read_audit(transport, directory, prefix)
     finally:
         await transport.close()

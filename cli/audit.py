@@ -19,9 +19,19 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from broker.crypto import AnchorKey, Directory, KeyStore
 from broker.errors import LocalError
-from cli._common import FILE, FOLDER, Group, console, quiet_kafka_logs, read_directory, table
-from cli._stream import read_stream, run_info, stream_directory, stream_options
+from cli._common import (
+    FILE,
+    FOLDER,
+    Group,
+    console,
+    quiet_kafka_logs,
+    read_directory,
+    table,
+    utc_now,
+)
+from cli._stream import live_directory, read_stream, run_info, stream_directory, stream_options
 
 
 @click.group(cls=Group)
@@ -81,10 +91,13 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
     """Verify the stream as it grows; print each finding once; serve metrics. Ctrl-C stops."""
     from broker.audit import audit_topics, follow
     from broker.audit.metrics import FollowMetrics, serve_follow_metrics
+    from broker.directory_feed import DirectoryFeed
+    from broker.topics import directory as directory_topic
     from broker.transport import open_transport
 
     kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
-    directory = stream_directory(data, directory_file, anchor_folder)
+    stream_directory(data, directory_file, anchor_folder)  # a bad file fails before any I/O
+    anchor = AnchorKey.from_record(KeyStore(anchor_folder or data / "keys").anchor_public())
     quiet_kafka_logs()
     metrics: FollowMetrics | None = None
     if metrics_port:
@@ -98,9 +111,19 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
             loop.add_signal_handler(sig, stop.set)
         transport = open_transport(kafka, data, tls=tls, identity=identity)
         try:
-            await follow(transport, audit_topics(directory, prefix), directory, stop=stop, on_report=metrics.update if metrics else None,
-                         grace=timedelta(seconds=grace),
+            in_use = [await live_directory(transport, data, directory_file, anchor_folder, prefix)]
+
+            async def take(newer: Directory) -> None:
+                in_use[0] = newer
+
+            feed = DirectoryFeed(transport=transport, topic=directory_topic(prefix), anchor=anchor,
+                                 network=in_use[0].document.network, in_use=lambda: in_use[0], take=take,
+                                 refused=lambda reason: None, clock=utc_now, party="verifier")  # fmt: skip
+            following = asyncio.create_task(feed.run(stop))
+            await follow(transport, audit_topics(in_use[0], prefix), lambda: in_use[0], stop=stop,
+                         on_report=metrics.update if metrics else None, grace=timedelta(seconds=grace),
                          on_issue=lambda issue: console.print(_finding(issue), highlight=False))  # fmt: skip
+            await following
         finally:
             await transport.close()
 

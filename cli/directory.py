@@ -1,7 +1,8 @@
-"""`lvvx directory build|verify|show`: the signed key directory of the network."""
+"""`lvvx directory build|verify|show|publish`: the signed key directory of the network."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -10,12 +11,15 @@ import click
 from rich.markup import escape
 
 from broker.crypto import (
+    AnchorKey,
     KeyStore,
     build_directory,
     passphrase_from_env,
     sign_directory,
 )
-from cli._common import FILE, FOLDER, Group, dump, read_directory, table, utc_now
+from broker.errors import LocalError
+from cli._common import FILE, FOLDER, Group, dump, quiet_kafka_logs, read_directory, table, utc_now
+from cli._stream import run_info
 
 
 @click.group(cls=Group)
@@ -99,3 +103,66 @@ def directory_show(path: Path, anchor_folder: Path, as_json: bool) -> None:
                      f"{e.key_id} ({e.algorithm.value})", e.valid_until.date().isoformat()])  # fmt: skip
     table(f"{d.document.network} directory, serial {d.serial}",
           ("party", "role", "name", "signing key", "encryption key", "valid until"), rows)  # fmt: skip
+
+
+@directory.command("publish")
+@click.argument("path", type=FILE)
+@click.option("--anchor", "anchor_folder", required=True, type=FOLDER,
+              help="Folder with anchor.public.json: the directory is checked against it first.")  # fmt: skip
+@click.option("--data", type=FOLDER, default=".lvvx", show_default=True,
+              help="A network folder: its embedded log (and run.json) unless --kafka is given.")  # fmt: skip
+@click.option("--kafka", metavar="HOST:PORT[,HOST:PORT]", help="Publish to this Kafka.")
+@click.option("--tls", "pki_folder", type=FOLDER, help="On a secured Kafka: the PKI folder.")
+@click.option("--as", "identity", default="admin", show_default=True,
+              help="Whose certificate writes the directory topic.")  # fmt: skip
+@click.option("--prefix", help="Topic prefix [default: from run.json, else lvv.v1].")
+@click.option(
+    "--dry-run", is_flag=True, help="Check and print what would be published; write nothing."
+)
+def directory_publish(path: Path, anchor_folder: Path, data: Path, kafka: str | None, pki_folder: Path | None,
+                      identity: str, prefix: str | None, dry_run: bool) -> None:  # fmt: skip
+    """Publish a signed directory to the network's directory topic, where every gateway
+    takes it live; the same serial again changes nothing, a lower one is refused."""
+    from broker.directory_feed import PublishAction, publish_directory
+    from broker.transport import open_transport
+
+    anchor = AnchorKey.from_record(KeyStore(anchor_folder).anchor_public())
+    try:
+        signed = path.read_bytes()
+    except OSError as exc:
+        raise LocalError(f"cannot read directory {path}: {exc.strerror}", reason="NO_FILE") from exc
+    kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
+    if not kafka and not (data / "log.db").exists():
+        raise LocalError(f"no embedded log in {data}/ (give --kafka, or --data of a network)",
+                         reason="NO_LOG")  # fmt: skip
+    quiet_kafka_logs()
+    transport = open_transport(kafka, data, tls=tls, identity=identity)
+
+    async def main() -> object:
+        try:
+            return await publish_directory(transport, signed, anchor=anchor, now=utc_now(), prefix=prefix,
+                                           dry_run=dry_run)  # fmt: skip
+        finally:
+            await transport.close()
+
+    done = asyncio.run(main())
+    from broker.directory_feed import Publication
+
+    assert isinstance(done, Publication)
+    d = done.directory
+    if done.action is PublishAction.UNCHANGED:
+        action = "unchanged: this serial is the newest on the topic already"
+    else:
+        action = "would publish" if dry_run else "published"
+    dump(
+        {
+            "action": action,
+            "topic": done.topic,
+            "network": d.document.network,
+            "serial": d.serial,
+            "newest_on_topic": done.newest_on_topic,
+            "issued_at": d.document.issued_at,
+            "expires_at": d.expires_at,
+            "parties": sorted(d.parties),
+        }
+    )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from broker.crypto import AnchorKey, Directory
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway.metrics import PrometheusObserver
 from broker.transport import Producer, Record, RecordMetadata, Transport
@@ -54,13 +55,15 @@ class EmbeddedNetwork:
         transport: Transport | None = None,
         observer: PrometheusObserver | None = None,
         clock: Callable[[], datetime] = lambda: NOW,
+        directory: Directory | None = None,
+        anchor: AnchorKey | None = None,
     ) -> Gateway:
         """A started gateway of ``party`` (its inbox and DLQ topics exist from here on),
-        its loop running if ``run``."""
+        its loop running if ``run``; with ``anchor`` it follows the directory topic."""
         net = net or self.net
         gw = Gateway(
-            keys=net.keys(party), directory=net.directory, transport=transport or self.log,
-            store=store or self.store(party), clock=clock, observer=observer,
+            keys=net.keys(party), directory=directory or net.directory, transport=transport or self.log,
+            store=store or self.store(party), clock=clock, observer=observer, anchor=anchor,
         )  # fmt: skip
         self.gateways.append(gw)
         await gw.start()

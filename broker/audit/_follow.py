@@ -23,7 +23,7 @@ VERIFY_EVERY_S = 2.0
 async def follow(
     transport: Transport,
     topics: list[str],
-    directory: Directory,
+    directory: Directory | Callable[[], Directory],
     *,
     stop: asyncio.Event,
     on_issue: Callable[[Issue], None],
@@ -31,7 +31,9 @@ async def follow(
     grace: timedelta = DEFAULT_GRACE,
 ) -> Report | None:
     """Read the stream as it grows until ``stop``; returns the last report. ``on_issue``
-    hears of each finding once, ``on_report`` of every report (with its time)."""
+    hears of each finding once, ``on_report`` of every report (with its time). Given a
+    callable ``directory``, each pass verifies with what it returns then: the directory
+    followed live (`broker.directory_feed.DirectoryFeed`), so keys rotated since verify."""
     records: list[Record] = []
     seen: set[tuple[str, str | None, int | None, str | None]] = set()
     group = (
@@ -52,7 +54,8 @@ async def follow(
             last = time.monotonic()
             now = datetime.now(UTC)
             ordered = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
-            report = verify_stream(ordered, directory, now=now, grace=grace, batches=batches)
+            current = directory() if callable(directory) else directory
+            report = verify_stream(ordered, current, now=now, grace=grace, batches=batches)
             for issue in report.issues:
                 key = (issue.kind.value, issue.gateway, issue.seq, str(issue.message_id))
                 if key not in seen:

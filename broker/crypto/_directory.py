@@ -26,6 +26,7 @@ from broker.crypto._keys import (
 )
 from broker.errors import (
     DecodeError,
+    DirectoryCheck,
     DirectoryRejected,
     LocalError,
     SchemaError,
@@ -94,11 +95,13 @@ class AnchorKey:
                 f"the pinned trust anchor {self.key_id} is not valid before "
                 f"{self.valid_from.isoformat()}",
                 reason="ANCHOR_NOT_YET_VALID",
+                check=DirectoryCheck.ANCHOR_NOT_YET_VALID,
             )
         if self.valid_until is not None and now >= self.valid_until:
             raise DirectoryRejected(
                 f"the pinned trust anchor {self.key_id} expired at {self.valid_until.isoformat()}",
                 reason="ANCHOR_EXPIRED",
+                check=DirectoryCheck.ANCHOR_EXPIRED,
             )
 
 
@@ -259,36 +262,55 @@ def load_directory(
     return it, or raise `DirectoryRejected` saying why. ``network`` is None only for tools
     that inspect any directory; a gateway always names its own."""
     if len(data) > MAX_DIRECTORY_BYTES:
-        raise DirectoryRejected(f"directory of {len(data)} bytes is too large")
+        raise DirectoryRejected(
+            f"directory of {len(data)} bytes is too large", check=DirectoryCheck.TOO_LARGE
+        )
     codec = default_codec()
     try:
         signed = SignedDirectory.from_avro(codec.decode(SignedDirectory.avro_name, data))
     except (DecodeError, ValidationError) as exc:
-        raise DirectoryRejected("not a signed directory (malformed)") from exc
+        raise DirectoryRejected(
+            "not a signed directory (malformed)", check=DirectoryCheck.MALFORMED
+        ) from exc
     if signed.format_version != DIRECTORY_FORMAT_VERSION:
-        raise DirectoryRejected(f"unsupported directory format {signed.format_version}")
+        raise DirectoryRejected(
+            f"unsupported directory format {signed.format_version}",
+            check=DirectoryCheck.UNSUPPORTED_FORMAT,
+        )
     if signed.anchor_key_id != anchor.key_id:
-        raise DirectoryRejected("signed by another anchor than the pinned one")
+        raise DirectoryRejected(
+            "signed by another anchor than the pinned one", check=DirectoryCheck.FOREIGN_ANCHOR
+        )
     anchor.check_valid_at(now)
     try:
         anchor.public_key.verify(signed.signature, DIRECTORY_SIGNATURE_TAG + signed.directory)
     except InvalidSignature:
-        raise DirectoryRejected("bad signature: not signed by the pinned anchor") from None
+        raise DirectoryRejected(
+            "bad signature: not signed by the pinned anchor", check=DirectoryCheck.BAD_SIGNATURE
+        ) from None
     try:
         record = codec.decode(
             PartyDirectory.avro_name, signed.directory, max_items=MAX_DIRECTORY_ITEMS
         )
         document = PartyDirectory.from_avro(record)
     except (DecodeError, SchemaError, ValidationError) as exc:
-        raise DirectoryRejected("signed directory does not decode") from exc
+        raise DirectoryRejected(
+            "signed directory does not decode", check=DirectoryCheck.MALFORMED
+        ) from exc
     if now >= document.expires_at:
-        raise DirectoryRejected(f"directory expired at {document.expires_at.isoformat()}")
+        raise DirectoryRejected(
+            f"directory expired at {document.expires_at.isoformat()}", check=DirectoryCheck.EXPIRED
+        )
     if document.serial < min_serial:
         raise DirectoryRejected(
-            f"directory serial {document.serial} is older than the one in use ({min_serial})"
+            f"directory serial {document.serial} is older than the one in use ({min_serial})",
+            check=DirectoryCheck.OLDER_SERIAL,
         )
     if network is not None and document.network != network:
-        raise DirectoryRejected(f"directory of network {document.network!r}, not {network!r}")
+        raise DirectoryRejected(
+            f"directory of network {document.network!r}, not {network!r}",
+            check=DirectoryCheck.OTHER_NETWORK,
+        )
     return checked_directory(document)
 
 

@@ -54,6 +54,7 @@ from broker.crypto import (
     MAX_CLOCK_SKEW,
     MAX_ENVELOPE_BYTES,
     MAX_TTL,
+    AnchorKey,
     Directory,
     OpenCaches,
     PartyKeys,
@@ -61,7 +62,9 @@ from broker.crypto import (
     SealRequest,
     open_envelope,
 )
+from broker.directory_feed import DirectoryFeed
 from broker.errors import (
+    DirectoryCheck,
     DirectoryRejected,
     EnvelopeRejected,
     LocalError,
@@ -92,7 +95,16 @@ from broker.gateway._store import (
 )
 from broker.log_throttle import Throttle
 from broker.models import AuditAction, AvroModel, DeliveryReceipt, ReceiptReason
-from broker.topics import DEFAULT_PREFIX, audit, dlq, gateway_group, inbox
+from broker.topics import (
+    DEFAULT_PREFIX,
+    DIRECTORY_CONFIG,
+    DIRECTORY_PARTITIONS,
+    audit,
+    dlq,
+    gateway_group,
+    inbox,
+)
+from broker.topics import directory as directory_topic
 from broker.transport import (
     Consumer,
     OutgoingRecord,
@@ -194,8 +206,12 @@ class Gateway:
         clock: Callable[[], datetime] = utc_now,
         observer: GatewayObserver | None = None,
         receipt_timeout: timedelta = DEFAULT_RECEIPT_TIMEOUT,
+        anchor: AnchorKey | None = None,
     ) -> None:
         self.keys = keys
+        self.anchor = anchor
+        """The pinned trust anchor: with it, the gateway follows the directory topic and
+        takes each newer directory it signed (`broker.directory_feed`)."""
         self.directory = directory
         self.transport = transport
         self.store = store
@@ -228,6 +244,8 @@ class Gateway:
         self._writing: Sequence[Publication] = ()
         self._give_up: asyncio.TimerHandle | None = None
         self._writes_abandoned = False
+        self.directory_feed: DirectoryFeed | None = None
+        self._directory_follow: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -266,6 +284,7 @@ class Gateway:
         await self.transport.ensure_topics([
             TopicSpec(inbox(me, self.prefix)), TopicSpec(dlq(me, self.prefix)),
             TopicSpec(audit(me, self.prefix), partitions=AUDIT_PARTITIONS, config=AUDIT_TOPIC_CONFIG),
+            TopicSpec(directory_topic(self.prefix), partitions=DIRECTORY_PARTITIONS, config=DIRECTORY_CONFIG),
         ])  # fmt: skip
         await self.audit.recover(self.transport)
         self._producer = self.transport.producer(transactional_id=self.consumer_group)
@@ -275,7 +294,29 @@ class Gateway:
         self._health = LogHealth(self.transport, me)
         self._health_watch = asyncio.create_task(self._health.watch(self._stopping))
         self._writes_abandoned = False
+        await self._follow_directory()
         self.ready = True
+
+    async def _follow_directory(self) -> None:
+        """With a pinned anchor: read the directory topic to its end (taking the newest
+        directory that passes), then follow it in a task next to the receive loop."""
+        if self.anchor is None:
+            return
+        self.directory_feed = feed = DirectoryFeed(
+            transport=self.transport, topic=directory_topic(self.prefix), anchor=self.anchor,
+            network=self.directory.document.network, in_use=lambda: self.directory,
+            take=self._take_directory, refused=self.observer.directory_refused, clock=self.clock,
+            party=self.party_id,
+        )  # fmt: skip
+        self._directory_follow = asyncio.create_task(feed.run(self._stopping))
+        caught_up = asyncio.create_task(feed.caught_up.wait())
+        await asyncio.wait({caught_up, self._directory_follow}, return_when=asyncio.FIRST_COMPLETED)
+        caught_up.cancel()
+
+    async def _take_directory(self, directory: Directory) -> None:
+        # the store's write off the event loop: a batch may hold the store in its thread
+        await asyncio.to_thread(self.update_directory, directory)
+        self.observer.directory_taken(directory.serial)
 
     def stop(self) -> None:
         """Ask `run` to finish the record in hand, commit and return (e.g. on SIGTERM). A
@@ -313,7 +354,7 @@ class Gateway:
         if self._give_up is not None:
             self._give_up.cancel()
             self._give_up = None
-        for task in (self._flusher, self._health_watch):
+        for task in (self._flusher, self._health_watch, self._directory_follow):
             if task is not None and not task.done():
                 task.cancel()  # in a transport call, which ends at once (or bounded) on that
                 await asyncio.wait({task}, timeout=STOP_WRITE_WAIT_S)
@@ -329,7 +370,8 @@ class Gateway:
         remember its serial, so that a restart cannot go back to an older one either."""
         if directory.serial < max(self.directory.serial, self.store.directory_serial()):
             raise DirectoryRejected(
-                f"directory serial {directory.serial} is older than the one in use ({self.directory.serial})"
+                f"directory serial {directory.serial} is older than the one in use ({self.directory.serial})",
+                check=DirectoryCheck.OLDER_SERIAL,
             )
         self.store.use_directory_serial(directory.serial)
         self.directory = directory

@@ -28,6 +28,8 @@ class GatewayObserver(Protocol):
     def redelivered(self) -> None: ...
     def copy_received(self) -> None: ...
     def audit_failed(self) -> None: ...
+    def directory_taken(self, serial: int) -> None: ...
+    def directory_refused(self, reason: str) -> None: ...
 
 
 class NullObserver:
@@ -58,4 +60,10 @@ class NullObserver:
         pass
 
     def audit_failed(self) -> None:
+        pass
+
+    def directory_taken(self, serial: int) -> None:
+        pass
+
+    def directory_refused(self, reason: str) -> None:
         pass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from broker.crypto import Directory
 from broker.errors import TransportError
 from broker.gateway._gateway import Gateway
 from broker.gateway._observer import MetricsPage
@@ -71,6 +73,10 @@ class PrometheusObserver:
             "lvv_gateway_ready", "1 while the gateway can reach its log.", ["party"], registry=r
         )
         self.ready.labels(party)
+        self._directories_taken = Counter("lvv_directories_taken", "Newer key directories taken from the directory topic while running.",
+                                          ["party"], registry=r)  # fmt: skip
+        self._directories_refused = Counter("lvv_directories_refused", "Directories on the directory topic refused, by the check that failed; the gateway kept its own.",
+                                            ["party", "reason"], registry=r)  # fmt: skip
 
     def sealed(self, seconds: float) -> None:
         self._seal.labels(self.party).observe(seconds)
@@ -99,6 +105,26 @@ class PrometheusObserver:
 
     def audit_failed(self) -> None:
         self._audit_failures.labels(self.party).inc()
+
+    def directory_taken(self, serial: int) -> None:
+        self._directories_taken.labels(self.party).inc()
+
+    def directory_refused(self, reason: str) -> None:
+        self._directories_refused.labels(self.party, reason).inc()
+
+    def watch_directory(
+        self, in_use: Callable[[], Directory], clock: Callable[[], datetime]
+    ) -> None:
+        """The directory in use, read when Prometheus scrapes: its serial, and the seconds
+        until it expires (the `LvvDirectoryExpiringSoon` alert watches them)."""
+        serial = Gauge("lvv_directory_serial", "Serial of the key directory in use.", ["party"],
+                       registry=self.registry)  # fmt: skip
+        serial.labels(self.party).set_function(lambda: in_use().serial)
+        left = Gauge("lvv_directory_expiry_seconds", "Seconds until the key directory in use expires (negative: expired).",
+                     ["party"], registry=self.registry)  # fmt: skip
+        left.labels(self.party).set_function(
+            lambda: (in_use().expires_at - clock()).total_seconds()
+        )
 
     def log_figures(self, *, dlq_depth: int, consumer_lag: int) -> None:
         """Figures read from the log itself (see `watch_log`)."""

@@ -127,8 +127,9 @@ def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserve
     timeout = timedelta(seconds=settings.receipt_timeout_s)
     gateway = Gateway(
         keys=keys, directory=directory, transport=_transport(settings), store=store,
-        prefix=settings.topic_prefix, observer=observer, receipt_timeout=timeout,
+        prefix=settings.topic_prefix, observer=observer, receipt_timeout=timeout, anchor=anchor,
     )  # fmt: skip
+    observer.watch_directory(lambda: gateway.directory, utc_now)
     observer.watch_store(store, lambda: len(store.overdue(utc_now(), timeout)))
     observer.ready.labels(settings.party).set_function(lambda: float(gateway.ready))
     return gateway, observer

@@ -17,6 +17,7 @@ from broker.transport._base import (
     Record,
     RecordMetadata,
     TopicPartition,
+    TopicReader,
     TopicSpec,
     Transport,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Record",
     "RecordMetadata",
     "TopicPartition",
+    "TopicReader",
     "TopicSpec",
     "Transport",
     "open_transport",

@@ -14,7 +14,8 @@ Semantics shared by every implementation:
   restarted member of the group resumes from there, so uncommitted records come again
   (at-least-once);
 - the members of one consumer group share the partitions of the topics they subscribe to;
-- ``ensure_topics`` is idempotent.
+- ``ensure_topics`` is idempotent;
+- a `TopicReader` reads one topic whole, from its start, without a consumer group.
 """
 
 from __future__ import annotations
@@ -83,14 +84,30 @@ class Record:
         return TopicPartition(self.topic, self.partition)
 
 
-class Producer(ABC):
-    """Appends records to topics."""
+class _Client(ABC):
+    """Started before use (or entered as ``async with``), closed after."""
 
     @abstractmethod
     async def start(self) -> None: ...
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Producer(_Client):
+    """Appends records to topics."""
 
     @abstractmethod
     async def send(
@@ -113,20 +130,8 @@ class Producer(ABC):
         is final and visible to readers — or raise `TransportTimeout`."""
         return None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class Consumer(ABC):
+class Consumer(_Client):
     """Reads records of the subscribed topics as one member of a consumer group."""
 
     @abstractmethod
@@ -155,17 +160,22 @@ class Consumer(ABC):
     def assignment(self) -> frozenset[TopicPartition]:
         """The partitions this member currently owns."""
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+class TopicReader(_Client):
+    """Reads every partition of one topic from its first record on and then follows it,
+    outside any consumer group: nothing is committed, and a restarted reader reads the
+    topic from its start again (for a compacted topic: its newest record per key). Made
+    for small topics every reader must see whole, such as the key directory's."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect. A topic that does not exist yet is read once it does."""
+
+    @abstractmethod
+    async def poll(
+        self, *, timeout_ms: int = 1000, max_records: int = DEFAULT_MAX_POLL_RECORDS
+    ) -> list[Record]:
+        """Records after the current position, waiting up to ``timeout_ms`` for the first."""
 
 
 class Transport(ABC):
@@ -185,6 +195,10 @@ class Transport(ABC):
     @abstractmethod
     def consumer(self, group_id: str, topics: Sequence[str]) -> Consumer:
         """A new, not yet started member of ``group_id`` subscribed to ``topics``."""
+
+    @abstractmethod
+    def reader(self, topic: str) -> TopicReader:
+        """A new, not yet started `TopicReader` of ``topic``, from its first record on."""
 
     @abstractmethod
     async def ping(self) -> None:

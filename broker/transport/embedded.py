@@ -31,7 +31,7 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -57,6 +57,7 @@ from broker.transport._base import (
     Record,
     RecordMetadata,
     TopicPartition,
+    TopicReader,
     TopicSpec,
     Transport,
 )
@@ -248,6 +249,21 @@ def _append(
     return stored
 
 
+async def _poll_until(
+    fetch: Callable[[], Awaitable[list[Record]]], timeout_ms: int, max_records: int
+) -> list[Record]:
+    """What ``fetch`` returns once it returns records, or after ``timeout_ms`` (nothing)."""
+    if max_records < 1:
+        raise LocalError(f"max_records must be positive, not {max_records}")
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        records = await fetch()
+        remaining = deadline - time.monotonic()
+        if records or remaining <= 0:
+            return records
+        await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
+
+
 class _Lifecycle:
     """Not started, started with a connection of its own, then closed for good."""
 
@@ -426,10 +442,7 @@ class EmbeddedConsumer(_Lifecycle, Consumer):
     async def poll(
         self, *, timeout_ms: int = 1000, max_records: int = DEFAULT_MAX_POLL_RECORDS
     ) -> list[Record]:
-        if max_records < 1:
-            raise LocalError(f"max_records must be positive, not {max_records}")
-        deadline = time.monotonic() + timeout_ms / 1000
-        while True:
+        async def fetch_once() -> list[Record]:
             async with self._lock:
                 await self._beat_if_due()
                 fetch = partial(self._sql_fetch, positions=dict(self._positions), limit=max_records)
@@ -440,10 +453,9 @@ class EmbeddedConsumer(_Lifecycle, Consumer):
                 for r in records:
                     self._positions[r.topic_partition] = r.offset + 1
                     self._dirty.add(r.topic_partition)
-            remaining = deadline - time.monotonic()
-            if records or remaining <= 0:
-                return records
-            await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
+            return records
+
+        return await _poll_until(fetch_once, timeout_ms, max_records)
 
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         async with self._lock:
@@ -468,6 +480,59 @@ class EmbeddedConsumer(_Lifecycle, Consumer):
     def assignment(self) -> frozenset[TopicPartition]:
         self._require()
         return self._assignment
+
+
+class EmbeddedReader(_Lifecycle, TopicReader):
+    """Every partition of one topic from offset 0 on, outside any group."""
+
+    def __init__(self, path: str, topic: str) -> None:
+        super().__init__(path)
+        self._topic = topic
+        self._positions: dict[int, int] = {}
+
+    def _sql_fetch(self, conn: sqlite3.Connection, limit: int) -> list[Record]:
+        records: list[Record] = []
+        with _transaction(conn, "DEFERRED"):  # one snapshot: an atomic send whole or not at all
+            row = conn.execute(
+                "SELECT partitions FROM topics WHERE name = ?", (self._topic,)
+            ).fetchone()
+            for part in range(row[0] if row else 0):
+                sql = (
+                    "SELECT ofs, key, value, headers, ts_ms FROM records"
+                    " WHERE topic = ? AND part = ? AND ofs >= ? ORDER BY ofs LIMIT ?"
+                )
+                start = self._positions.get(part, 0)
+                for ofs, key, value, packed, ts in conn.execute(
+                    sql, (self._topic, part, start, limit - len(records))
+                ):
+                    records.append(
+                        Record(self._topic, part, ofs, key, value, _unpack_headers(packed), ts)
+                    )
+                if len(records) >= limit:
+                    break
+        return records
+
+    async def start(self) -> None:
+        if self._db is None and not self._closed:
+            await self._open(lambda conn: conn.execute("SELECT 1 FROM topics").fetchone())
+        self._require()
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._db is not None:
+                await self._db.close()
+
+    async def poll(
+        self, *, timeout_ms: int = 1000, max_records: int = DEFAULT_MAX_POLL_RECORDS
+    ) -> list[Record]:
+        async def fetch_once() -> list[Record]:
+            records = await self._require().call(partial(self._sql_fetch, limit=max_records))
+            for r in records:
+                self._positions[r.partition] = r.offset + 1
+            return records
+
+        return await _poll_until(fetch_once, timeout_ms, max_records)
 
 
 def _tp(tp: TopicPartition) -> tuple[str, int]:
@@ -511,6 +576,11 @@ class EmbeddedTransport(Transport):
         for topic in topics:
             _check_topic(topic)
         return EmbeddedConsumer(self._path, group_id, topics, self._session_ms)
+
+    def reader(self, topic: str) -> TopicReader:
+        self._require_open()
+        _check_topic(topic)
+        return EmbeddedReader(self._path, topic)
 
     async def ping(self) -> None:
         self._require_open()

@@ -61,6 +61,7 @@ from broker.transport._base import (
     Record,
     RecordMetadata,
     TopicPartition,
+    TopicReader,
     TopicSpec,
     Transport,
 )
@@ -424,6 +425,30 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
+def _groupless(options: KafkaOptions, role: str) -> AIOKafkaConsumer:
+    """A consumer outside any group (partitions assigned by hand, nothing committed), read
+    committed, from the earliest record of a partition it has no position in."""
+    return AIOKafkaConsumer(
+        **options.connection(),
+        bootstrap_servers=options.bootstrap_servers,
+        client_id=f"{options.client_id}-{role}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        request_timeout_ms=options.request_timeout_ms,
+        max_partition_fetch_bytes=MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES,
+    )
+
+
+async def _started(consumer: AIOKafkaConsumer, options: KafkaOptions, what: str) -> None:
+    """Start ``consumer`` within the request timeout; on failure it is stopped again."""
+    try:
+        await asyncio.wait_for(consumer.start(), options.request_timeout_ms / 1000)
+    except BaseException:
+        await _stop_within(consumer.stop(), consumer._client, what)
+        raise
+
+
 class KafkaConsumer(Consumer):
     def __init__(self, options: KafkaOptions, group_id: str, topics: Sequence[str]) -> None:
         self._options = options
@@ -451,11 +476,7 @@ class KafkaConsumer(Consumer):
         )
         consumer.subscribe(self._topics, listener=_Revocations(self._positions))
         with _translated("start consumer"):
-            try:
-                await asyncio.wait_for(consumer.start(), o.request_timeout_ms / 1000)
-            except BaseException:
-                await _stop_within(consumer.stop(), consumer._client, "consumer")
-                raise
+            await _started(consumer, o, "consumer")
         self._consumer = consumer
 
     async def close(self) -> None:
@@ -512,6 +533,61 @@ _AUTHORIZATION_SETTLE_S = 5.0
 _CREATE_REFUSED_TRIES = 5
 """Creations refused for want of authorization tried again, a second apart, when the topics
 are still unknown: enough for a new topic's metadata to reach every broker."""
+
+
+READER_DISCOVER_EVERY_S = 1.0
+"""How often a `KafkaReader` looks again for a topic that does not exist yet."""
+
+
+class KafkaReader(TopicReader):
+    """Every partition of one topic from its start, assigned by hand (no group, nothing
+    committed), read committed. Partitions are found through the transport's admin client;
+    a topic that is missing at start is looked for again at most every
+    `READER_DISCOVER_EVERY_S`."""
+
+    def __init__(self, transport: KafkaTransport, topic: str) -> None:
+        self._transport = transport
+        self._topic = topic
+        self._consumer: AIOKafkaConsumer | None = None
+        self._assigned = False
+        self._looked_at = float("-inf")
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        consumer = _groupless(self._transport.options, "follow")
+        with _translated(f"start reader of {self._topic}"):
+            await _started(consumer, self._transport.options, "reader")
+        self._consumer = consumer
+
+    async def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await _stop_within(consumer.stop(), consumer._client, "reader")
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        if self._assigned or time.monotonic() - self._looked_at < READER_DISCOVER_EVERY_S:
+            return
+        self._looked_at = time.monotonic()
+        partitions = await self._transport._partitions([self._topic])
+        if partitions:
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            self._assigned = True
+
+    async def poll(
+        self, *, timeout_ms: int = 1000, max_records: int = DEFAULT_MAX_POLL_RECORDS
+    ) -> list[Record]:
+        consumer = self._consumer
+        if consumer is None:
+            raise TransportClosed(f"reader of {self._topic} is not started")
+        with _translated(f"read {self._topic}"):
+            await self._assign(consumer)
+            if not self._assigned:
+                await asyncio.sleep(timeout_ms / 1000)
+                return []
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [_record(r) for batch in batches.values() for r in batch]
 
 
 class KafkaTransport(Transport):
@@ -632,6 +708,9 @@ class KafkaTransport(Transport):
     def consumer(self, group_id: str, topics: Sequence[str]) -> Consumer:
         return KafkaConsumer(self.options, group_id, topics)
 
+    def reader(self, topic: str) -> TopicReader:
+        return KafkaReader(self, topic)
+
     async def ping(self) -> None:
         try:
             admin = await self._admin_client()
@@ -647,15 +726,7 @@ class KafkaTransport(Transport):
     async def _reader(self) -> AsyncIterator[AIOKafkaConsumer]:
         """A started consumer outside any group, for offsets and whole-topic reads; stopped
         on the way out — also when it never got started (an outage), or it is left unclosed."""
-        reader = AIOKafkaConsumer(
-            **self.options.connection(),
-            bootstrap_servers=self.options.bootstrap_servers,
-            client_id=f"{self.options.client_id}-reader",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            request_timeout_ms=self.options.request_timeout_ms,
-            max_partition_fetch_bytes=MAX_RECORD_BYTES + REQUEST_OVERHEAD_BYTES,
-        )
+        reader = _groupless(self.options, "reader")
         try:
             await asyncio.wait_for(reader.start(), self.options.request_timeout_ms / 1000)
             yield reader

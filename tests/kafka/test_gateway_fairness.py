@@ -13,21 +13,19 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from broker.audit import Finding, verify_stream
 from broker.errors import RejectReason
-from broker.gateway import Gateway, GatewayStore
+from broker.gateway import Gateway
 from broker.models import AvroModel, PartyRole
 from broker.topics import audit, dlq, inbox
-from broker.transport import Producer, Record
-from broker.transport.kafka import KafkaOptions, KafkaTransport
+from broker.transport import Record
 from demo.examples import example
-from tests.crypto_net import CONTENT_KEY, NOW, A, Net
+from tests.crypto_net import NOW, A, Net
+from tests.kafka_gateways import KafkaNetwork
 from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
@@ -45,65 +43,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.at
-
-
-class KafkaNetwork:
-    """Gateways of the test network on real Kafka, on topics of a fresh prefix."""
-
-    def __init__(self, folder: Path, options: KafkaOptions) -> None:
-        self.folder, self.options = folder, options
-        self.prefix = f"lvv.fair-{uuid.uuid4().hex[:8]}.v1"
-        self.transport = KafkaTransport(options)
-        self.gateways: list[Gateway] = []
-        self.loops: list[asyncio.Task[None]] = []
-        self._producer: Producer | None = None
-
-    async def gateway(
-        self, party: str, clock: Callable[[], datetime], *, run: bool = False
-    ) -> Gateway:
-        gw = Gateway(
-            keys=NET.keys(party), directory=NET.directory, transport=KafkaTransport(self.options),
-            store=GatewayStore(self.folder / f"{party}.db", content_key=CONTENT_KEY),
-            prefix=self.prefix, clock=clock,
-        )  # fmt: skip
-        self.gateways.append(gw)
-        await gw.start()
-        if run:
-            self.loops.append(asyncio.create_task(gw.run()))
-        return gw
-
-    async def inject(self, party: str, value: bytes, key: bytes) -> None:
-        """Put raw bytes in ``party``'s inbox, as a party with write access to it can."""
-        if self._producer is None:
-            self._producer = self.transport.producer()
-            await self._producer.start()
-        await self._producer.send(inbox(party, self.prefix), value, key=key)
-
-    async def records(self, topic: str) -> list[Record]:
-        return await self.transport.read_topic(topic)
-
-    async def aclose(self) -> None:
-        for gw in self.gateways:
-            gw.stop()
-        await asyncio.gather(*self.loops, return_exceptions=True)
-        for gw in self.gateways:
-            await gw.close()
-            await gw.transport.close()
-            gw.store.close()
-        if self._producer is not None:
-            await self._producer.close()
-        await self.transport.close()
-
-
-@pytest.fixture
-async def lvv(
-    tmp_path: Path, kafka_transport: KafkaTransport, kafka_options: KafkaOptions
-) -> AsyncIterator[KafkaNetwork]:
-    network = KafkaNetwork(tmp_path, kafka_options)
-    try:
-        yield network
-    finally:
-        await network.aclose()
 
 
 def response_of(sender: str, case_id: uuid.UUID | None = None) -> AvroModel:
@@ -137,7 +76,7 @@ async def test_a_co_recipient_reusing_a_message_id_cannot_suppress_it(lvv: Kafka
     await ngo.handle(at_ngo)  # the NGO has the message, and so its id
 
     forged = NET.forge(response_of(NGO), NGO, [MUNI], message_id=message_id)
-    await lvv.inject(MUNI, forged, key=uuid.uuid4().bytes)
+    await lvv.inject_inbox(MUNI, forged, key=uuid.uuid4().bytes)
     at_muni = await lvv.records(inbox(MUNI, lvv.prefix))
     (real,) = [r for r in at_muni if r.value != forged]
     (fake,) = [r for r in at_muni if r.value == forged]
@@ -198,10 +137,10 @@ async def _honest_latencies(lvv: KafkaNetwork, ind: Gateway, muni: Gateway, *, c
         message_id = await ind.send(example("DossierDelivered"), [MUNI])
         sent_at[message_id] = started
         if n % every == 0 and pending:
-            await lvv.inject(MUNI, pending.pop(), key=uuid.uuid4().bytes)
+            await lvv.inject_inbox(MUNI, pending.pop(), key=uuid.uuid4().bytes)
         await asyncio.sleep(0.05)  # the load's pacing: a steady stream, not a burst
     for value in pending:
-        await lvv.inject(MUNI, value, key=uuid.uuid4().bytes)
+        await lvv.inject_inbox(MUNI, value, key=uuid.uuid4().bytes)
     try:
         await eventually(
             lambda: set(sent_at) <= set(seen_at), f"{count} honest deliveries", timeout_s=WAIT_S
@@ -230,7 +169,7 @@ async def test_reused_expired_ids_are_refused_once_each_without_stalling_honest_
         first = NET.forge(
             response_of(NGO), NGO, [MUNI], message_id=message_id, now=NOW, ttl=timedelta(minutes=1)
         )
-        await lvv.inject(MUNI, first, key=uuid.uuid4().bytes)
+        await lvv.inject_inbox(MUNI, first, key=uuid.uuid4().bytes)
     await eventually(
         lambda: len(muni.store.inbox(limit=100)) == 20, "the NGO's first messages", timeout_s=WAIT_S
     )

@@ -57,6 +57,7 @@ from broker.transport import (
     Record,
     RecordMetadata,
     TopicPartition,
+    TopicReader,
     TopicSpec,
     Transport,
 )
@@ -914,6 +915,9 @@ class GatedTransport(Transport):
 
     def consumer(self, group_id: str, topics: Sequence[str]) -> Consumer:
         return self.inner.consumer(group_id, topics)
+
+    def reader(self, topic: str) -> TopicReader:
+        return self.inner.reader(topic)
 
     async def ping(self) -> None:
         await self.inner.ping()

@@ -4,6 +4,7 @@ each refusal come out with its exit code and reason."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from broker.errors import RejectReason
 from broker.models import IntakeRegistered, KeyAlgorithm
+from broker.transport.embedded import EmbeddedTransport
 from cli.main import cli
 from demo.examples import example
 from tests.support import example_of
@@ -161,6 +163,63 @@ def test_directory_verify_refuses_a_tampered_directory(network: Network, tmp_pat
     result = lvvx("directory", "verify", tampered, "--anchor", network.anchor)
     assert result.exit_code == 2
     assert "DIRECTORY_REJECTED" in result.output
+
+
+def empty_log(folder: Path) -> Path:
+    """A network folder with an empty embedded log."""
+    folder.mkdir()
+
+    async def make() -> None:
+        log = EmbeddedTransport(folder / "log.db")
+        await log.ping()
+        await log.close()
+
+    asyncio.run(make())
+    return folder
+
+
+def test_directory_publish_writes_once_says_so_again_and_refuses_what_does_not_verify(
+    network: Network, tmp_path: Path
+) -> None:
+    data = empty_log(tmp_path / "net")
+    publish = (
+        "directory",
+        "publish",
+        network.directory,
+        "--anchor",
+        network.anchor,
+        "--data",
+        data,
+    )
+
+    planned = json.loads(ok(*publish, "--dry-run"))
+    assert planned["action"] == "would publish"
+    assert (planned["network"], planned["serial"]) == ("lvv", network.built["serial"])
+    assert planned["parties"] == sorted(p for p, _, _ in PARTIES)
+    assert planned["expires_at"] == network.built["expires_at"]
+    assert json.loads(ok(*publish))["action"] == "published"
+    again = json.loads(ok(*publish))
+    assert again["action"].startswith("unchanged") and again["newest_on_topic"] == planned["serial"]
+
+    tampered = tampered_copy(network.directory, tmp_path / "tampered.bin")
+    refused = lvvx("directory", "publish", tampered, "--anchor", network.anchor, "--data", data)
+    assert refused.exit_code == 2 and "DIRECTORY_REJECTED" in refused.output
+    no_log = lvvx("directory", "publish", network.directory, "--anchor", network.anchor,
+                  "--data", tmp_path / "nowhere")  # fmt: skip
+    assert no_log.exit_code == 2 and "NO_LOG" in no_log.output
+
+
+def test_directory_publish_refuses_a_serial_lower_than_the_topics(
+    network: Network, tmp_path: Path
+) -> None:
+    data = empty_log(tmp_path / "net")
+    older = tmp_path / "older.bin"
+    serial = int(str(network.built["serial"]))
+    ok("directory", "build", "--keys", network.keys, "--anchor", network.anchor, "--out", older,
+       "--serial", serial - 1)  # fmt: skip
+    ok("directory", "publish", network.directory, "--anchor", network.anchor, "--data", data)
+    result = lvvx("directory", "publish", older, "--anchor", network.anchor, "--data", data)
+    assert result.exit_code == 2 and "OLDER_SERIAL" in result.output
 
 
 def test_keys_init_without_a_passphrase_fails_clearly(

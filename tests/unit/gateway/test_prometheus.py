@@ -197,6 +197,7 @@ def _exported_metrics(folder: Path) -> set[str]:
     store = GatewayStore(folder / "store.db", content_key=CONTENT_KEY)
     try:
         observer.watch_store(store, lambda: 0)
+        observer.watch_directory(lambda: Net().directory, lambda: NOW)
         families = {f.name for f in observer.registry.collect()}
     finally:
         store.close()

@@ -18,6 +18,7 @@ from broker.transport import (
     OutgoingRecord,
     Record,
     TopicPartition,
+    TopicReader,
     TopicSpec,
     Transport,
 )
@@ -26,7 +27,9 @@ from broker.transport import (
 DRAIN_TIMEOUT_S = 45.0
 
 
-async def drain(consumer: Consumer, count: int, timeout_s: float = DRAIN_TIMEOUT_S) -> list[Record]:
+async def drain(
+    consumer: Consumer | TopicReader, count: int, timeout_s: float = DRAIN_TIMEOUT_S
+) -> list[Record]:
     """Poll until ``count`` records came, failing after ``timeout_s``."""
     records: list[Record] = []
     deadline = time.monotonic() + timeout_s
@@ -36,7 +39,7 @@ async def drain(consumer: Consumer, count: int, timeout_s: float = DRAIN_TIMEOUT
     return records
 
 
-async def quiet(consumer: Consumer, seconds: float = 2.0) -> list[Record]:
+async def quiet(consumer: Consumer | TopicReader, seconds: float = 2.0) -> list[Record]:
     """Everything a consumer returns within ``seconds`` (to show nothing more comes)."""
     records: list[Record] = []
     deadline = time.monotonic() + seconds
@@ -228,3 +231,34 @@ async def test_a_whole_topic_can_be_read_without_a_group(transport: Transport, t
         offsets = [r.offset for r in records if r.partition == p]
         assert offsets == sorted(offsets)
     assert await transport.read_topic(topic) == records  # reading does not consume
+
+
+async def test_a_reader_reads_a_topic_from_its_start_then_follows_it(
+    transport: Transport, topic: str
+) -> None:
+    await transport.ensure_topics([TopicSpec(topic, partitions=2)])
+    six = [OutgoingRecord(topic, str(n).encode(), key=str(n % 3).encode()) for n in range(6)]
+    async with transport.producer(transactional_id=f"tx-{topic}") as producer:
+        await producer.send_atomic(six)
+        async with transport.reader(topic) as reader, transport.reader(topic) as second:
+            first = await drain(reader, 6)
+            assert sorted(int(r.value) for r in first) == list(range(6))
+            await producer.send(topic, b"6", key=b"0")
+            (later,) = await drain(reader, 1)
+            assert later.value == b"6"
+            assert await quiet(reader, 1.0) == []
+            # readers share nothing (no group): another one reads it all from the start
+            assert sorted(int(r.value) for r in await drain(second, 7)) == list(range(7))
+    assert await transport.committed("any", [topic]) == {}
+
+
+async def test_a_reader_of_a_topic_made_later_reads_it_once_it_exists(
+    transport: Transport, topic: str
+) -> None:
+    async with transport.reader(topic) as reader:
+        assert await reader.poll(timeout_ms=100) == []
+        await transport.ensure_topics([TopicSpec(topic, partitions=1)])
+        async with transport.producer() as producer:
+            await producer.send(topic, b"late", key=b"k")
+        (record,) = await drain(reader, 1)
+        assert record.value == b"late"
