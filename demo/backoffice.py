@@ -108,7 +108,7 @@ class BackOffice:
                         log.exception(
                             "adapter of %s failed on %s", self.gateway.party_id, item.message_type
                         )
-                await asyncio.to_thread(self.gateway.store.ack, item.message_id, item.received_at)
+                await self.gateway.ack(item.message_id, sender=item.sender)
                 self._arrived[item.message_id].set()
             if not items:
                 await asyncio.sleep(IDLE_S)

@@ -656,16 +656,9 @@ class GatewayStore:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def record_sent(self, message_id: uuid.UUID, message_type: str, case_id: uuid.UUID,
-                    recipients: tuple[str, ...], now: datetime,
-                    envelope_sha256: bytes | None = None) -> None:  # fmt: skip
-        """Note a message about to be sent, with the digest of its envelope: receipts count
-        only if they are about those bytes."""
-        self.record_sent_many([SentRow(message_id, message_type, case_id, recipients, now,
-                                       envelope_sha256)])  # fmt: skip
-
     def record_sent_many(self, rows: Sequence[SentRow]) -> None:
-        """`record_sent` for several messages, in one transaction (one fsync)."""
+        """Note messages about to be sent, each with the digest of its envelope (receipts
+        count only if they are about those bytes), in one transaction (one fsync)."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO sent VALUES (?, ?, ?, ?, ?, 'SENT', ?)",
@@ -674,7 +667,7 @@ class GatewayStore:
             )  # fmt: skip
 
     def forget_sent(self, message_id: uuid.UUID) -> None:
-        """Undo `record_sent` for a message the log refused (nothing was stored)."""
+        """Undo `record_sent_many` for a message the log refused (nothing was stored)."""
         with self._tx() as db:
             db.execute("DELETE FROM sent WHERE message_id = ?", (str(message_id),))
 

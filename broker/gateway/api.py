@@ -294,34 +294,33 @@ def create_app(
 
     v1 = [Depends(_BEARER)]  # declares the scheme; `_Gatekeeper` has checked the token
 
-    async def send_one(body: Any) -> tuple[int, Accepted | Problem, bool]:
-        """Send one validated request: the HTTP status, the answer, and whether it is a 503
-        (the log is away: worth trying later)."""
+    async def send_one(body: Any) -> tuple[int, Accepted | Problem]:
+        """Send one validated request: the HTTP status and the answer."""
         try:
             message_id = await gateway.send(
                 body.message, body.recipients,
                 correlation_id=body.correlation_id, causation_id=body.causation_id,
             )  # fmt: skip
         except PolicyDenied as exc:
-            return 403, Problem(reason=exc.reason, detail=_said(exc)), False
+            return 403, Problem(reason=exc.reason, detail=_said(exc))
         except UnknownParty as exc:
-            return 422, Problem(reason="UNKNOWN_RECIPIENT", detail=_said(exc)), False
+            return 422, Problem(reason="UNKNOWN_RECIPIENT", detail=_said(exc))
         except RecordTooLarge:
-            return 413, Problem(reason="TOO_LARGE"), False
+            return 413, Problem(reason="TOO_LARGE")
         except LocalError as exc:
-            return 422, Problem(reason=exc.reason, detail=_said(exc)), False
+            return 422, Problem(reason=exc.reason, detail=_said(exc))
         except TransportError as exc:  # during a known outage: at once, before any work
             detail = "the message log is not reachable; nothing was sent"
-            return 503, Problem(reason=exc.reason, detail=detail), True
-        return 202, Accepted(message_id=message_id), False
+            return 503, Problem(reason=exc.reason, detail=detail)
+        return 202, Accepted(message_id=message_id)
 
     @app.post("/v1/messages", status_code=202, dependencies=v1, response_model=Accepted,
               responses={**_ERRORS, 403: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
     async def send(request: SendRequest) -> Any:
         """Seal the message and put it in each recipient's inbox (all or none)."""
-        status, answer, retry = await send_one(request)
+        status, answer = await send_one(request)
         if isinstance(answer, Problem):
-            if retry:
+            if status == 503:  # the log is away: Retry-After
                 return _unavailable(answer.reason, answer.detail)
             return _problem(status, answer.reason, answer.detail)
         return answer
@@ -341,7 +340,7 @@ def create_app(
             except ValidationError as exc:
                 reason = "UNKNOWN_TYPE" if _unknown_type(exc.errors()) else "SCHEMA_VIOLATION"
                 return BatchItem(status=422, reason=reason, detail=_error_list(exc.errors()))
-            status, answer, _ = await send_one(body)
+            status, answer = await send_one(body)
             if isinstance(answer, Problem):
                 return BatchItem(status=status, reason=answer.reason, detail=answer.detail)
             return BatchItem(status=status, message_id=answer.message_id)
