@@ -73,6 +73,25 @@ async def _restored(
     return again
 
 
+async def _nothing_lost_after_a_restart(
+    net: LocalNetwork, proxy: TcpProxy, client: httpx.AsyncClient, acknowledged: list[str],
+    running: list[GatewayRun],
+) -> list[str]:  # fmt: skip
+    """The network back and both gateways started again (added to ``running``, which the
+    test kills on the way out): every acknowledged message is delivered exactly once, both stop
+    cleanly, and each audit chain is a line. The ids delivered."""
+    again = await _restored(net, proxy, client)
+    running.extend(again)
+    delivered = await delivered_once(again[1], client, set(acknowledged), kafka=DIRECT)
+    assert len(delivered) == len(set(delivered)), "delivered twice"
+    assert set(acknowledged) <= set(delivered), "acknowledged but lost"
+    for gateway in again:
+        code, _ = await _stop(gateway)
+        assert code == 0, gateway.log()[-3000:]
+    await _chains_are_lines(topic_prefix(net))
+    return delivered
+
+
 async def _chains_are_lines(prefix: str) -> None:
     direct = KafkaTransport(KafkaOptions(bootstrap_servers=DIRECT))
     try:
@@ -133,15 +152,10 @@ async def test_sigterm_ends_a_gateway_in_an_outage_within_10_s_and_loses_nothing
                 # given up in flight (outcome unknown), not refused for arriving at the stop
                 assert answered.json()["reason"] == "TRANSPORT_TIMEOUT", answered.text
 
-            running = list(await _restored(net, proxy, client))
-            delivered = await delivered_once(running[1], client, set(acknowledged), kafka=DIRECT)
-            assert len(delivered) == len(set(delivered)), "delivered twice"
-            assert set(acknowledged) <= set(delivered), "acknowledged but lost"
+            delivered = await _nothing_lost_after_a_restart(
+                net, proxy, client, acknowledged, running
+            )
             assert len(delivered) <= len(acknowledged) + 1  # + the refused send, if it landed
-            for gateway in running:
-                code, _ = await _stop(gateway)
-                assert code == 0, gateway.log()[-3000:]
-            await _chains_are_lines(topic_prefix(net))
         finally:
             for gateway in (sender, recipient, *running):
                 gateway.kill()
@@ -200,13 +214,7 @@ async def test_a_second_signal_ends_a_stopping_gateway_at_once(
             recipient.signal()
             assert await recipient.wait_exit(STOP_WITHIN_S) == 0, recipient.log()[-3000:]
 
-            running = list(await _restored(net, proxy, client))  # crash-safe: nothing lost
-            delivered = await delivered_once(running[1], client, set(acknowledged), kafka=DIRECT)
-            assert len(delivered) == len(set(delivered)) and set(acknowledged) <= set(delivered)
-            for gateway in running:
-                code, _ = await _stop(gateway)
-                assert code == 0, gateway.log()[-3000:]
-            await _chains_are_lines(topic_prefix(net))
+            await _nothing_lost_after_a_restart(net, proxy, client, acknowledged, running)
         finally:
             for gateway in (sender, recipient, *running):
                 gateway.kill()
