@@ -271,14 +271,15 @@ def _read(path: Path) -> bytes:
         raise ValueError(f"cannot read it: {exc.strerror}") from exc
 
 
-def replace_private(path: Path, data: bytes) -> None:
+def replace_private(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE) -> None:
     """Replace ``path`` by ``data`` atomically: a reader sees the old file or the new one,
-    never a part; the new one is owner-only (0600) whatever the umask."""
+    never a part; the new one is owner-only (0600) whatever the umask, unless ``mode`` says
+    otherwise (a public record is 0644)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), PRIVATE_FILE_MODE)
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

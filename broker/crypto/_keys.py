@@ -41,6 +41,7 @@ from broker.crypto._keyfile import (
     encrypt_key_file,
     key_file_blocks,
     read_key_file,
+    replace_private,
     rewrap_key_file,
 )
 from broker.crypto._points import ed25519_usable, x25519_usable
@@ -352,6 +353,21 @@ class KeyStore:
                 raise KeyStoreError(f"{path} is not a party's public record: {exc}") from exc
         return entries
 
+    def public_entry(self, party_id: str) -> PartyEntry:
+        """``party_id``'s public record in this folder."""
+        path = self._path(party_id, "public.json")
+        try:
+            return PartyEntry.model_validate_json(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(f"no public record for party {party_id!r} at {path}") from exc
+
+    def write_public_entry(self, entry: PartyEntry) -> Path:
+        """Replace the party's public record atomically (a directory build reading the
+        folder sees the old record or the new one, never a part); returns its path."""
+        path = self._path(entry.party_id, "public.json")
+        replace_private(path, (entry.model_dump_json(indent=2) + "\n").encode(), mode=0o644)
+        return path
+
     def anchor_public(self) -> PublicKey:
         path = self._path(ANCHOR, "public.json")
         try:
@@ -367,12 +383,7 @@ class KeyStore:
 
     def load_party(self, party_id: str, passphrase: bytes) -> PartyKeys:
         """The private keys of ``party_id``, with the key ids of its public record."""
-        try:
-            entry = PartyEntry.model_validate_json(self._path(party_id, "public.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise KeyStoreError(
-                f"no public record for party {party_id!r} in {self.folder}"
-            ) from exc
+        entry = self.public_entry(party_id)
         [signing] = _read_private(self._path(party_id, "signing.pem"), passphrase)
         if not isinstance(signing, Ed25519PrivateKey):
             raise KeyStoreError(f"{party_id}.signing.pem does not hold an Ed25519 key")
