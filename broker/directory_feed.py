@@ -46,6 +46,7 @@ from enum import StrEnum
 from broker.crypto import MAX_CLOCK_SKEW, AnchorKey, Directory, load_directory
 from broker.errors import DirectoryCheck, DirectoryRejected, LocalError, TransportError
 from broker.log_throttle import Throttle
+from broker.models import KeyStatus, PublicKey
 from broker.topics import (
     DEFAULT_PREFIX,
     DIRECTORY_CONFIG,
@@ -284,22 +285,61 @@ class Publication:
     written: bool
 
 
-def newest_serial(
+def newest_on_topic(
     records: list[Record], *, anchor: AnchorKey, network: str, now: datetime
-) -> int | None:
-    """The highest serial among ``records`` that are directories of ``network`` signed by
-    ``anchor`` and valid now; what does not verify is not counted (its serial is untrusted)."""
-    serials = []
+) -> Directory | None:
+    """The directory of the highest serial among ``records`` that are directories of
+    ``network`` signed by ``anchor`` and valid now; what does not verify is not counted (its
+    serial is untrusted)."""
+    found: list[Directory] = []
     for record in records:
         if record.key != directory_key(network):
             continue
         try:
-            serials.append(
-                load_directory(record.value, anchor=anchor, now=now, network=network).serial
-            )
+            found.append(load_directory(record.value, anchor=anchor, now=now, network=network))
         except DirectoryRejected:
             continue
-    return max(serials, default=None)
+    return max(found, key=lambda d: d.serial, default=None)
+
+
+KEY_CHANGE_NOTICE = timedelta(seconds=10)
+"""A directory that ends a key in use must reach the gateways at least this long before the
+end: a gateway takes a published directory within a second (docs/OPERATING.md)."""
+
+
+def keys_ended_too_soon(current: Directory, new: Directory, now: datetime,
+                        notice: timedelta = KEY_CHANGE_NOTICE) -> list[str]:  # fmt: skip
+    """Keys valid now under ``current`` whose window ``new`` ends before ``now + notice``
+    (or which it drops) — for a party in both and not by a revocation. Published, such a
+    directory would make gateways refuse, as signed by an ended key, what the party's
+    gateway signed before it took the directory: a rotation published after its
+    activation. (A revocation ends a key at once on purpose; so does removing a party.)"""
+    soon = now + notice
+    found = []
+    for party, entry in new.parties.items():
+        if party not in current.parties:
+            continue
+        old = current.parties[party]
+        listed = {k.key_id: k for k in (*entry.signing_keys, *entry.encryption_keys)}
+        for key in (*old.signing_keys, *old.encryption_keys):
+            if not _active(key, now):
+                continue
+            after = listed.get(key.key_id)
+            if after is None and key in old.encryption_keys:
+                continue  # a retired encryption key: nothing signed needs it
+            if after is not None and after.status is KeyStatus.REVOKED:
+                continue
+            if (
+                after is None
+                or not _active(after, now)
+                or (_active(key, soon) and not _active(after, soon))
+            ):
+                found.append(f"{party}/{key.key_id}")
+    return found
+
+
+def _active(key: PublicKey, at: datetime) -> bool:
+    return key.status is KeyStatus.ACTIVE and key.valid_from <= at < key.valid_until
 
 
 async def publish_directory(
@@ -317,9 +357,10 @@ async def publish_directory(
     (`LocalError` ``OLDER_SERIAL``): gateways would refuse it anyway."""
     checked = load_directory(data, anchor=anchor, now=now)
     network, topic = checked.document.network, directory(prefix)
-    newest = newest_serial(
+    current = newest_on_topic(
         await transport.read_topic(topic), anchor=anchor, network=network, now=now
     )
+    newest = current.serial if current is not None else None
     if newest is not None and checked.serial < newest:
         raise LocalError(
             f"directory serial {checked.serial} is older than serial {newest}, the newest of "
@@ -328,6 +369,14 @@ async def publish_directory(
         )
     if newest == checked.serial:
         return Publication(checked, topic, PublishAction.UNCHANGED, newest, written=False)
+    if current is not None and (cut := keys_ended_too_soon(current, checked, now)):
+        raise LocalError(
+            f"this directory ends keys in use within {KEY_CHANGE_NOTICE.seconds} s of now or "
+            f"before it: {', '.join(cut)}; gateways would refuse what those parties sign "
+            "until they take it. Rotate with an activation further ahead (lvvx keys rotate "
+            "--activate-in), or revoke the key if that is what is meant",
+            reason="KEY_ENDS_TOO_SOON",
+        )
     if not dry_run:
         await transport.ensure_topics(
             [TopicSpec(topic, partitions=DIRECTORY_PARTITIONS, config=DIRECTORY_CONFIG)]

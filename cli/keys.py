@@ -10,11 +10,15 @@ from pathlib import Path
 import click
 
 from broker.crypto import (
+    DEFAULT_ROTATION_LEAD,
     DEMO_KEY_FILE_KDF,
     KEY_FILE_KDF,
     KeyStore,
     new_passphrase_from_env,
     passphrase_from_env,
+    pending_keys,
+    reschedule_rotation,
+    rotate_keys,
 )
 from broker.errors import LocalError
 from broker.models import KeyAlgorithm, PartyRole
@@ -36,7 +40,7 @@ def _store(folder: Path, demo_kdf: bool) -> KeyStore:
 @click.group(cls=Group)
 def keys() -> None:
     """Make a party's or the trust anchor's key pairs (scrypt and AES-256-GCM encrypted files);
-    upgrade old-format key files."""
+    rotate a party's keys; upgrade old-format key files."""
 
 
 @keys.command("init")
@@ -124,4 +128,68 @@ def keys_upgrade(folder: Path, dry_run: bool) -> None:
             }
             for change in changes
         ],
+    })  # fmt: skip
+
+
+@keys.command("rotate")
+@click.option("--party", required=True, help="The party whose keys to rotate.")
+@click.option("--keys", "folder", required=True, type=FOLDER,
+              help="The party's key folder (its gateway's keys_dir).")  # fmt: skip
+@click.option("--activate-in", "lead_s", type=click.IntRange(0, 30 * 86400),
+              default=int(DEFAULT_ROTATION_LEAD.total_seconds()), show_default=True,
+              help="Seconds from now to the activation: publish the next directory before it.")  # fmt: skip
+@click.option("--valid-days", default=365, show_default=True, type=click.IntRange(1, 3650),
+              help="The new keys' validity from the activation.")  # fmt: skip
+@click.option("--kem", type=click.Choice(sorted(_KEM_CHOICES)),
+              help="The new encryption key's KEM [default: the current key's].")  # fmt: skip
+@click.option("--reschedule", is_flag=True,
+              help="Make no keys: move the last rotation's activation to --activate-in from "
+                   "now (its directory was not published in time).")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@_INSECURE_DEMO_KDF
+def keys_rotate(party: str, folder: Path, lead_s: int, valid_days: int, kem: str | None,
+                reschedule: bool, dry_run: bool, demo_kdf: bool) -> None:  # fmt: skip
+    """Make PARTY's new signing and encryption keys, valid from the activation on, and end
+    the current keys' windows there; the public record lists old and new.
+
+    Then build and publish the next directory before the activation (`lvvx directory
+    build`, `lvvx directory publish`): every gateway takes it at once, and at the
+    activation the party's gateway signs with its new key and senders seal to its new
+    encryption key — no restart. Envelopes sealed to the old key still open: its private
+    file stays until no envelope sealed to it can be valid (30 days and 2 minutes after the
+    activation); a later rotation removes it. Running the command again before the
+    activation changes nothing."""
+    now = utc_now()
+    if reschedule:
+        before, after = reschedule_rotation(KeyStore(folder), party, now=now,
+                                            lead=timedelta(seconds=lead_s), dry_run=dry_run)  # fmt: skip
+        dump({"party_id": party, "action": "would reschedule" if dry_run else "rescheduled",
+              "activation_was": before, "activation": after,
+              "next": "lvvx directory build, then lvvx directory publish, before the activation"})  # fmt: skip
+        return
+    done = rotate_keys(
+        _store(folder, demo_kdf), party, passphrase=passphrase_from_env(), now=now,
+        lead=timedelta(seconds=lead_s), validity=timedelta(days=valid_days),
+        kem=_KEM_CHOICES[kem] if kem else None, dry_run=dry_run,
+    )  # fmt: skip
+    if done.plan is None:
+        pending = pending_keys(KeyStore(folder).public_entry(party), now)
+        dump({"party_id": party, "action": "unchanged: a rotation is pending",
+              "activation": min(k.valid_from for k in pending),
+              "pending_keys": [k.key_id for k in pending]})  # fmt: skip
+        return
+    plan = done.plan
+    dump({
+        "party_id": party,
+        "action": "would rotate" if dry_run else "rotated",
+        "activation": plan.activation,
+        "new_signing_key_id": plan.new_signing.key_id,
+        "new_encryption_key_id": plan.new_encryption.key_id,
+        "kem": plan.new_encryption.algorithm.value,
+        "ending_at_activation": [k.key_id for k in plan.ended],
+        "retired": [k.key_id for k in plan.retired],
+        "files_written": [str(p) for p in done.written],
+        "files_removed": [str(p) for p in done.removed],
+        "files_rewritten_in_current_format": [str(c.path) for c in done.rewrapped],
+        "next": "lvvx directory build, then lvvx directory publish, before the activation",
     })  # fmt: skip

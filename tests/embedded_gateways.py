@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from broker.crypto import AnchorKey, Directory
+from broker.crypto import AnchorKey, Directory, KeyRing, PartyKeys
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway.metrics import PrometheusObserver
 from broker.transport import Producer, Record, RecordMetadata, Transport
@@ -57,13 +57,17 @@ class EmbeddedNetwork:
         clock: Callable[[], datetime] = lambda: NOW,
         directory: Directory | None = None,
         anchor: AnchorKey | None = None,
+        keys: PartyKeys | None = None,
+        key_ring: KeyRing | None = None,
+        reload_keys: Callable[[KeyRing], KeyRing] | None = None,
     ) -> Gateway:
         """A started gateway of ``party`` (its inbox and DLQ topics exist from here on),
         its loop running if ``run``; with ``anchor`` it follows the directory topic."""
         net = net or self.net
         gw = Gateway(
-            keys=net.keys(party), directory=directory or net.directory, transport=transport or self.log,
+            keys=keys or net.keys(party), directory=directory or net.directory, transport=transport or self.log,
             store=store or self.store(party), clock=clock, observer=observer, anchor=anchor,
+            key_ring=key_ring, reload_keys=reload_keys,
         )  # fmt: skip
         self.gateways.append(gw)
         await gw.start()

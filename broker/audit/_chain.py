@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from broker.audit import _events as ev
-from broker.crypto import SigningKey
+from broker.crypto import SigningKey, VerifyKey
 from broker.merkle import Frontier, leaf_hash
 from broker.models import AuditAction, AuditCheckpoint, AuditOutcome
 from broker.transport import OutgoingRecord, Transport
@@ -75,10 +75,18 @@ class Pending:
 
 class AuditChain:
     def __init__(
-        self, party: str, key: SigningKey, topic: str, clock: Callable[[], datetime]
-    ) -> None:
+        self, party: str, key: SigningKey, topic: str, clock: Callable[[], datetime], *,
+        key_at: Callable[[datetime], SigningKey] | None = None,
+        own_keys: Callable[[], Sequence[VerifyKey]] | None = None,
+    ) -> None:  # fmt: skip
+        """``key_at`` chooses the signing key for a moment (a gateway's key ring, which
+        changes keys at a rotation's activation); without it every event is signed with
+        ``key``. ``own_keys`` are every public key the party's events may be signed with,
+        old ones included: `recover` takes up the chain whichever signed its last event."""
         self.party = party
         self._key = key
+        self._key_at = key_at
+        self._own_keys = own_keys
         self.topic = topic
         self._clock = clock
         self._head = _Head()
@@ -91,15 +99,16 @@ class AuditChain:
     async def recover(self, transport: Transport) -> None:
         """Take up the chain where the topic says it ends."""
         head = _Head()
-        public = self._key.public_key()
+        publics = [self._key.public_key(), *(self._own_keys() if self._own_keys else ())]
         batches = ev.VerifiedBatches()
         mine = [r for r in await transport.read_topic(self.topic) if r.key == self.party.encode()]
         for record in mine:
             try:
                 event = ev.decode(record.value)
-                ev.verify(event, record.value, public, batches)
             except ev.BadAuditEvent:
-                continue  # garbage or a forgery: the verifier reports it, the chain goes on
+                continue  # garbage: the verifier reports it, the chain goes on
+            if not any(ev.signed_by(event, record.value, p, batches) for p in publics):
+                continue  # a forgery: the verifier reports it, the chain goes on
             if (
                 event.gateway != self.party
                 or event.seq != head.next_seq
@@ -150,7 +159,8 @@ class AuditChain:
                 AuditCheckpoint(tree_size=frontier.size, root_hash=frontier.root()),
             )
             since = 0
-        encoded = ev.sign_batch(signed, self.party, first, self._key) if signed else []
+        key = self._key_at(now) if self._key_at is not None else self._key
+        encoded = ev.sign_batch(signed, self.party, first, key) if signed else []
         records = [self._record(e, first + i) for i, e in enumerate(encoded)]
         return Pending(records, leaves, prev, since)
 

@@ -224,6 +224,16 @@ def verify(event: AuditEvent, data: bytes, key: VerifyKey,
         raise BadAuditEvent(f"bad signature on event {event.seq} of {event.gateway}") from None
 
 
+def signed_by(event: AuditEvent, data: bytes, key: VerifyKey,
+              batches: VerifiedBatches | None = None) -> bool:  # fmt: skip
+    """`verify` as a question: did ``key`` sign ``event``?"""
+    try:
+        verify(event, data, key, batches)
+    except BadAuditEvent:
+        return False
+    return True
+
+
 # --- V1: one signature per event, as earlier releases wrote ------------------------------------
 
 

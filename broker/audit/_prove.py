@@ -68,7 +68,7 @@ def check_proof(
     except (KeyError, ValueError, TypeError, ev.BadAuditEvent) as exc:
         raise ProofError(f"not a proof: {exc}") from exc
     for signed, signed_data in ((event, data), (checkpoint, cp_data)):
-        if not any(_signed_by(signed, signed_data, k, batches) for k in candidates):
+        if not any(ev.signed_by(signed, signed_data, k, batches) for k in candidates):
             raise ProofError(f"event {signed.seq} is not signed by the gateway's key")
     if event.gateway != checkpoint.gateway or checkpoint.checkpoint is None:
         raise ProofError("the checkpoint is not a checkpoint of the same gateway")
@@ -86,11 +86,3 @@ def check_proof(
     if message_id is not None and event.message_id != message_id:
         raise ProofError("the event is about another message")
     verify_inclusion(ev.chain_leaf(event, data), event.seq, head.tree_size, path, head.root_hash)
-
-
-def _signed_by(event: Any, data: bytes, key: VerifyKey, batches: ev.VerifiedBatches) -> bool:
-    try:
-        ev.verify(event, data, key, batches)
-    except ev.BadAuditEvent:
-        return False
-    return True

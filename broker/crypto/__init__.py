@@ -63,6 +63,15 @@ from broker.crypto._keys import (
     signing_public_key,
 )
 from broker.crypto._pki import Pki
+from broker.crypto._ring import KeyRing
+from broker.crypto._rotation import (
+    DEFAULT_ROTATION_LEAD,
+    RETIRED_AFTER,
+    Rotation,
+    pending_keys,
+    reschedule_rotation,
+    rotate_keys,
+)
 from broker.crypto._signing import (
     SignatureInvalid,
     SigningKey,
@@ -77,6 +86,7 @@ from broker.limits import MAX_ENVELOPE_BYTES
 
 __all__ = [
     "DEFAULT_DIRECTORY_VALIDITY",
+    "DEFAULT_ROTATION_LEAD",
     "DEFAULT_TTL",
     "DEMO_KEY_FILE_KDF",
     "FORMAT_VERSION",
@@ -90,6 +100,7 @@ __all__ = [
     "MAX_TTL",
     "MIN_PASSPHRASE_CHARS",
     "NEW_PASSPHRASE_FILE_ENV",
+    "RETIRED_AFTER",
     "AnchorKey",
     "ContentKey",
     "ContentUnreadable",
@@ -97,6 +108,7 @@ __all__ = [
     "Directory",
     "KeyFileChange",
     "KeyFileKdf",
+    "KeyRing",
     "KeyStore",
     "NewParty",
     "OpenCaches",
@@ -105,6 +117,7 @@ __all__ = [
     "PartyKeys",
     "Pki",
     "RecipientKey",
+    "Rotation",
     "SealRequest",
     "Sealer",
     "SenderEpochs",
@@ -121,9 +134,12 @@ __all__ = [
     "new_passphrase_from_env",
     "open_envelope",
     "passphrase_from_env",
+    "pending_keys",
     "prepare_envelope",
     "raw_public_key",
+    "reschedule_rotation",
     "rewrap_key_file",
+    "rotate_keys",
     "seal",
     "seal_v1_from_parts",
     "seal_v2_batch",

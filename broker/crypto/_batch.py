@@ -25,6 +25,7 @@ from broker.crypto._envelope import (
 )
 from broker.crypto._epoch import SenderEpochs
 from broker.crypto._keys import PartyKeys
+from broker.crypto._ring import KeyRing
 from broker.errors import EnvelopeRejected, LocalError
 from broker.replay import ReplayGuard
 
@@ -33,10 +34,14 @@ class Sealer:
     """Seals envelopes for one sender, in the given envelope format version."""
 
     def __init__(self, keys: PartyKeys, directory: Directory, clock: Callable[[], datetime],
-                 *, format_version: int = FORMAT_VERSION) -> None:  # fmt: skip
+                 *, format_version: int = FORMAT_VERSION, ring: KeyRing | None = None) -> None:  # fmt: skip
+        """With ``ring``, each call signs with the key the ring chooses for its moment
+        under the directory in use (after a rotation, the new key from its activation);
+        without, always with ``keys``."""
         if format_version not in (FORMAT_V1, FORMAT_VERSION):
             raise ValueError(f"unknown envelope format version {format_version}")
         self.keys = keys
+        self.ring = ring
         self.directory = directory
         self.clock = clock
         self.format_version = format_version
@@ -47,6 +52,8 @@ class Sealer:
         refusal, an unknown recipient, too large), in the same order. Format 2 signs all
         envelopes of the call together (one signature per `MAX_BATCH_SIZE`)."""
         now = self.clock()
+        if self.ring is not None:
+            self.keys = self.ring.keys_at(self.directory, now)
         if self.format_version == FORMAT_V1:
             return [self._seal_v1(r, now) for r in requests]
         outcomes: list[LocalError | None] = []

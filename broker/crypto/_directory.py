@@ -146,6 +146,13 @@ class Directory:
             return None
         return self._signing[(party_id, key_id)]
 
+    def signing_keys_of(self, party_id: str) -> list[Ed25519PublicKey]:
+        """Every signing key listed for ``party_id``, valid or not (none if not a party):
+        what a gateway's own past audit events may be signed with."""
+        if party_id not in self.parties:
+            return []
+        return [self._signing[(party_id, k.key_id)] for k in self.parties[party_id].signing_keys]
+
     def recipient_key(self, party_id: str, at: datetime) -> RecipientKey:
         """The key to encrypt to ``party_id`` now: its newest key valid at ``at``."""
         usable = [k for k in self.party(party_id).encryption_keys if _valid_at(k, at)]

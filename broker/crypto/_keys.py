@@ -10,6 +10,9 @@ Layout of a key folder::
 
     <party>.signing.pem      Ed25519
     <party>.encryption.pem   X25519, or ML-KEM-768 then X25519 (two blocks)
+    <party>.signing.<key id>.pem, <party>.encryption.<key id>.pem
+                             the keys a rotation made (`broker.crypto._rotation`); a
+                             party's key ring is every such file (`KeyStore.load_ring`)
     <party>.public.json      the party's PartyEntry (public keys, validity), for the directory
     <party>.content.pem      secret of the key its gateway keeps content under at rest
     anchor.signing.pem       the trust anchor's Ed25519 key (programme office only)
@@ -24,8 +27,9 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
@@ -47,6 +51,9 @@ from broker.crypto._keyfile import (
 from broker.crypto._points import ed25519_usable, x25519_usable
 from broker.errors import KeyStoreError, WeakPassphrase
 from broker.models import KeyAlgorithm, KeyStatus, PartyEntry, PartyRole, PublicKey
+
+if TYPE_CHECKING:
+    from broker.crypto._ring import KeyRing
 
 EncryptionPrivateKey = X25519PrivateKey | MLKEM768X25519PrivateKey
 EncryptionPublicKey = X25519PublicKey | MLKEM768X25519PublicKey
@@ -70,7 +77,8 @@ NEW_PASSPHRASE_FILE_ENV = "LVVX_NEW_KEY_PASSPHRASE_FILE"
 """The passphrase `lvvx keys upgrade` rewrites the files under, when it changes."""
 ANCHOR = "anchor"
 PRIVATE_KEY_FILES = ("signing.pem", "encryption.pem", "content.pem")
-"""The private key files a folder may hold per party (the anchor has a signing key only)."""
+"""The private key files a folder may hold per party (the anchor has a signing key only),
+besides the rotated keys' ``signing.<key id>.pem`` and ``encryption.<key id>.pem``."""
 
 _log = logging.getLogger(__name__)
 _legacy_reported: set[Path] = set()
@@ -381,18 +389,77 @@ class KeyStore:
             raise KeyStoreError("the anchor key file does not hold an Ed25519 key")
         return key
 
-    def load_party(self, party_id: str, passphrase: bytes) -> PartyKeys:
-        """The private keys of ``party_id``, with the key ids of its public record."""
+    def load_party(
+        self, party_id: str, passphrase: bytes, *, now: datetime | None = None
+    ) -> PartyKeys:
+        """The keys of ``party_id`` its public record says to use at ``now`` (default: the
+        clock): the newest signing key valid then, and every decryption key. A private key
+        the record lists but the folder lacks is an error. A gateway keeps the whole ring
+        (`load_ring`) and chooses by the directory in use instead."""
         entry = self.public_entry(party_id)
-        [signing] = _read_private(self._path(party_id, "signing.pem"), passphrase)
-        if not isinstance(signing, Ed25519PrivateKey):
-            raise KeyStoreError(f"{party_id}.signing.pem does not hold an Ed25519 key")
-        parts = _read_private(self._path(party_id, "encryption.pem"), passphrase, blocks=(1, 2))
-        decryption = _decryption_key(entry.encryption_keys, parts)
-        signing_id = key_id(signing.public_key().public_bytes_raw())
-        if signing_id != entry.signing_keys[0].key_id:
-            raise KeyStoreError(f"{party_id}: signing key does not match its public record")
-        return PartyKeys(party_id, signing, signing_id, {decryption.key_id: decryption})
+        now = now or datetime.now(UTC)
+        ring = self.load_ring(party_id, passphrase)
+        if missing := ring.missing_from_entry(entry, now):
+            raise KeyStoreError(
+                f"{party_id}: no private key for {', '.join(sorted(missing))} of its public record"
+            )
+        encryption = {k.key_id: k.algorithm for k in entry.encryption_keys}
+        if any(
+            encryption.get(kid, d.algorithm) is not d.algorithm
+            for kid, d in ring.decryption.items()
+        ):
+            raise KeyStoreError(f"{party_id}: encryption key does not match its public record")
+        return ring.keys_of_record(entry, now)
+
+    def key_files(self, party_id: str, kind: str) -> list[Path]:
+        """``party_id``'s private key files of ``kind`` (``signing`` or ``encryption``): the
+        first one and those a rotation made, sorted."""
+        first = self._path(party_id, f"{kind}.pem")
+        rotated = sorted(self.folder.glob(f"{party_id}.{kind}.*.pem"))
+        return ([first] if first.exists() else []) + [p for p in rotated if _is_key_file(p.name)]
+
+    def write_key_file(self, party_id: str, kind: str, kid: str, keys: tuple[object, ...],
+                       passphrase: bytes) -> Path:  # fmt: skip
+        """Write a rotated key's private file ``<party>.<kind>.<key id>.pem`` (owner-only,
+        never over an existing file)."""
+        path = self._path(party_id, f"{kind}.{kid}.pem")
+        _write_private(path, self._encrypt(keys, passphrase))
+        return path
+
+    def load_ring(
+        self, party_id: str, passphrase: bytes, *, previous: KeyRing | None = None
+    ) -> KeyRing:
+        """Every private signing and decryption key of ``party_id`` in the folder. With
+        ``previous`` (the ring read before), only files it did not read are decrypted: a
+        gateway reloading after a rotation pays for the new keys only."""
+        from broker.crypto._ring import KeyRing  # it chooses by the directory: imported late
+
+        files = dict(previous.files) if previous is not None else {}
+        signing = dict(previous.signing) if previous is not None else {}
+        decryption = dict(previous.decryption) if previous is not None else {}
+        for path in self.key_files(party_id, "signing"):
+            if path.name in files:
+                continue
+            [key] = _read_private(path, passphrase)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise KeyStoreError(f"{path.name} does not hold an Ed25519 key")
+            files[path.name] = kid = key_id(key.public_key().public_bytes_raw())
+            signing[kid] = key
+        for path in self.key_files(party_id, "encryption"):
+            if path.name in files:
+                continue
+            found = _decryption_key(_read_private(path, passphrase, blocks=(1, 2)))
+            files[path.name] = found.key_id
+            decryption[found.key_id] = found
+        if not signing or not decryption:
+            raise KeyStoreError(f"no signing or no encryption key of {party_id!r} in {self.folder}")
+        return KeyRing(party_id, signing, decryption, files=files)
+
+    def party_key_files(self, party_id: str) -> list[Path]:
+        """Every private key file of ``party_id``: signing, encryption and content keys."""
+        content = self._path(party_id, "content.pem")
+        return [*self.key_files(party_id, "signing"), *self.key_files(party_id, "encryption"),
+                *([content] if content.exists() else [])]  # fmt: skip
 
     def content_key(self, party_id: str, passphrase: bytes) -> ContentKey:
         """The key under which ``party_id``'s gateway keeps content at rest
@@ -409,11 +476,7 @@ class KeyStore:
 
     def private_key_files(self) -> list[Path]:
         """Every private key file of the folder (parties' and the anchor's), sorted."""
-        return sorted(
-            path
-            for path in self.folder.glob("*.pem")
-            if path.name.split(".", 1)[-1] in PRIVATE_KEY_FILES
-        )
+        return sorted(path for path in self.folder.glob("*.pem") if _is_key_file(path.name))
 
     def upgrade(
         self,
@@ -448,6 +511,10 @@ class KeyStore:
             for change in checked
         ]
 
+    def rewrap(self, path: Path, passphrase: bytes, *, dry_run: bool = False) -> KeyFileChange:
+        """Rewrite one key file in the current format at this store's cost, if it is not."""
+        return self._rewrap(path, passphrase, None, dry_run=dry_run)
+
     def _rewrap(
         self, path: Path, passphrase: bytes, new_passphrase: bytes | None, *, dry_run: bool
     ) -> KeyFileChange:
@@ -471,9 +538,21 @@ def _public(algorithm: KeyAlgorithm, raw: bytes, now: datetime, validity: timede
     )
 
 
-def _decryption_key(published: tuple[PublicKey, ...], parts: list[object]) -> DecryptionKey:
-    """The decryption key of the file's parts, matched to its published key by key id
-    (after a rotation the record lists more than one)."""
+def _is_key_file(name: str) -> bool:
+    """``<party>.signing.pem`` and the like, or a rotated ``<party>.signing.<key id>.pem``."""
+    parts = name.split(".")
+    if len(parts) == 3:
+        return f"{parts[1]}.pem" in PRIVATE_KEY_FILES
+    return (
+        len(parts) == 4
+        and parts[1] in ("signing", "encryption")
+        and len(parts[2]) == KEY_ID_HEX_DIGITS
+        and parts[3] == "pem"
+    )
+
+
+def _decryption_key(parts: list[object]) -> DecryptionKey:
+    """The decryption key of an encryption key file's parts, with its key id."""
     match parts:
         case [X25519PrivateKey() as classic]:
             private: EncryptionPrivateKey = classic
@@ -485,9 +564,4 @@ def _decryption_key(published: tuple[PublicKey, ...], parts: list[object]) -> De
             algorithm = KeyAlgorithm.MLKEM768_X25519
         case _:
             raise KeyStoreError("the encryption key file holds neither an X25519 nor a hybrid key")
-    match = next(
-        (k for k in published if k.key_id == key_id(raw) and k.algorithm is algorithm), None
-    )
-    if match is None:
-        raise KeyStoreError("encryption key does not match its public record")
-    return DecryptionKey(match.key_id, algorithm, private)
+    return DecryptionKey(key_id(raw), algorithm, private)

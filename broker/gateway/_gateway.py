@@ -56,6 +56,7 @@ from broker.crypto import (
     MAX_TTL,
     AnchorKey,
     Directory,
+    KeyRing,
     OpenCaches,
     PartyKeys,
     Sealer,
@@ -67,6 +68,7 @@ from broker.errors import (
     DirectoryCheck,
     DirectoryRejected,
     EnvelopeRejected,
+    KeyStoreError,
     LocalError,
     RejectReason,
     ReplayDetected,
@@ -207,8 +209,16 @@ class Gateway:
         observer: GatewayObserver | None = None,
         receipt_timeout: timedelta = DEFAULT_RECEIPT_TIMEOUT,
         anchor: AnchorKey | None = None,
+        key_ring: KeyRing | None = None,
+        reload_keys: Callable[[KeyRing], KeyRing] | None = None,
     ) -> None:
-        self.keys = keys
+        """``key_ring`` is every private key of the party (``keys`` is then only its party);
+        the gateway signs with the one the ring chooses under the directory in use, so it
+        changes keys at a rotation's activation without a restart. ``reload_keys`` reads the
+        key folder again (new files only): called when a directory lists a key of the party
+        that the ring lacks — the key a rotation just made."""
+        self.ring = key_ring or KeyRing.of(keys)
+        self._reload_keys = reload_keys
         self.anchor = anchor
         """The pinned trust anchor: with it, the gateway follows the directory topic and
         takes each newer directory it signed (`broker.directory_feed`)."""
@@ -219,14 +229,16 @@ class Gateway:
         self.clock = clock
         self.observer = observer or NullObserver()
         self.receipt_timeout = receipt_timeout
-        self.sealer = Sealer(keys, directory, clock)
+        self.sealer = Sealer(keys, directory, clock, ring=self.ring)
         self._seals = SealQueue(self.sealer)
         self._sent_rows: Coalescer[SentRow, None] = Coalescer(self._record_sent)
         self._acks: Coalescer[tuple[uuid.UUID, str | None], bool] = Coalescer(self._ack_all)
         self._open_caches = OpenCaches()
         self.audit = AuditChain(
-            keys.party_id, keys.signing_key, audit(keys.party_id, prefix), clock
-        )
+            keys.party_id, keys.signing_key, audit(keys.party_id, prefix), clock,
+            key_at=lambda at: self.ring.keys_at(self.directory, at).signing_key,
+            own_keys=lambda: [*self.ring.verification_keys(), *self.directory.signing_keys_of(self.party_id)],
+        )  # fmt: skip
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._stopping = asyncio.Event()
@@ -269,8 +281,13 @@ class Gateway:
         return await self._health.check(quick=self._health.outage is not None)
 
     @property
+    def keys(self) -> PartyKeys:
+        """The keys in use now: the ring's choice under the directory in use."""
+        return self.ring.keys_at(self.directory, self.clock())
+
+    @property
     def party_id(self) -> str:
-        return self.keys.party_id
+        return self.ring.party_id
 
     @property
     def consumer_group(self) -> str:
@@ -374,8 +391,24 @@ class Gateway:
                 check=DirectoryCheck.OLDER_SERIAL,
             )
         self.store.use_directory_serial(directory.serial)
+        if self._reload_keys is not None and self.ring.missing_from(directory, self.clock()):
+            self._take_new_keys()
         self.directory = directory
         self.sealer.directory = directory
+
+    def _take_new_keys(self) -> None:
+        """Read the key folder's new files into the ring. A key the directory lists but the
+        folder lacks is logged, not fatal: the gateway goes on with the keys it has (what is
+        sealed to the missing key is refused DECRYPT_FAILED until it is there)."""
+        assert self._reload_keys is not None
+        try:
+            ring = self._reload_keys(self.ring)
+        except KeyStoreError as exc:
+            log.error("gateway %s: cannot read its new keys: %s", self.party_id, exc.message)
+            return
+        if added := sorted(set(ring.files.values()) - set(self.ring.files.values())):
+            log.info("gateway %s: took its new keys %s", self.party_id, ", ".join(added))
+        self.ring = self.sealer.ring = ring
 
     # --- publishing: records and their audit events, all or none -------------------------
 

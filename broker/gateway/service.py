@@ -108,7 +108,9 @@ def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserve
     """The gateway described by ``settings``: keys, a checked directory, store, transport."""
     passphrase = passphrase_from_env()
     key_store = KeyStore(settings.keys_dir)
-    keys = key_store.load_party(settings.party, passphrase)
+    # the whole ring, and the means to read it again: after `lvvx keys rotate` the next
+    # directory lists keys the gateway takes from the folder then (kept: the passphrase)
+    ring = key_store.load_ring(settings.party, passphrase)
     content_key = key_store.content_key(settings.party, passphrase)
     anchor = AnchorKey.from_record(PublicKey.model_validate_json(settings.anchor_file.read_text()))
     private_dir(settings.data_dir)
@@ -123,11 +125,17 @@ def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserve
         store.close()  # refused: nothing stays open or changed
         raise
     store.use_directory_serial(directory.serial)
+    if missing := ring.missing_from(directory, utc_now()):
+        log.error("the directory lists keys of %s its key folder lacks: %s (what is sealed to "
+                  "them cannot be opened)", settings.party, ", ".join(sorted(missing)))  # fmt: skip
+    keys = ring.keys_at(directory, utc_now())
     observer = PrometheusObserver(settings.party)
     timeout = timedelta(seconds=settings.receipt_timeout_s)
     gateway = Gateway(
         keys=keys, directory=directory, transport=_transport(settings), store=store,
         prefix=settings.topic_prefix, observer=observer, receipt_timeout=timeout, anchor=anchor,
+        key_ring=ring,
+        reload_keys=lambda previous: key_store.load_ring(settings.party, passphrase, previous=previous),
     )  # fmt: skip
     observer.watch_directory(lambda: gateway.directory, utc_now)
     observer.watch_store(store, lambda: len(store.overdue(utc_now(), timeout)))
