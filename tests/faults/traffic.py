@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from bench._backoffice import problem, read_inbox, reason_of
-from bench._soak_traffic import CaseSource, Pacer, Send, api_client
+from bench._soak_traffic import CaseSource, Pacer, Send, _send, api_client
+from broker.models import AvroModel
 from tests.faults.history import History, Outcome
 
 SEND_TIMEOUT_S = 90.0
@@ -76,6 +77,11 @@ class Traffic:
 
         return tuple(p for p in PARTIES if p.party_id in gateways)
 
+    def join(self, party: str, base_url: str, token: str) -> None:
+        """A gateway that joined the network: it may send (`send_one`) and be `read`."""
+        self.senders[party] = self._client(base_url, token)
+        self.readers[party] = self._client(base_url, token)
+
     async def close(self) -> None:
         for client in (*self.senders.values(), *self.readers.values()):
             await client.aclose()
@@ -98,9 +104,16 @@ class Traffic:
     async def _send_case(self, case: list[Send], pacer: Pacer) -> None:
         for seq, send in enumerate(case):
             await pacer.slot()
-            await self._send(send, seq)
+            await self.send_one(send, seq)
 
-    async def _send(self, send: Send, seq: int) -> None:
+    async def send_message(self, sender: str, recipients: tuple[str, ...], message: AvroModel,
+                           seq: int) -> uuid.UUID | None:  # fmt: skip
+        """`send_one` of a message outside the casebook's cases."""
+        return await self.send_one(_send(sender, recipients, message), seq)
+
+    async def send_one(self, send: Send, seq: int) -> uuid.UUID | None:
+        """Send and record ``send``, the ``seq``-th of its case; its message id if it was
+        acknowledged."""
         case_id = uuid.UUID(send.body["message"]["case_id"])
         kind = short_type(send.body["type"])
         self.sent += 1
@@ -119,6 +132,7 @@ class Traffic:
             self.errors[f"send {detail}"] += 1
         self.history.send(send.sender, send.recipients, case_id, kind, seq, outcome, message_id,
                           detail)  # fmt: skip
+        return message_id
 
     # --- reading: the back office's `Watcher` ---------------------------------------------
 
