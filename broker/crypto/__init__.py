@@ -48,9 +48,11 @@ from broker.crypto._keyfile import (
     KeyFileChange,
     KeyFileKdf,
     check_passphrase,
+    replace_private,
     rewrap_key_file,
 )
 from broker.crypto._keys import (
+    DEFAULT_KEY_VALIDITY,
     NEW_PASSPHRASE_FILE_ENV,
     DecryptionKey,
     KeyStore,
@@ -77,6 +79,7 @@ from broker.limits import MAX_ENVELOPE_BYTES
 
 __all__ = [
     "DEFAULT_DIRECTORY_VALIDITY",
+    "DEFAULT_KEY_VALIDITY",
     "DEFAULT_TTL",
     "DEMO_KEY_FILE_KDF",
     "FORMAT_VERSION",
@@ -123,6 +126,7 @@ __all__ = [
     "passphrase_from_env",
     "prepare_envelope",
     "raw_public_key",
+    "replace_private",
     "rewrap_key_file",
     "seal",
     "seal_v1_from_parts",
