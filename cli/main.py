@@ -55,12 +55,13 @@ def _register_commands() -> None:
     from cli.envelope import envelope, open_command, seal_command
     from cli.gateway import gateway
     from cli.keys import keys
+    from cli.network import network
     from cli.pki import pki
     from cli.schemas import schemas
     from cli.topics import topics
 
-    commands = (schemas, demo, keys, directory, seal_command, open_command, envelope, pki, topics,
-                gateway, audit, cases)  # fmt: skip
+    commands = (schemas, demo, keys, directory, network, seal_command, open_command, envelope, pki,
+                topics, gateway, audit, cases)  # fmt: skip
     for command in commands:
         cli.add_command(command)
 

@@ -2,15 +2,7 @@
 directory, and a gateway configuration per party — what `lvvx demo` runs on, kept under one
 data folder so later commands (and `lvvx gateway run`) can use it.
 
-Layout of the folder::
-
-    keys/                 every party's key files and public records, and the anchor's
-    secrets/passphrase    the key passphrase of this demo network (mode 0600)
-    secrets/<party>.token each back office's API token (mode 0600)
-    directory.bin         the signed key directory
-    gateways/<party>.toml a configuration for `lvvx gateway run`
-    state/<party>/        each gateway's store
-    run.json              how the last run was made (transport, topic prefix)
+Its layout is `broker.network_folder`'s.
 """
 
 from __future__ import annotations
@@ -34,6 +26,7 @@ from broker.crypto import (
     sign_directory,
 )
 from broker.models import KeyAlgorithm, PartyRole
+from broker.network_folder import NetworkFolder, gateway_config_text
 from broker.owner_only import private_dir
 from demo.casebook import NETWORK, Party
 
@@ -128,30 +121,11 @@ def write_gateway_configs(
     for n, party in enumerate(net.parties):
         port = first_port + n
         ports[party.party_id] = port
-        lines = [
-            f'party = "{party.party_id}"',
-            'keys_dir = "../keys"',
-            'directory_file = "../directory.bin"',
-            'anchor_file = "../keys/anchor.public.json"',
-            f'network = "{DEMO_NETWORK}"',
-            f'data_dir = "../state/{party.party_id}"',
-            f'transport = "{"kafka" if kafka else "embedded"}"',
-            'embedded_log = "../log.db"',
-            f'topic_prefix = "{prefix}"',
-            f"http_port = {port}",
-            f'api_token_file = "../secrets/{party.party_id}.token"',
-        ]
-        if kafka:
-            lines += ["", "[kafka]", f'bootstrap_servers = "{kafka}"']
-        if kafka and tls:
-            pki = tls.resolve()
-            lines += [
-                'security_protocol = "SSL"', f'ssl_cafile = "{pki / "ca.pem"}"',
-                f'ssl_certfile = "{pki / (party.party_id + ".crt")}"', f'ssl_keyfile = "{pki / (party.party_id + ".key")}"',
-            ]  # fmt: skip
-        path = net.folder / "gateways" / f"{party.party_id}.toml"
+        text = gateway_config_text(party.party_id, network=DEMO_NETWORK, prefix=prefix, http_port=port,
+                                   kafka=kafka, tls=tls)  # fmt: skip
+        path = NetworkFolder(net.folder).gateway_config(party.party_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text(text)
     return ports
 
 

@@ -48,9 +48,11 @@ from broker.crypto._keyfile import (
     KeyFileChange,
     KeyFileKdf,
     check_passphrase,
+    replace_private,
     rewrap_key_file,
 )
 from broker.crypto._keys import (
+    DEFAULT_KEY_VALIDITY,
     NEW_PASSPHRASE_FILE_ENV,
     DecryptionKey,
     KeyStore,
@@ -86,6 +88,7 @@ from broker.limits import MAX_ENVELOPE_BYTES
 
 __all__ = [
     "DEFAULT_DIRECTORY_VALIDITY",
+    "DEFAULT_KEY_VALIDITY",
     "DEFAULT_ROTATION_LEAD",
     "DEFAULT_TTL",
     "DEMO_KEY_FILE_KDF",
@@ -137,6 +140,7 @@ __all__ = [
     "pending_keys",
     "prepare_envelope",
     "raw_public_key",
+    "replace_private",
     "reschedule_rotation",
     "rewrap_key_file",
     "rotate_keys",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -122,35 +122,53 @@ class Pki:
         )  # fmt: skip
         _write(self.folder / "ca.pem", _pem_cert(ca))
         _write(self.folder / "ca.key", _pem_key(ca_key), private=True)
-        names = []
         broker_san = [x509.DNSName(n) for n in BROKER_NAMES] + [
             x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
         ]
         leaves = [("broker", INFRA_OU, broker_san, True), ("admin", INFRA_OU, [], False)]
         leaves += [(p, PARTIES_OU, [], False) for p in parties]
         for name, unit, san, server in leaves:
-            key = _key()
-            usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + (
-                [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+            self._issue(ca, ca_key, name, unit, san, server=server, now=now)
+        return [name for name, *_ in leaves]
+
+    def certify(self, parties: Iterable[str], *, now: datetime) -> list[str]:
+        """Client certificates for ``parties`` from this folder's CA (a party joining the
+        network), replacing any they have; returns the names certified."""
+        try:
+            ca = x509.load_pem_x509_certificate((self.folder / "ca.pem").read_bytes())
+            ca_key = serialization.load_pem_private_key(
+                (self.folder / "ca.key").read_bytes(), password=None
             )
-            builder = (
-                x509.CertificateBuilder().subject_name(_name(name, unit)).issuer_name(ca_name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + CERT_VALIDITY)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            )  # fmt: skip
-            if san:
-                builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-            cert = builder.sign(ca_key, hashes.SHA256())
-            _write(self.folder / f"{name}.crt", _pem_cert(cert))
-            _write(self.folder / f"{name}.key", _pem_key(key), private=True)
-            # key and chain in one file: what a Java client or broker reads as a PEM keystore
-            _write(
-                self.folder / f"{name}.keystore.pem",
-                _pem_key(key) + _pem_cert(cert) + _pem_cert(ca),
-                private=True,
-            )
-            names.append(name)
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(f"no usable CA (ca.pem, ca.key) in {self.folder}: {exc}") from exc
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            raise KeyStoreError(f"{self.folder}/ca.key is not the CA's EC key")
+        names = list(parties)
+        for name in names:
+            self._issue(ca, ca_key, name, PARTIES_OU, [], server=False, now=now)
         return names
+
+    def _issue(self, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, name: str, unit: str,
+               san: Sequence[x509.GeneralName], *, server: bool, now: datetime) -> None:  # fmt: skip
+        """``name``'s key, certificate and keystore, signed by ``ca``; the key is written
+        first, so a certificate on disk always has its key beside it."""
+        key = _key()
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + (
+            [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+        )
+        builder = (
+            x509.CertificateBuilder().subject_name(_name(name, unit)).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + CERT_VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        )  # fmt: skip
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())
+        _write(self.folder / f"{name}.key", _pem_key(key), private=True)
+        # key and chain in one file: what a Java client or broker reads as a PEM keystore
+        _write(self.folder / f"{name}.keystore.pem", _pem_key(key) + _pem_cert(cert) + _pem_cert(ca),
+               private=True)  # fmt: skip
+        _write(self.folder / f"{name}.crt", _pem_cert(cert))
