@@ -165,6 +165,9 @@ class LifecycleNetwork:
         self.anchor = AnchorKey.from_record(self.store.anchor_public())
         self.ind_old_key = Ed25519PrivateKey.generate()
         self.store.write_public_entry(self._with_old_key(self.store.public_entry(IND.party_id)))
+        # IND's key folder holds it too, as after a rotation (its gateway signs with the newer)
+        self.store.write_key_file(IND.party_id, "signing", self.ind_old_key_id, (self.ind_old_key,),
+                                  self.passphrase)  # fmt: skip
         self.serial = 0
         self.signed: list[Published] = []
         """Every directory the office signed, serial 1 first."""
