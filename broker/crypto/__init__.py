@@ -63,6 +63,7 @@ from broker.crypto._keys import (
     signing_public_key,
 )
 from broker.crypto._pki import Pki
+from broker.crypto._revocation import Revocation, RevocationAction, revoke_key
 from broker.crypto._signing import (
     SignatureInvalid,
     SigningKey,
@@ -105,6 +106,8 @@ __all__ = [
     "PartyKeys",
     "Pki",
     "RecipientKey",
+    "Revocation",
+    "RevocationAction",
     "SealRequest",
     "Sealer",
     "SenderEpochs",
@@ -123,6 +126,7 @@ __all__ = [
     "passphrase_from_env",
     "prepare_envelope",
     "raw_public_key",
+    "revoke_key",
     "rewrap_key_file",
     "seal",
     "seal_v1_from_parts",
