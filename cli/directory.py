@@ -1,10 +1,11 @@
-"""`lvvx directory build|verify|show|publish`: the signed key directory of the network."""
+"""`lvvx directory build|verify|show|publish|revoke`: the signed key directory of the network."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -13,11 +14,14 @@ from rich.markup import escape
 from broker.crypto import (
     AnchorKey,
     KeyStore,
+    RevocationAction,
     build_directory,
     passphrase_from_env,
+    revoke_key,
     sign_directory,
 )
-from broker.errors import LocalError
+from broker.errors import LocalError, UnknownParty
+from broker.models import PARTY_ID_PATTERN, RevocationReason
 from cli._common import FILE, FOLDER, Group, dump, quiet_kafka_logs, read_directory, table, utc_now
 from cli._stream import run_info
 
@@ -164,5 +168,69 @@ def directory_publish(path: Path, anchor_folder: Path, data: Path, kafka: str | 
             "issued_at": d.document.issued_at,
             "expires_at": d.expires_at,
             "parties": sorted(d.parties),
+        }
+    )
+
+
+_REASONS = [r.value for r in RevocationReason if r is not RevocationReason.UNKNOWN]
+
+
+def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 moment") from None
+    if at.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone (e.g. +01:00 or Z)")
+    return at
+
+
+@directory.command("revoke")
+@click.option("--party", required=True, help="The party whose key is revoked.")
+@click.option("--key", "key", required=True, metavar="KEY_ID",
+              help="Key id of the signing or encryption key (`lvvx directory show`).")  # fmt: skip
+@click.option("--at", callback=_moment, metavar="TIME",
+              help="ISO 8601 with a zone: the leak, or the earliest suspected [default: now].")  # fmt: skip
+@click.option("--reason", required=True, type=click.Choice(_REASONS),
+              help="Why (RFC 5280 CRLReason): KEY_COMPROMISE after a leak.")  # fmt: skip
+@click.option("--keys", "keys_folder", required=True, type=FOLDER,
+              help="Folder of public records (what `lvvx directory build --keys` reads).")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+def directory_revoke(party: str, key: str, at: datetime | None, reason: str, keys_folder: Path,
+                     dry_run: bool) -> None:  # fmt: skip
+    """Mark a key of a party revoked in its public record: envelopes it signs created at or
+    after TIME are refused SENDER_KEY_INVALID, and nothing is sealed to it from then on.
+    The same revocation again changes nothing; one never moves later. Next: `lvvx
+    directory build` from this keys folder, then `lvvx directory publish` the result, and
+    check that every gateway took its serial (docs/OPERATING.md, "Revocation after a key
+    leak")."""
+    store = KeyStore(keys_folder)
+    if (
+        not re.fullmatch(PARTY_ID_PATTERN, party)
+        or not (keys_folder / f"{party}.public.json").is_file()
+    ):
+        raise UnknownParty(f"no public record for party {party!r} in {keys_folder}/")
+    done = revoke_key(store.public_entry(party), key, at=at, now=utc_now(),
+                      reason=RevocationReason(reason))  # fmt: skip
+    if done.changed and not dry_run:
+        store.write_public_entry(done.entry)
+    if done.action is RevocationAction.UNCHANGED:
+        since = done.key.revoked_at
+        action = f"unchanged: revoked since {since.isoformat() if since else done.key.valid_from}"
+    else:
+        action = f"would be {done.action.value}" if dry_run else done.action.value
+    dump(
+        {
+            "action": action,
+            "party": party,
+            "key": done.key.key_id,
+            "kind": done.kind,
+            "revoked_at": done.key.revoked_at,
+            "reason": done.key.revocation_reason,
+            "was": done.previous.model_dump(include={"status", "revoked_at", "revocation_reason"}),
+            "record": str(keys_folder / f"{party}.public.json"),
+            "next": "lvvx directory build, then lvvx directory publish" if done.changed else None,
         }
     )

@@ -65,6 +65,7 @@ from broker.crypto._keys import (
     signing_public_key,
 )
 from broker.crypto._pki import Pki
+from broker.crypto._revocation import Revocation, RevocationAction, revoke_key
 from broker.crypto._ring import KeyRing
 from broker.crypto._rotation import (
     DEFAULT_ROTATION_LEAD,
@@ -120,6 +121,8 @@ __all__ = [
     "PartyKeys",
     "Pki",
     "RecipientKey",
+    "Revocation",
+    "RevocationAction",
     "Rotation",
     "SealRequest",
     "Sealer",
@@ -142,6 +145,7 @@ __all__ = [
     "raw_public_key",
     "replace_private",
     "reschedule_rotation",
+    "revoke_key",
     "rewrap_key_file",
     "rotate_keys",
     "seal",

@@ -42,9 +42,23 @@ from broker.models import (
     SignedDirectory,
 )
 
-DIRECTORY_FORMAT_VERSION = 1
+DIRECTORY_FORMAT_VERSION = 2
+"""Format of `SignedDirectory` and of its signed bytes, as written. 2: keys carry a
+revocation reason (`PublicKey.revocation_reason`). Format 1 is still read."""
+
 DIRECTORY_SIGNATURE_TAG = b"LVVX-DIRECTORY-V1\x00"
 """Domain separation: a directory signature can never be taken for any other signature."""
+DIRECTORY_SIGNATURE_TAG_V2 = b"LVVX-DIRECTORY-V2\x00"
+"""Format 2's: the format is under the signature, so nobody can relabel the signed bytes
+to be decoded with the other format's schema."""
+
+_FORMATS: Mapping[int, tuple[bytes, bytes | None]] = {
+    1: (DIRECTORY_SIGNATURE_TAG, bytes.fromhex(
+        "13c75b23fc2a0f306d815eb24a27ab15fc775175aa9c391471b4a90787d8f749")),
+    2: (DIRECTORY_SIGNATURE_TAG_V2, None),
+}  # fmt: skip
+"""Per readable format: its signature tag, and the fingerprint of the `PartyDirectory` it
+was written with (schemas/avro/history), None for the current schema."""
 
 DEFAULT_DIRECTORY_VALIDITY = timedelta(days=30)
 """A directory is re-issued monthly, so a revocation reaches every gateway within a month
@@ -252,7 +266,7 @@ def sign_directory(document: PartyDirectory, anchor: Ed25519PrivateKey) -> bytes
         format_version=DIRECTORY_FORMAT_VERSION,
         anchor_key_id=key_id(anchor.public_key().public_bytes_raw()),
         directory=body,
-        signature=anchor.sign(DIRECTORY_SIGNATURE_TAG + body),
+        signature=anchor.sign(DIRECTORY_SIGNATURE_TAG_V2 + body),
     )
     return codec.encode(SignedDirectory.avro_name, signed.to_avro())
 
@@ -279,7 +293,7 @@ def load_directory(
         raise DirectoryRejected(
             "not a signed directory (malformed)", check=DirectoryCheck.MALFORMED
         ) from exc
-    if signed.format_version != DIRECTORY_FORMAT_VERSION:
+    if signed.format_version not in _FORMATS:
         raise DirectoryRejected(
             f"unsupported directory format {signed.format_version}",
             check=DirectoryCheck.UNSUPPORTED_FORMAT,
@@ -289,16 +303,19 @@ def load_directory(
             "signed by another anchor than the pinned one", check=DirectoryCheck.FOREIGN_ANCHOR
         )
     anchor.check_valid_at(now)
+    tag, written_with = _FORMATS[signed.format_version]
     try:
-        anchor.public_key.verify(signed.signature, DIRECTORY_SIGNATURE_TAG + signed.directory)
+        anchor.public_key.verify(signed.signature, tag + signed.directory)
     except InvalidSignature:
         raise DirectoryRejected(
             "bad signature: not signed by the pinned anchor", check=DirectoryCheck.BAD_SIGNATURE
         ) from None
     try:
+        writer = None if written_with is None else codec.by_fingerprint(written_with)
         record = codec.decode(
-            PartyDirectory.avro_name, signed.directory, max_items=MAX_DIRECTORY_ITEMS
-        )
+            PartyDirectory.avro_name, signed.directory, writer=writer,
+            max_items=MAX_DIRECTORY_ITEMS,
+        )  # fmt: skip
         document = PartyDirectory.from_avro(record)
     except (DecodeError, SchemaError, ValidationError) as exc:
         raise DirectoryRejected(

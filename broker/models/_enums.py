@@ -31,6 +31,7 @@ __all__ = [
     "ReceiptReason",
     "ReturnKind",
     "ReturnOutcome",
+    "RevocationReason",
     "Scenario",
     "ScenarioAnswer",
     "ShelterKind",
@@ -318,6 +319,18 @@ class KeyStatus(StrEnum):
     UNKNOWN = "UNKNOWN"
     ACTIVE = "ACTIVE"
     REVOKED = "REVOKED"
+
+
+class RevocationReason(StrEnum):
+    """Why a key was revoked: the CRLReason codes of RFC 5280 §5.3.1 that mean something for
+    a party's key (no CA or attribute-authority codes, no certificate hold: a revocation here
+    is never undone)."""
+
+    UNKNOWN = "UNKNOWN"
+    UNSPECIFIED = "UNSPECIFIED"
+    KEY_COMPROMISE = "KEY_COMPROMISE"
+    SUPERSEDED = "SUPERSEDED"
+    CESSATION_OF_OPERATION = "CESSATION_OF_OPERATION"
 
 
 class KeyWrapMode(StrEnum):

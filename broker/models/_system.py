@@ -23,6 +23,7 @@ from broker.models._enums import (
     PartyRole,
     ReceiptOutcome,
     ReceiptReason,
+    RevocationReason,
     SignatureScheme,
 )
 
@@ -101,6 +102,7 @@ class PublicKey(AvroModel):
     valid_until: Timestamp
     status: KeyStatus
     revoked_at: Timestamp | None = None
+    revocation_reason: RevocationReason | None = None
 
 
 class PartyEntry(AvroModel):

@@ -78,6 +78,12 @@ EPOCH_WRAP_INFO_TAG = b"LVVX-ENVELOPE-EPOCH-KEY-V2\x00"
 LEAF_TAG = b"LVVX-ENVELOPE-LEAF-V2\x00"
 BATCH_TAG = b"LVVX-ENVELOPE-BATCH-V2\x00"
 DIRECTORY_SIGNATURE_TAG = b"LVVX-DIRECTORY-V1\x00"
+DIRECTORY_SIGNATURE_TAG_V2 = b"LVVX-DIRECTORY-V2\x00"
+DIRECTORY_FORMATS = {
+    1: (DIRECTORY_SIGNATURE_TAG, "history/nl.lvv.v1.PartyDirectory.1"),
+    2: (DIRECTORY_SIGNATURE_TAG_V2, "nl.lvv.v1.PartyDirectory"),
+}
+"""§3.4: per directory format, its signature tag and the schema its signed bytes are in."""
 
 MAX_ENVELOPE_BYTES = 2_080_768
 MAX_PAYLOAD_BYTES = 2_054_272
@@ -417,17 +423,18 @@ def clean_load_directory(
     if len(data) > MAX_DIRECTORY_BYTES:
         raise ValueError("too large")
     signed, _ = decode(self_contained("nl.lvv.v1.SignedDirectory"), data, 0)
-    if signed["format_version"] != 1:
+    if signed["format_version"] not in DIRECTORY_FORMATS:
         raise ValueError("format")
+    tag, schema = DIRECTORY_FORMATS[signed["format_version"]]
     if signed["anchor_key_id"] != anchor_key_id:
         raise ValueError("anchor")
     try:
         Ed25519PublicKey.from_public_bytes(anchor_raw).verify(
-            signed["signature"], DIRECTORY_SIGNATURE_TAG + signed["directory"]
+            signed["signature"], tag + signed["directory"]
         )
     except InvalidSignature:
         raise ValueError("signature") from None
-    document, _ = decode(self_contained("nl.lvv.v1.PartyDirectory"), signed["directory"], 100_000)
+    document, _ = decode(self_contained(schema), signed["directory"], 100_000)
     if now_ms >= document["expires_at"] or document["network"] != network:
         raise ValueError("expired or another network")
     parties: dict[str, dict[str, Any]] = {}
@@ -1236,9 +1243,11 @@ def test_tags_match_the_code() -> None:
         "LEAF_TAG": b"LVVX-ENVELOPE-LEAF-V2\x00",
         "BATCH_TAG": b"LVVX-ENVELOPE-BATCH-V2\x00",
         "DIRECTORY_SIGNATURE_TAG": DIRECTORY_SIGNATURE_TAG,
+        "DIRECTORY_SIGNATURE_TAG_V2": DIRECTORY_SIGNATURE_TAG_V2,
     }
     assert rows == ours
-    home = {"DIRECTORY_SIGNATURE_TAG": _directory, "EPOCH_WRAP_INFO_TAG": _epoch,
+    home = {"DIRECTORY_SIGNATURE_TAG": _directory, "DIRECTORY_SIGNATURE_TAG_V2": _directory,
+            "EPOCH_WRAP_INFO_TAG": _epoch,
             "LEAF_TAG": _batchsig, "BATCH_TAG": _batchsig}  # fmt: skip
     for name, value in rows.items():
         assert getattr(home.get(name, _envelope), name) == value, name
@@ -1298,6 +1307,35 @@ def test_clean_room_key_ids_and_directory_check() -> None:
             now_ms=NOW_MS,
             network="lvv-spec",
         )
+
+
+def test_clean_room_reads_both_directory_formats() -> None:
+    """§3.4: format 2 carries each key's revocation reason; format 1, the first schema, has
+    none and still loads, in the clean room and in the reference."""
+    signed, _ = decode(self_contained("nl.lvv.v1.SignedDirectory"), network().signed_directory, 0)
+    assert signed["format_version"] == 2
+    document, _ = decode(self_contained("nl.lvv.v1.PartyDirectory"), signed["directory"], 100_000)
+    keys = [k for e in document["parties"] for k in (*e["signing_keys"], *e["encryption_keys"])]
+    assert {k["revocation_reason"] for k in keys} == {None}
+    for key in keys:
+        del key["revocation_reason"]
+    body = encode(self_contained("history/nl.lvv.v1.PartyDirectory.1"), document)
+    old = {"format_version": 1, "anchor_key_id": clean_key_id(ANCHOR_RAW), "directory": body,
+           "signature": ANCHOR.sign(DIRECTORY_SIGNATURE_TAG + body)}  # fmt: skip
+    data = encode(self_contained("nl.lvv.v1.SignedDirectory"), old)
+    parties = clean_load_directory(data, anchor_raw=ANCHOR_RAW, anchor_key_id=clean_key_id(ANCHOR_RAW),
+                                   now_ms=NOW_MS, network="lvv-spec")  # fmt: skip
+    assert parties == _without_reasons(clean_parties())
+    pinned = AnchorKey(key_id(ANCHOR_RAW), ANCHOR.public_key())
+    assert load_directory(data, anchor=pinned, now=NOW).document == network().directory.document
+
+
+def _without_reasons(parties: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def strip(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in key.items() if k != "revocation_reason"} for key in keys]
+
+    return {pid: {**e, "signing_keys": strip(e["signing_keys"]),
+                  "encryption_keys": strip(e["encryption_keys"])} for pid, e in parties.items()}  # fmt: skip
 
 
 def test_small_order_lists_agree_with_the_reference_point_checks() -> None:

@@ -17,9 +17,13 @@ from hypothesis import strategies as st
 
 from broker.contract import default_codec
 from broker.crypto import AnchorKey, Directory, build_directory, load_directory, sign_directory
-from broker.crypto._directory import DIRECTORY_SIGNATURE_TAG, MAX_DIRECTORY_BYTES
+from broker.crypto._directory import (
+    DIRECTORY_SIGNATURE_TAG,
+    DIRECTORY_SIGNATURE_TAG_V2,
+    MAX_DIRECTORY_BYTES,
+)
 from broker.crypto._keys import NewParty, generate_encryption_key, generate_party, key_id
-from broker.errors import DirectoryRejected, UnknownParty
+from broker.errors import DecodeError, DirectoryCheck, DirectoryRejected, UnknownParty
 from broker.models import (
     KeyAlgorithm,
     KeyStatus,
@@ -27,6 +31,7 @@ from broker.models import (
     PartyEntry,
     PartyRole,
     PublicKey,
+    RevocationReason,
     SignedDirectory,
 )
 
@@ -255,7 +260,7 @@ def test_signature_by_another_key_claiming_the_pinned_key_id_is_refused() -> Non
     codec = default_codec()
     body = codec.encode(PartyDirectory.avro_name, document(ENTRIES).to_avro())
     forged = wrapper(
-        anchor_key_id=PINNED.key_id, signature=OTHER_ANCHOR.sign(DIRECTORY_SIGNATURE_TAG + body)
+        anchor_key_id=PINNED.key_id, signature=OTHER_ANCHOR.sign(DIRECTORY_SIGNATURE_TAG_V2 + body)
     )
     with pytest.raises(DirectoryRejected, match="bad signature"):
         load(forged)
@@ -284,9 +289,86 @@ def test_any_flipped_byte_of_the_signed_body_is_refused(where: float) -> None:
         load(wrapper(directory=bytes(tampered)))
 
 
-def test_unsupported_format_version_is_refused() -> None:
-    with pytest.raises(DirectoryRejected, match="unsupported directory format"):
-        load(wrapper(format_version=2))
+@pytest.mark.parametrize("version", [0, 3])
+def test_unsupported_format_version_is_refused(version: int) -> None:
+    with pytest.raises(DirectoryRejected, match="unsupported directory format") as refused:
+        load(wrapper(format_version=version))
+    assert refused.value.check is DirectoryCheck.UNSUPPORTED_FORMAT
+
+
+# --- format 1 (before keys had a revocation reason) ----------------------------------------
+
+V1_PARTY_DIRECTORY = bytes.fromhex(
+    "13c75b23fc2a0f306d815eb24a27ab15fc775175aa9c391471b4a90787d8f749"
+)
+"""schemas/avro/history/nl.lvv.v1.PartyDirectory.1.avsc, as docs/ENVELOPE.md §2.3 listed it."""
+
+
+def format_1(entries: list[PartyEntry]) -> bytes:
+    """A directory as the anchor's tools wrote it before format 2: the body in the first
+    `PartyDirectory` schema, signed under the format 1 tag."""
+    codec = default_codec()
+    record = document(entries).to_avro()
+    for entry in record["parties"]:
+        for key in (*entry["signing_keys"], *entry["encryption_keys"]):
+            del key["revocation_reason"]
+    body = codec.encode(codec.by_fingerprint(V1_PARTY_DIRECTORY), record)
+    signed = SignedDirectory(format_version=1, anchor_key_id=PINNED.key_id, directory=body,
+                             signature=ANCHOR.sign(DIRECTORY_SIGNATURE_TAG + body))  # fmt: skip
+    return codec.encode(SignedDirectory.avro_name, signed.to_avro())
+
+
+def revoked_ind(at: datetime, reason: RevocationReason | None = None) -> list[PartyEntry]:
+    [record] = IND.entry.signing_keys
+    revoked = record.model_copy(
+        update={"status": KeyStatus.REVOKED, "revoked_at": at, "revocation_reason": reason}
+    )
+    return [UTRECHT.entry, with_keys(IND, signing_keys=(revoked,))]
+
+
+def test_the_first_schema_is_still_in_the_history() -> None:
+    assert default_codec().by_fingerprint(V1_PARTY_DIRECTORY).name == PartyDirectory.avro_name
+
+
+def test_a_format_1_directory_still_loads_and_its_revocations_hold() -> None:
+    [record] = IND.entry.signing_keys
+    directory = load(format_1(revoked_ind(NOW + timedelta(days=1))))
+    [key] = directory.party("ind").signing_keys
+    assert (key.status, key.revocation_reason) == (KeyStatus.REVOKED, None)
+    assert directory.signing_key("ind", record.key_id, NOW) is not None
+    assert directory.signing_key("ind", record.key_id, NOW + timedelta(days=1)) is None
+
+
+def test_a_revocation_reason_travels_in_the_signed_directory() -> None:
+    entries = revoked_ind(NOW, RevocationReason.KEY_COMPROMISE)
+    directory = load(sign_directory(document(entries), ANCHOR))
+    [key] = directory.party("ind").signing_keys
+    assert key.revocation_reason is RevocationReason.KEY_COMPROMISE
+
+
+@pytest.mark.parametrize(
+    ("data", "version"),
+    [(sign_directory(document(ENTRIES), ANCHOR), 1), (format_1(ENTRIES), 2)],
+    ids=["2-as-1", "1-as-2"],
+)
+def test_signed_bytes_relabelled_as_the_other_format_are_refused(data: bytes, version: int) -> None:
+    # else the body would be decoded with the other format's schema
+    codec = default_codec()
+    signed = SignedDirectory.from_avro(codec.decode(SignedDirectory.avro_name, data))
+    relabelled = signed.model_copy(update={"format_version": version}).to_avro()
+    with pytest.raises(DirectoryRejected, match="bad signature"):
+        load(codec.encode(SignedDirectory.avro_name, relabelled))
+
+
+def test_a_format_2_body_does_not_decode_with_the_first_schema() -> None:
+    # what a reader of format 1 would meet if it skipped the format check: every key's
+    # reason (one byte when null) shifts what follows, so the body is refused, never misread
+    codec = default_codec()
+    for entries in (ENTRIES, revoked_ind(NOW, RevocationReason.SUPERSEDED)):
+        body = codec.encode(PartyDirectory.avro_name, document(entries).to_avro())
+        with pytest.raises(DecodeError):
+            codec.decode(PartyDirectory.avro_name, body,
+                         writer=codec.by_fingerprint(V1_PARTY_DIRECTORY), max_items=100_000)  # fmt: skip
 
 
 @pytest.mark.parametrize("late", [timedelta(0), timedelta(days=1)], ids=["at-expiry", "after"])
