@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -41,7 +41,7 @@ from broker.crypto import (
 )
 from broker.directory_feed import publish_directory
 from broker.gateway import utc_now
-from broker.models import KeyAlgorithm, KeyStatus, PartyEntry, PublicKey, to_utc_millis
+from broker.models import KeyAlgorithm, KeyStatus, PartyEntry, PublicKey
 from broker.topics import audit
 from broker.transport.kafka import KafkaOptions, KafkaTransport
 from demo.casebook import DTV, IND, MUNICIPALITIES, NGOS, Party
@@ -228,21 +228,34 @@ class LifecycleNetwork:
         await eventually(all_hold, lambda: f"{what}; not yet: {sorted(pending)}",
                          timeout_s=timeout_s, every_s=0.1)  # fmt: skip
 
-    def onboard(self, party: Party) -> Published:
-        """The new party's keys, API token and gateway configuration in the network folder,
-        and the next directory, with it in (signed, not yet published)."""
-        self.store.init_party(party.party_id, party.role, passphrase=self.passphrase,
-                              now=utc_now(), display_name=party.display_name)  # fmt: skip
-        token = self.folder / "secrets" / f"{party.party_id}.token"
-        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(uuid.uuid4().hex + "\n")
-        published = self.sign(self.store.public_entries())
+    async def add_party(self, client: httpx.AsyncClient, party: Party) -> Published:
+        """`lvvx network add-party` for ``party`` (keys, directory signed and published,
+        topics, gateway configuration and token); returns once every running gateway uses
+        the directory it published."""
+        started = time.monotonic()
+        env = {
+            **os.environ,
+            "LVVX_KEY_PASSPHRASE_FILE": str(self.folder / "secrets" / "passphrase"),
+        }
+        added = await asyncio.to_thread(
+            subprocess.run,
+            cli("network", "add-party", "--party", party.party_id, "--role", party.role.value,
+                "--name", party.display_name, "--data", str(self.folder), "--kafka", self.kafka,
+                "--prefix", self.prefix, "--insecure-demo-kdf"),
+            capture_output=True, text=True, env=env, cwd=self.folder, timeout=120, check=False,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stdout + added.stderr
+        data = (self.folder / "directory.bin").read_bytes()
+        checked = load_directory(data, anchor=self.anchor, now=utc_now(), network=DEMO_NETWORK)
+        assert checked.serial > self.serial and party.party_id in checked.parties
+        self.serial = checked.serial
+        self.signed.append(Published(checked, data, 0.0))
         self.net = open_network(self.folder, now=utc_now())
-        write_gateway_configs(
-            self.net, kafka=self.kafka, prefix=self.prefix, first_port=free_port()
-        )
-        return published
+        await self.each_gateway(client, lambda text, p: sample(
+            text, "lvv_directory_serial", party=p) == checked.serial,
+            f"every gateway to take directory serial {checked.serial}")  # fmt: skip
+        self.directory = checked
+        return Published(checked, data, time.monotonic() - started)
 
     # --- the processes -------------------------------------------------------------------
 
@@ -297,14 +310,3 @@ class LifecycleNetwork:
                 assert self.follower.proc is not None
                 self.follower.proc.kill()
             await self.transport.close()
-
-
-def revoked(entry: PartyEntry, key: str, at: datetime) -> PartyEntry:
-    """``entry`` with its signing key ``key`` revoked at ``at``."""
-    keys = tuple(
-        k.model_copy(update={"status": KeyStatus.REVOKED, "revoked_at": to_utc_millis(at)})
-        if k.key_id == key
-        else k
-        for k in entry.signing_keys
-    )
-    return entry.model_copy(update={"signing_keys": keys})

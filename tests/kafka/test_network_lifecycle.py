@@ -46,7 +46,7 @@ from demo.network import DEMO_NETWORK
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.faults.history import History, Outcome, check
 from tests.faults.traffic import Traffic
-from tests.lifecycle_network import PILOT, LifecycleNetwork, cli, metrics, revoked, sample
+from tests.lifecycle_network import PILOT, LifecycleNetwork, cli, metrics, sample
 from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
@@ -145,9 +145,13 @@ async def revoke_ind_old_key(run: Run) -> None:
     refused SENDER_KEY_INVALID by every gateway; IND, signing with its current key, sends on."""
     net = run.net
     before = net.directory
-    # `lvvx directory revoke ind <key id>` will replace these two lines
-    net.store.write_public_entry(revoked(net.store.public_entry(IND.party_id), net.ind_old_key_id,
-                                         utc_now()))  # fmt: skip
+    env = {**os.environ, "LVVX_KEY_PASSPHRASE_FILE": str(net.folder / "secrets" / "passphrase")}
+    revoke = subprocess.run(
+        cli("directory", "revoke", "--party", IND.party_id, "--key", net.ind_old_key_id,
+            "--reason", "KEY_COMPROMISE", "--keys", str(net.folder / "keys")),
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert revoke.returncode == 0, revoke.stdout + revoke.stderr
     published = await net.publish(run.client, net.sign(net.store.public_entries()))
     run.figures["revocation taken by every gateway"] = f"{published.taken_s * 1000:.0f} ms"
     await refused_everywhere(run, before, "after the revocation")
@@ -184,9 +188,8 @@ async def onboard_a_pilot_municipality(run: Run) -> None:
     to it."""
     net = run.net
     started = time.monotonic()
-    # `lvvx network add-party` will replace these two lines (keys, token, config, directory)
-    published = await net.publish(run.client, net.onboard(PILOT))
-    run.figures["pilot's directory taken by every gateway"] = f"{published.taken_s * 1000:.0f} ms"
+    published = await net.add_party(run.client, PILOT)  # lvvx network add-party
+    run.figures["add-party to its directory taken by every gateway"] = f"{published.taken_s:.1f} s"
     pilot = net.start_gateway(PILOT.party_id)
     await pilot.wait_ready(run.client)
     run.figures["pilot onboarded (keys to ready gateway)"] = f"{time.monotonic() - started:.1f} s"
