@@ -1,8 +1,10 @@
 """The key directory distributed live: the network's signed directory, published to the
 compacted topic ``<prefix>.directory`` (`publish_directory`, `lvvx directory publish`), keyed
-by the network's name, is taken by every gateway as it arrives, without a restart — as
-X-Road's security servers take the signed global configuration. The file a gateway starts
-with stays its bootstrap.
+by the network's name and the signing anchor's key id, is taken by every gateway as it
+arrives, without a restart — as X-Road's security servers take the signed global
+configuration. The file a gateway starts with stays its bootstrap. A record keyed to the
+network and another anchor is the other half of an anchor rollover: a gateway pinning this
+anchor passes it by, neither taking nor refusing it; any other record is judged.
 
 A published directory is taken only if it passes every check below, in this order; the
 first that fails names the refusal (`DirectoryCheck`, the metric's ``reason`` label), and
@@ -30,7 +32,8 @@ gateway starts — the newest record per key, as compaction would leave it — a
 follows it, as a task next to the receive loop.
 
 Publishing checks the directory against the anchor first, and is idempotent: the serial
-already newest on the topic is not written again, and a lower one is refused.
+already newest on the topic is not written again, and a lower one is refused; so is one
+that ends a key in use too soon (`keys_ended_too_soon`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from broker.topics import (
     DIRECTORY_PARTITIONS,
     directory,
     directory_key,
+    other_anchors_directory,
 )
 from broker.transport import Record, TopicPartition, TopicReader, TopicSpec, Transport
 
@@ -188,6 +192,8 @@ class DirectoryFeed:
         self._warn_if_expiring()
 
     async def _consider(self, record: Record) -> None:
+        if other_anchors_directory(record.key, self._network, self._anchor.key_id):
+            return  # a rollover's other directory (`directory_key`)
         try:
             directory = judge_directory(record.value, anchor=self._anchor, network=self._network,
                                         serial_in_use=self._in_use().serial, now=self._clock())  # fmt: skip
@@ -231,6 +237,7 @@ def best_directory(
     the records that are the newest of their key. Every record is judged — one planted after
     a good one does not hide it — but a version its key has superseded (compaction would
     drop it) is not a refusal to report."""
+    records = [r for r in records if not other_anchors_directory(r.key, network, anchor.key_id)]
     newest = {r.key: r for r in records}
     best: Directory | None = None
     refusals = []
@@ -293,7 +300,7 @@ def newest_on_topic(
     serial is untrusted)."""
     found: list[Directory] = []
     for record in records:
-        if record.key != directory_key(network):
+        if record.key != directory_key(network, anchor.key_id):
             continue
         try:
             found.append(load_directory(record.value, anchor=anchor, now=now, network=network))
@@ -382,5 +389,5 @@ async def publish_directory(
             [TopicSpec(topic, partitions=DIRECTORY_PARTITIONS, config=DIRECTORY_CONFIG)]
         )
         async with transport.producer() as producer:
-            await producer.send(topic, data, key=directory_key(network))
+            await producer.send(topic, data, key=directory_key(network, anchor.key_id))
     return Publication(checked, topic, PublishAction.PUBLISH, newest, written=not dry_run)

@@ -33,7 +33,8 @@ def audit_prefix(prefix: str = DEFAULT_PREFIX) -> str:
 
 def directory(prefix: str = DEFAULT_PREFIX) -> str:
     """The signed key directory (compacted), written by the trust anchor, keyed by the
-    network's name (`directory_key`), so compaction keeps the newest per network."""
+    network and the anchor that signed it (`directory_key`), so compaction keeps the
+    newest per network and anchor."""
     return f"{prefix}.directory"
 
 
@@ -44,9 +45,22 @@ DIRECTORY_CONFIG = {"cleanup.policy": "compact"}
 """Compaction keeps the newest directory per key, however long the network runs."""
 
 
-def directory_key(network: str) -> bytes:
-    """The directory topic's record key: one per network."""
-    return network.encode()
+def directory_key(network: str, anchor_key_id: str) -> bytes:
+    """The directory topic's record key: one per network and signing anchor. During an
+    anchor rollover the programme office publishes the same directory signed by the old
+    anchor and by the new one (docs/OPERATING.md): under one key compaction would keep only
+    the later, and gateways pinning the other anchor would lose theirs."""
+    return f"{network}/{anchor_key_id}".encode()
+
+
+def other_anchors_directory(key: bytes | None, network: str, anchor_key_id: str) -> bool:
+    """A record the topic keys as ``network``'s directory signed by another anchor than
+    ``anchor_key_id``: not for a gateway pinning that one, and no refusal either."""
+    return (
+        key is not None
+        and key.startswith(f"{network}/".encode())
+        and key != directory_key(network, anchor_key_id)
+    )
 
 
 def gateway_group(party: str, prefix: str = DEFAULT_PREFIX) -> str:

@@ -78,8 +78,10 @@ async def test_a_gateway_on_kafka_takes_a_newer_directory_live_and_refuses_older
     await ind.send(example_of(DossierDelivered), [NEWCOMER])  # the new party, no restart
     assert len(await lvv.records(inbox(NEWCOMER, lvv.prefix))) == 1
 
-    await lvv.inject(directory(lvv.prefix), signed(5), directory_key(NETWORK))
-    await lvv.inject(directory(lvv.prefix), signed(9, anchor=FOREIGN), directory_key(NETWORK))
+    await lvv.inject(directory(lvv.prefix), signed(5), directory_key(NETWORK, PINNED.key_id))
+    await lvv.inject(
+        directory(lvv.prefix), signed(9, anchor=FOREIGN), directory_key(NETWORK, PINNED.key_id)
+    )
     await eventually(
         lambda: (
             refused(observer, DirectoryCheck.OLDER_SERIAL) == 1

@@ -169,7 +169,9 @@ async def refuse_stale_and_foreign_directories(run: Run) -> None:
                                              network=DEMO_NETWORK, now=utc_now()), FOREIGN)  # fmt: skip
     async with net.transport.producer() as producer:  # as anyone who may write the topic can
         for data in (stale.data, foreign):
-            await producer.send(directory(net.prefix), data, key=directory_key(DEMO_NETWORK))
+            await producer.send(
+                directory(net.prefix), data, key=directory_key(DEMO_NETWORK, net.anchor.key_id)
+            )
 
     def both_refused(text: str, party: str) -> bool:
         counts = [sample(text, "lvv_directories_refused_total", party=party, reason=reason)

@@ -154,7 +154,7 @@ async def test_publish_is_idempotent_and_refuses_a_lower_serial(lvv: EmbeddedNet
     done = await publish_directory(lvv.log, signed(6), anchor=PINNED, now=NOW)
     assert (done.action, done.written) == (PublishAction.PUBLISH, True)
     (record,) = await lvv.log.read_topic(directory_topic())
-    assert record.key == directory_key(NETWORK)
+    assert record.key == directory_key(NETWORK, PINNED.key_id)
 
     again = await publish_directory(lvv.log, signed(6), anchor=PINNED, now=NOW)
     assert (again.action, again.written, again.newest_on_topic) == (
@@ -230,7 +230,7 @@ async def test_anything_else_is_refused_counted_and_the_current_kept(
     )
     await publish_directory(lvv.log, signed(3), anchor=PINNED, now=NOW)
     await eventually(lambda: ind.directory.serial == 3, "the gateway to take serial 3")
-    topic, key = directory_topic(), directory_key(NETWORK)
+    topic, key = directory_topic(), directory_key(NETWORK, PINNED.key_id)
     hostile = {
         DirectoryCheck.OLDER_SERIAL: signed(2),
         DirectoryCheck.FOREIGN_ANCHOR: signed(9, anchor=FOREIGN),
@@ -263,9 +263,13 @@ async def test_at_start_superseded_versions_are_no_refusals(lvv: EmbeddedNetwork
     observer = PrometheusObserver(IND)
     await lvv.log.ensure_topics([TopicSpec(directory_topic(), partitions=1)])
     for serial in (1, 2, 3):
-        await lvv.inject(directory_topic(), signed(serial), key=directory_key(NETWORK))
+        await lvv.inject(
+            directory_topic(), signed(serial), key=directory_key(NETWORK, PINNED.key_id)
+        )
     # planted after the newest good one: refused, and it does not hide that one
-    await lvv.inject(directory_topic(), signed(9, anchor=FOREIGN), key=directory_key(NETWORK))
+    await lvv.inject(
+        directory_topic(), signed(9, anchor=FOREIGN), key=directory_key(NETWORK, PINNED.key_id)
+    )
     ind = await lvv.gateway(IND, directory=first_directory(), anchor=PINNED, observer=observer)
     assert ind.directory.serial == 3
     assert refused(observer, DirectoryCheck.OLDER_SERIAL) == 0
@@ -298,8 +302,47 @@ async def test_tools_check_with_the_newest_directory_on_the_topic(lvv: EmbeddedN
     assert await newest_directory(lvv.log, anchor=PINNED, current=current, now=NOW) is current
     await publish_directory(lvv.log, signed(2), anchor=PINNED, now=NOW)
     await publish_directory(lvv.log, signed(3), anchor=PINNED, now=NOW)
-    await lvv.inject(directory_topic(), signed(9, anchor=FOREIGN), key=directory_key(NETWORK))
+    await lvv.inject(
+        directory_topic(), signed(9, anchor=FOREIGN), key=directory_key(NETWORK, PINNED.key_id)
+    )
     assert (await newest_directory(lvv.log, anchor=PINNED, current=current, now=NOW)).serial == 3
     await lvv.inject(directory_topic(), signed(4, network="lvv-other"), key=b"lvv-other")
     found = await newest_directory(lvv.log, anchor=PINNED, current=current, now=NOW)
     assert (found.serial, found.document.network) == (3, NETWORK)
+
+
+async def test_an_anchor_rollover_publishes_both_directories_and_each_gateway_takes_its_own(
+    lvv: EmbeddedNetwork,
+) -> None:
+    """During a rollover the programme office publishes each directory signed by the old
+    anchor and by the new one: each lives under its own key (compaction keeps both), a
+    gateway takes the one its pinned anchor signed and passes the other by without counting
+    a refusal; re-pinned to the new anchor, it takes the new one's."""
+    new_anchor = Ed25519PrivateKey.from_private_bytes(b"\x51" * 32)
+    new_pinned = AnchorKey(
+        key_id(new_anchor.public_key().public_bytes_raw()), new_anchor.public_key()
+    )
+    old_side, new_side = PrometheusObserver(IND), PrometheusObserver(MUNI)
+    ind = await lvv.gateway(
+        IND, run=True, directory=first_directory(), anchor=PINNED, observer=old_side
+    )
+    muni = await lvv.gateway(
+        MUNI, run=True, directory=first_directory(), anchor=new_pinned, observer=new_side
+    )
+    await publish_directory(lvv.log, signed(3), anchor=PINNED, now=NOW)
+    await publish_directory(lvv.log, signed(4, anchor=new_anchor), anchor=new_pinned, now=NOW)
+    await eventually(
+        lambda: (ind.directory.serial, muni.directory.serial) == (3, 4), "each its own"
+    )
+    assert {r.key for r in await lvv.records(directory_topic())} == {
+        directory_key(NETWORK, PINNED.key_id),
+        directory_key(NETWORK, new_pinned.key_id),
+    }
+    for observer, party in ((old_side, IND), (new_side, MUNI)):
+        counted = [s for m in observer.registry.collect() if m.name == "lvv_directories_refused"
+                   for s in m.samples if s.labels.get("party") == party and s.value]  # fmt: skip
+        assert counted == [], counted
+    # the old anchor's gateway re-pinned (its restart with the new anchor file) takes serial 4
+    await lvv.shut(ind)
+    repinned = await lvv.gateway(IND, directory=first_directory(), anchor=new_pinned)
+    assert repinned.directory.serial == 4
