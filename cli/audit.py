@@ -120,7 +120,8 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
                                  network=in_use[0].document.network, in_use=lambda: in_use[0], take=take,
                                  refused=lambda reason: None, clock=utc_now, party="verifier")  # fmt: skip
             following = asyncio.create_task(feed.run(stop))
-            await follow(transport, audit_topics(in_use[0], prefix), lambda: in_use[0], stop=stop,
+            # the topics of each pass's directory: a party added while it runs is verified too
+            await follow(transport, lambda d: audit_topics(d, prefix), lambda: in_use[0], stop=stop,
                          on_report=metrics.update if metrics else None, grace=timedelta(seconds=grace),
                          on_issue=lambda issue: console.print(_finding(issue), highlight=False))  # fmt: skip
             await following

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -135,15 +136,18 @@ class Report:
 
 
 def verify_stream(records: list[Record], directory: Directory, *, now: datetime,
-                  grace: timedelta = DEFAULT_GRACE,
-                  batches: ev.VerifiedBatches | None = None) -> Report:  # fmt: skip
+                  grace: timedelta = DEFAULT_GRACE, batches: ev.VerifiedBatches | None = None,
+                  former: Mapping[str, Directory] | None = None) -> Report:  # fmt: skip
     """The report on ``records``; ``batches`` remembers batch signatures verified before
-    (`follow` keeps one across its passes), else a fresh one per call."""
+    (`follow` keeps one across its passes), else a fresh one per call. ``former`` gives, for
+    a party ``directory`` no longer lists, the newest directory that did: its events are
+    checked with the keys it had there (`follow`: a removed party's chain stays verified)."""
     issues: list[Issue] = []
     chains: dict[str, Chain] = {}
     batches = batches if batches is not None else ev.VerifiedBatches()
+    former = former or {}
     for record in records:  # topic order: per partition, offset order
-        _take(record, directory, chains, issues, batches)
+        _take(record, directory, former, chains, issues, batches)
     for chain in chains.values():
         _gaps(chain, issues)
         _links(chain, issues)
@@ -156,8 +160,8 @@ def verify_stream(records: list[Record], directory: Directory, *, now: datetime,
     return report
 
 
-def _take(record: Record, directory: Directory, chains: dict[str, Chain], issues: list[Issue],
-          batches: ev.VerifiedBatches) -> None:  # fmt: skip
+def _take(record: Record, directory: Directory, former: Mapping[str, Directory],
+          chains: dict[str, Chain], issues: list[Issue], batches: ev.VerifiedBatches) -> None:  # fmt: skip
     try:
         event = ev.decode(record.value)
     except ev.BadAuditEvent:
@@ -171,6 +175,8 @@ def _take(record: Record, directory: Directory, chains: dict[str, Chain], issues
         return
     gateway = event.gateway
     in_own_topic = record.topic.endswith(f".audit.{gateway}") and record.key == gateway.encode()
+    if gateway not in directory.parties:
+        directory = former.get(gateway, directory)
     if gateway not in directory.parties or not in_own_topic:
         issues.append(
             Issue(
