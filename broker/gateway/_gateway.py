@@ -86,6 +86,9 @@ from broker.gateway._followup_models import (
     RejectionFollowUp,
 )
 from broker.gateway._health import OUTAGE_PROBE_EVERY_S, LogHealth
+from broker.gateway._idempotency import Claim
+from broker.gateway._idempotent_sends import IdempotentSends
+from broker.gateway._inbox_signal import InboxSignal
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._sealing import SealQueue
 from broker.gateway._store import (
@@ -233,6 +236,10 @@ class Gateway:
         self._seals = SealQueue(self.sealer)
         self._sent_rows: Coalescer[SentRow, None] = Coalescer(self._record_sent)
         self._acks: Coalescer[tuple[uuid.UUID, str | None], bool] = Coalescer(self._ack_all)
+        self.idempotent = IdempotentSends(store, party=keys.party_id, read_audit=self._read_own_audit,
+                                          clock=clock)  # fmt: skip
+        self.inbox_signal = InboxSignal()
+        """Set when deliveries become visible: wakes the API's long polls."""
         self._open_caches = OpenCaches()
         self.audit = AuditChain(
             keys.party_id, keys.signing_key, audit(keys.party_id, prefix), clock,
@@ -305,7 +312,8 @@ class Gateway:
         ])  # fmt: skip
         await self.audit.recover(self.transport)
         self._producer = self.transport.producer(transactional_id=self.consumer_group)
-        await self._producer.start()
+        await self._producer.start()  # fences an earlier run: its writes are final now
+        await self._settle_sends()
         self._consumer = self.transport.consumer(self.consumer_group, [inbox(me, self.prefix)])
         await self._consumer.start()
         self._health = LogHealth(self.transport, me)
@@ -313,6 +321,21 @@ class Gateway:
         self._writes_abandoned = False
         await self._follow_directory()
         self.ready = True
+
+    async def _settle_sends(self) -> None:
+        """Settle the idempotent sends an earlier run left without a known outcome (a
+        crash between noting a send and hearing from the log), before the API serves; if
+        the audit topic cannot be read now, a retry of such a key settles it later."""
+        try:
+            await self.idempotent.settle()
+        except TransportError as exc:
+            log.warning("gateway %s: sends of unknown outcome not settled yet: %s",
+                        self.party_id, exc)  # fmt: skip
+
+    async def _read_own_audit(self) -> list[Record]:
+        """This gateway's audit topic to its end, once no atomic write is unfinished."""
+        await self._live_producer().settle()
+        return await self.transport.read_topic(audit(self.party_id, self.prefix))
 
     async def _follow_directory(self) -> None:
         """With a pinned anchor: read the directory topic to its end (taking the newest
@@ -339,6 +362,7 @@ class Gateway:
         """Ask `run` to finish the record in hand, commit and return (e.g. on SIGTERM). A
         write still in flight `STOP_WRITE_WAIT_S` later is given up (`_abandon_writes`)."""
         self._stopping.set()
+        self.inbox_signal.close()  # long polls answer now, with what the inbox holds
         if self._health is not None:
             self._health.stop()
         if self._give_up is None:
@@ -512,16 +536,42 @@ class Gateway:
         *,
         correlation_id: uuid.UUID | None = None,
         causation_id: uuid.UUID | None = None,
+        idempotency: Claim | None = None,
     ) -> uuid.UUID:
         """Seal ``message`` and put it in every recipient's inbox with its SENT event, all
         or none.
 
+        With ``idempotency`` (`broker.gateway._idempotency`), a repeat of a send the log
+        took returns its message id and sends nothing; the key is noted in the transaction
+        that notes the send. Raises `IdempotencyConflict` or `IdempotencyInProgress`.
+
         Raises `PolicyDenied`, `UnknownParty` or `RecordTooLarge` before anything is sent,
         and a `TransportError` if the log or the audit stream refused it (nothing stored):
-        `TransportUnavailable` at once, before any work, while an outage is known."""
-        if self.outage is not None:
-            raise TransportUnavailable("the message log is unreachable; nothing was sent")
+        `TransportUnavailable` at once, before any work, while an outage is known. After a
+        `TransportTimeout` the outcome is unknown; a send with a key keeps it unsettled, so
+        that its retry learns the outcome (`broker.gateway._idempotent_sends`)."""
         message_id = uuid.uuid4()
+        if idempotency is not None:  # a repeat is answered also while the log is away
+            replay = await self.idempotent.begin(idempotency, message_id)
+            if replay is not None:
+                return replay
+        try:
+            if self.outage is not None:
+                raise TransportUnavailable("the message log is unreachable; nothing was sent")
+            await self._send(message, recipients, message_id, correlation_id, causation_id,
+                             idempotency)  # fmt: skip
+        except BaseException:
+            if idempotency is not None:
+                self.idempotent.failed(idempotency)
+            raise
+        if idempotency is not None:
+            self.idempotent.taken(idempotency, message_id)
+        crash.reached("after_send")
+        return message_id
+
+    async def _send(self, message: AvroModel, recipients: Sequence[str], message_id: uuid.UUID,
+                    correlation_id: uuid.UUID | None, causation_id: uuid.UUID | None,
+                    idempotency: Claim | None) -> None:  # fmt: skip
         names = tuple(dict.fromkeys(recipients))
         started = time.perf_counter()
         envelope = await self._seals.seal(
@@ -542,15 +592,20 @@ class Gateway:
             recipients=names, case_id=case_id, envelope_sha256=digest,
         )  # fmt: skip
         await self._sent_rows.submit(
-            SentRow(message_id, message.avro_name, case_id, names, self.clock(), digest)
+            SentRow(
+                message_id, message.avro_name, case_id, names, self.clock(), digest, idempotency
+            )
         )
         try:
             await self._publish(records, [event])
+        except TransportTimeout:
+            if idempotency is None:  # (with a key: unsettled, until its retry settles it)
+                await asyncio.to_thread(self.store.forget_sent, message_id)
+            raise
         except BaseException:
             await asyncio.to_thread(self.store.forget_sent, message_id)
             raise
         self.observer.sent(message.avro_name, names)
-        return message_id
 
     def _seal_receipts(self, answers: Sequence[follow.Answer]) -> list[OutgoingRecord | None]:
         """The receipts that give ``answers``, each to its sender's inbox, sealed as one
@@ -840,6 +895,7 @@ class Gateway:
         await self._publish(records, events)
         crash.reached("after_receipt")
         await asyncio.to_thread(self.store.followups_done, [d.source for d in decided])
+        self.inbox_signal.notify()  # after the commit: what a woken long poll reads is there
         crash.reached("after_visible")
         for event in events:
             if event.action is AuditAction.RECEIPT_SENT:

@@ -54,22 +54,26 @@ from typing import Any
 from broker.crypto import ContentKey
 from broker.errors import LocalError, ReplayDetected
 from broker.gateway import _followup_models as followups
+from broker.gateway import _store_idempotency as idempotency
 from broker.gateway._followup_models import (
     DeliveryFollowUp,
     FollowUp,
     ReceiptFollowUp,
     RejectionFollowUp,
 )
+from broker.gateway._idempotency import Claim, Recorded
 from broker.gateway._store_errors import StoredRecordUnreadable, StoreVersionError
 from broker.owner_only import private_sqlite
 
 log = logging.getLogger("lvvx.gateway")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The store's layout. 0: before content was sealed at rest and ids were keyed by sender;
-1: before outcomes had their reason in a column of their own and follow-ups a version."""
+1: before outcomes had their reason in a column of their own and follow-ups a version;
+2: before idempotency keys (`broker.gateway._store_idempotency`)."""
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS seen (
     sender TEXT NOT NULL, message_id BLOB NOT NULL, keep_until_ms INTEGER NOT NULL,
     PRIMARY KEY (sender, message_id));
@@ -95,6 +99,8 @@ CREATE INDEX IF NOT EXISTS inbox_unacked ON inbox (visible, acked_at_ms, seq);
 CREATE INDEX IF NOT EXISTS inbox_id ON inbox (message_id);
 CREATE INDEX IF NOT EXISTS sent_open ON sent (status, sent_at_ms);
 """
+    + idempotency.TABLE
+)
 
 ANY_SENDER = "*"
 """Sender of a guard entry taken over from a layout-0 store, which did not record senders:
@@ -188,6 +194,8 @@ class SentRow:
     recipients: tuple[str, ...]
     sent_at: datetime
     envelope_sha256: bytes | None = None
+    idempotency: Claim | None = None
+    """The request's idempotency key, noted with the row (`broker.gateway._idempotency`)."""
 
 
 _ITEM_COLUMNS = (
@@ -257,6 +265,7 @@ class GatewayStore:
         self._batch_depth = 0
         self._claims = 0
         self._acks = 0
+        self._keys = 0
 
     def _take_up_layout(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -656,20 +665,47 @@ class GatewayStore:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def record_sent_many(self, rows: Sequence[SentRow]) -> None:
+    def record_sent_many(self, rows: Sequence[SentRow], now: datetime | None = None) -> None:
         """Note messages about to be sent, each with the digest of its envelope (receipts
-        count only if they are about those bytes), in one transaction (one fsync)."""
+        count only if they are about those bytes) and its idempotency key if it has one, in
+        one transaction (one fsync): a crash leaves a key with its row or neither. Every
+        `PURGE_EVERY_KEYS` keys, expired ones are purged (in bounded work)."""
+        now_ms = _ms(now or rows[0].sent_at) if rows else 0
+        keyed = [(r.idempotency, r.message_id) for r in rows if r.idempotency is not None]
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO sent VALUES (?, ?, ?, ?, ?, 'SENT', ?)",
                 [(str(r.message_id), r.message_type, str(r.case_id), json.dumps(list(r.recipients)),
                   _ms(r.sent_at), r.envelope_sha256) for r in rows],
             )  # fmt: skip
+            self._keys += idempotency.insert(db, keyed, now_ms)
+            if self._keys >= idempotency.PURGE_EVERY_KEYS:
+                self._keys = 0
+                idempotency.purge(db, now_ms)
 
     def forget_sent(self, message_id: uuid.UUID) -> None:
-        """Undo `record_sent_many` for a message the log refused (nothing was stored)."""
+        """Undo `record_sent_many` for a message the log refused (nothing was stored), its
+        idempotency key with it: the key is free for a new try."""
         with self._tx() as db:
             db.execute("DELETE FROM sent WHERE message_id = ?", (str(message_id),))
+            idempotency.forget(db, message_id)
+
+    def idempotent_send(self, key_sha256: bytes, now: datetime) -> Recorded | None:
+        """What the store holds for an idempotency key still kept at ``now`` (committed
+        state, on the read-only connection: cheap enough for the event loop)."""
+        with self._read_lock:
+            return idempotency.find(self._reader, key_sha256, _ms(now))
+
+    def confirm_sent(self, message_ids: Sequence[uuid.UUID]) -> None:
+        """The log took these messages: their idempotency keys answer with them from now on."""
+        with self._tx() as db:
+            idempotency.confirm(db, message_ids)
+
+    def unconfirmed_sends(self) -> list[uuid.UUID]:
+        """Messages of idempotency keys whose send has no known outcome (a crash or a
+        timeout between noting it and hearing from the log)."""
+        with self._read_lock:
+            return idempotency.unconfirmed(self._reader)
 
     def sent_status(self, message_id: uuid.UUID) -> SentStatus | None:
         with self._read_lock:  # the message and its receipts from one snapshot

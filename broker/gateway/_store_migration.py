@@ -1,5 +1,5 @@
 """Taking a gateway store of an older layout up to the current one (`SCHEMA_VERSION`), on
-open, one layout at a time: 0 → 1 → 2. Each step is one transaction that ends by setting
+open, one layout at a time: 0 → 1 → 2 → 3. Each step is one transaction that ends by setting
 the file's layout (``PRAGMA user_version``), so a failure or a crash in a step leaves the
 store of the layout before it, whole, and the next open takes it up again from there.
 
@@ -38,6 +38,7 @@ from typing import Any
 
 from broker.crypto import ContentKey
 from broker.gateway import _followup_models as followups
+from broker.gateway import _store_idempotency as idempotency
 from broker.gateway._store import _SCHEMA, ANY_SENDER, HandledOutcome, _row
 from broker.gateway._store_errors import StoredRecordUnreadable
 
@@ -45,13 +46,15 @@ log = logging.getLogger("lvvx.gateway")
 
 
 def migrate(db: sqlite3.Connection, key: ContentKey, layout: int) -> None:
-    """Take the store ``db``, of layout ``layout``, up to `SCHEMA_VERSION` (2)."""
+    """Take the store ``db``, of layout ``layout``, up to `SCHEMA_VERSION` (3)."""
     if layout < 1:
         _step(db, 1, lambda: _layout_0_to_1(db, key))
         db.execute("VACUUM")  # no page of layout 0's plaintext left in the file ...
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # ... nor a frame in the log
     if layout < 2:
         _step(db, 2, lambda: _layout_1_to_2(db))
+    if layout < 3:
+        _step(db, 3, lambda: _layout_2_to_3(db))
 
 
 def _step(db: sqlite3.Connection, to: int, work: Callable[[], int]) -> None:
@@ -170,3 +173,14 @@ def _versioned(layout_1: str | None, source: str) -> followups.FollowUp:
         ) from None
     new = {"kind": kind, "version": 1, "digest": digest, "envelope": envelope, **own}
     return followups.loads(json.dumps(new), source=source)
+
+
+# --- layout 2 → 3 ----------------------------------------------------------------------------
+
+
+def _layout_2_to_3(db: sqlite3.Connection) -> int:
+    """The idempotency keys' table, empty; no row rewritten."""
+    for statement in idempotency.TABLE.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    return 0

@@ -8,7 +8,7 @@ with a machine-readable ``reason`` and never echo message content into logs.
     POST /v1/messages:batch         send up to 100   → 200 {"items": [one answer per message]}
     GET  /v1/messages/{id}          its status: SENT, RECEIPTED or REJECTED (+ receipts)
     GET  /v1/messages?overdue=true  sent messages still without every receipt
-    GET  /v1/inbox                  delivered messages not yet acknowledged
+    GET  /v1/inbox[?wait=S]         delivered messages not yet acknowledged (long poll: S ≤ 30)
     POST /v1/inbox/{id}/ack         acknowledge one → 204
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Union
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.requests import HTTPConnection
 from fastapi.responses import JSONResponse
@@ -44,10 +44,13 @@ from broker.errors import (
     PolicyDenied,
     RecordTooLarge,
     TransportError,
+    TransportTimeout,
     UnknownParty,
     UnknownSchema,
 )
+from broker.gateway import _idempotency as idem
 from broker.gateway._gateway import Gateway
+from broker.gateway._inbox_signal import MAX_INBOX_WAIT_S, InboxSignal
 from broker.gateway._observer import MetricsPage, MetricsSource
 from broker.gateway._store import AmbiguousMessageId
 from broker.models import CASE_MESSAGES, AvroModel, PartyId, model_for
@@ -98,7 +101,8 @@ class BatchRequest(BaseModel):
 
     items: list[dict[str, Any]] = Field(
         min_length=1, max_length=MAX_BATCH_ITEMS,
-        description="Each a body of POST /v1/messages; each is validated and answered on its own.",
+        description="Each a body of POST /v1/messages; each is validated and answered on its own."
+                    f" An item may carry `{idem.BATCH_FIELD}`: its Idempotency-Key (same rules, per item).",
     )  # fmt: skip
 
 
@@ -180,6 +184,31 @@ def _unavailable(reason: str, detail: str) -> JSONResponse:
     return response
 
 
+def _claim(key: str | None, body: BaseModel) -> idem.Claim | None:
+    """The idempotency claim of a validated request with ``key`` (None without a key);
+    `InvalidIdempotencyKey` if it is not one. The body is fingerprinted as validated, so
+    the same request in another JSON layout (or with the type's full name) is the same."""
+    if key is None:
+        return None
+    return idem.claim(idem.parse_key(key), body.model_dump(mode="json"))
+
+
+_IDEMPOTENCY_KEY = (
+    "Makes the send idempotent (draft-ietf-httpapi-idempotency-key-header): 1 to"
+    f" {idem.MAX_KEY_CHARS} printable ASCII characters, bare or as a quoted sf-string. The same"
+    " key with the same body answers as the first time and sends nothing (also after a restart);"
+    " with another body 409 IDEMPOTENCY_CONFLICT; while the first is in flight 409"
+    f" IDEMPOTENCY_IN_PROGRESS with Retry-After. Kept {idem.KEEP_KEYS_FOR.days} days and more;"
+    " a refused send keeps none. Invalid: 400 INVALID_IDEMPOTENCY_KEY."
+)
+
+_WAIT = (
+    f"Long poll: with the inbox empty, wait up to this many seconds (at most {MAX_INBOX_WAIT_S:g};"
+    " more is 400 INVALID_WAIT) for a delivery, then answer — at once when one is visible, an"
+    " empty page when the time is up or the gateway stops."
+)
+
+
 _ACK_SENDER = "The sender, as the inbox shows it: needed only for an id that two senders used."
 
 
@@ -195,6 +224,11 @@ class _BearerScheme(HTTPBearer):
 _BEARER = _BearerScheme(scheme_name="HTTPBearer", auto_error=False)  # the name it had
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
+_SEND_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "INVALID_IDEMPOTENCY_KEY"},
+    403: {"model": Problem}, 409: {"model": Problem, "description": "IDEMPOTENCY_CONFLICT, IDEMPOTENCY_IN_PROGRESS (with Retry-After)"},
+    413: {"model": Problem}, 503: {"model": Problem},
+}  # fmt: skip
 """What every /v1 route may answer: a missing or wrong token, a request that breaks its schema."""
 
 
@@ -294,13 +328,19 @@ def create_app(
 
     v1 = [Depends(_BEARER)]  # declares the scheme; `_Gatekeeper` has checked the token
 
-    async def send_one(body: Any) -> tuple[int, Accepted | Problem]:
-        """Send one validated request: the HTTP status and the answer."""
+    async def send_one(body: Any, key: str | None) -> tuple[int, Accepted | Problem]:
+        """Send one validated request, idempotently with ``key``: the HTTP status and the
+        answer."""
         try:
             message_id = await gateway.send(
                 body.message, body.recipients,
                 correlation_id=body.correlation_id, causation_id=body.causation_id,
+                idempotency=_claim(key, body),
             )  # fmt: skip
+        except idem.InvalidIdempotencyKey as exc:
+            return 400, Problem(reason=exc.reason, detail=_said(exc))
+        except (idem.IdempotencyConflict, idem.IdempotencyInProgress) as exc:
+            return 409, Problem(reason=exc.reason, detail=_said(exc))
         except PolicyDenied as exc:
             return 403, Problem(reason=exc.reason, detail=_said(exc))
         except UnknownParty as exc:
@@ -309,20 +349,31 @@ def create_app(
             return 413, Problem(reason="TOO_LARGE")
         except LocalError as exc:
             return 422, Problem(reason=exc.reason, detail=_said(exc))
+        except TransportTimeout as exc:  # the write may still land: the outcome is unknown
+            detail = "the message log did not answer in time; the outcome is unknown"
+            return 503, Problem(reason=exc.reason, detail=detail)
         except TransportError as exc:  # during a known outage: at once, before any work
             detail = "the message log is not reachable; nothing was sent"
             return 503, Problem(reason=exc.reason, detail=detail)
         return 202, Accepted(message_id=message_id)
 
     @app.post("/v1/messages", status_code=202, dependencies=v1, response_model=Accepted,
-              responses={**_ERRORS, 403: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
-    async def send(request: SendRequest) -> Any:
+              responses={**_ERRORS, **_SEND_ERRORS})  # fmt: skip
+    async def send(
+        request: SendRequest,
+        idempotency_key: Annotated[
+            str | None, Header(alias=idem.HEADER, description=_IDEMPOTENCY_KEY)
+        ] = None,
+    ) -> Any:
         """Seal the message and put it in each recipient's inbox (all or none)."""
-        status, answer = await send_one(request)
+        status, answer = await send_one(request, idempotency_key)
         if isinstance(answer, Problem):
             if status == 503:  # the log is away: Retry-After
                 return _unavailable(answer.reason, answer.detail)
-            return _problem(status, answer.reason, answer.detail)
+            problem = _problem(status, answer.reason, answer.detail)
+            if answer.reason == idem.IdempotencyInProgress.reason:
+                problem.headers["Retry-After"] = str(idem.IN_PROGRESS_RETRY_AFTER_S)
+            return problem
         return answer
 
     @app.post("/v1/messages:batch", dependencies=v1, response_model=BatchAnswer,
@@ -332,15 +383,20 @@ def create_app(
         answer each separately, in order: its status (202, or the error status a single
         send would get) with its message id or its problem. One item's refusal does not
         keep the others from being sent; each is all or none on its own. Sent together,
-        they share the gateway's batch signature, store transaction and Kafka transaction."""
+        they share the gateway's batch signature, store transaction and Kafka transaction.
+        An item's ``idempotency_key`` is its Idempotency-Key, with the same rules."""
 
-        async def item(raw: Any) -> BatchItem:
+        async def item(raw: dict[str, Any]) -> BatchItem:
+            key = raw.pop(idem.BATCH_FIELD, None)
+            if key is not None and not isinstance(key, str):
+                return BatchItem(status=400, reason=idem.InvalidIdempotencyKey.reason,
+                                 detail=f"{idem.BATCH_FIELD} is a string")  # fmt: skip
             try:
                 body = _SEND_REQUEST.validate_python(raw)
             except ValidationError as exc:
                 reason = "UNKNOWN_TYPE" if _unknown_type(exc.errors()) else "SCHEMA_VIOLATION"
                 return BatchItem(status=422, reason=reason, detail=_error_list(exc.errors()))
-            status, answer = await send_one(body)
+            status, answer = await send_one(body, key)
             if isinstance(answer, Problem):
                 return BatchItem(status=status, reason=answer.reason, detail=answer.detail)
             return BatchItem(status=status, message_id=answer.message_id)
@@ -367,10 +423,26 @@ def create_app(
         del overdue
         return {"overdue": gateway.store.overdue(gateway.clock(), receipt_timeout)}
 
-    @app.get("/v1/inbox", dependencies=v1, response_model=Inbox, responses=_ERRORS)
-    async def inbox(limit: int = Query(50, ge=1, le=500)) -> Any:
-        """Delivered messages not yet acknowledged, oldest first."""
-        items = gateway.store.inbox(limit=limit)
+    @app.get("/v1/inbox", dependencies=v1, response_model=Inbox,
+             responses={**_ERRORS, 400: {"model": Problem, "description": "INVALID_WAIT"}})  # fmt: skip
+    async def inbox(
+        limit: int = Query(50, ge=1, le=500),
+        wait: Annotated[float, Query(description=_WAIT)] = 0.0,
+    ) -> Any:
+        """Delivered messages not yet acknowledged, oldest first; with ``wait``, a long
+        poll woken by the gateway's delivery (`broker.gateway._inbox_signal`): the store is
+        read once at first and once per delivery, never polled."""
+        if not 0 <= wait <= MAX_INBOX_WAIT_S:
+            return _problem(400, "INVALID_WAIT", f"wait is 0 to {MAX_INBOX_WAIT_S:g} seconds")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            generation = gateway.inbox_signal.generation()  # before the read: none missed
+            items = gateway.store.inbox(limit=limit)
+            left = deadline - loop.time()
+            if items or left <= 0 or gateway.inbox_signal.closed:
+                break
+            await InboxSignal.wait(generation, left)
         return Inbox(items=[
             InboxEntry(message_id=i.message_id, type=i.message_type, sender=i.sender, case_id=i.case_id,
                        created_at=i.created_at, received_at=i.received_at, message=i.message)

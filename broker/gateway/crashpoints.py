@@ -17,6 +17,9 @@ meets them (module docstring of `broker.gateway._gateway`):
   the offsets are not committed (once per batch);
 - ``after_commit``: the batch's offsets are committed (once per batch).
 
+And one of the send path (issue 16): ``after_send``: a message the back office sent is in
+the log, its SENT event too, but the HTTP answer has not gone out (once per send).
+
 Without the variable (as in production) `reached` only tests a module global for None. A
 malformed value fails the import, so a test can never believe it armed a crash it did not.
 """
@@ -29,7 +32,13 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 Point = Literal[
-    "after_open", "after_deliver", "after_audit", "after_receipt", "after_visible", "after_commit"
+    "after_open",
+    "after_deliver",
+    "after_audit",
+    "after_receipt",
+    "after_visible",
+    "after_commit",
+    "after_send",
 ]
 POINTS: tuple[Point, ...] = get_args(Point)
 

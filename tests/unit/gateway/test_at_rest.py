@@ -246,8 +246,8 @@ async def test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recov
     tmp_path: Path,
 ) -> None:
     """``tests/stores/layout1.db``, written by the gateway of layout 1 (its rows pending as
-    after a crash before the follow-ups went out), opens as layout 2: outcomes and reasons
-    apart, follow-ups typed; then the log delivers its records again, and today's gateway
+    after a crash before the follow-ups went out), opens as the current layout: outcomes and
+    reasons apart, follow-ups typed, a table of idempotency keys; then the log delivers its records again, and today's gateway
     publishes each pending follow-up, once — receipts, dead letters, audit events."""
     path = tmp_path / "gateway.db"
     shutil.copyfile(LAYOUT_1, path)
@@ -255,7 +255,8 @@ async def test_a_store_of_layout_1_made_by_its_own_gateway_is_migrated_and_recov
     lvv = EmbeddedNetwork(tmp_path, NET)
     store = GatewayStore(path, content_key=CONTENT_KEY)
     try:
-        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.unconfirmed_sends() == []  # layout 3's table, empty
         handled = {label: store.handled_at(source(r)) for label, r in records.items()}
         assert {label: (h.outcome, h.reason, type(h.followup), h.pending)
                 for label, h in handled.items() if h is not None} == {
