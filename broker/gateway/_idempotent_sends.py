@@ -26,7 +26,7 @@ from datetime import datetime
 
 from broker.audit import BadAuditEvent, decode_event
 from broker.gateway._coalesce import Coalescer
-from broker.gateway._idempotency import Claim, Recorded, decide
+from broker.gateway._idempotency import KEEP_KEYS_FOR, Claim, Recorded, decide
 from broker.gateway._store import GatewayStore
 from broker.models import AuditAction
 from broker.transport import Record
@@ -50,8 +50,9 @@ class IdempotentSends:
         self._clock = clock
         self._in_flight: dict[bytes, uuid.UUID] = {}
         """Keys of sends in flight here, and their messages."""
-        self._answered: dict[bytes, Recorded] = {}
-        """Confirmed here, the confirmation not yet written."""
+        self._answered: dict[bytes, tuple[Recorded, datetime]] = {}
+        """Confirmed here, the confirmation not yet written; with the moment the key expires
+        (a key is kept `KEEP_KEYS_FOR` from its send, in memory as in the store)."""
         self._confirms: Coalescer[uuid.UUID, None] = Coalescer(self._confirm_all)
         self._confirming: set[asyncio.Task[None]] = set()
         self._settling: asyncio.Task[None] | None = None
@@ -61,10 +62,10 @@ class IdempotentSends:
         it repeats a send the log took (send nothing), else None, and the key is in flight
         until `taken` or `failed`. Raises `IdempotencyConflict` or `IdempotencyInProgress`."""
         key = claim.key_sha256
-        recorded = self._answered.get(key) or self._store.idempotent_send(key, self._clock())
+        recorded = self._remembered(key) or self._store.idempotent_send(key, self._clock())
         if recorded is not None and not recorded.confirmed and key not in self._in_flight:
             await self.settle()  # unsettled: a crash or a timeout; settle it, then decide
-            recorded = self._answered.get(key) or self._store.idempotent_send(key, self._clock())
+            recorded = self._remembered(key) or self._store.idempotent_send(key, self._clock())
         replay = decide(claim, recorded, in_flight=key in self._in_flight)
         if replay is None:
             self._in_flight[key] = message_id
@@ -74,10 +75,15 @@ class IdempotentSends:
         """The log took the message sent under ``claim``."""
         key = claim.key_sha256
         self._in_flight.pop(key, None)
-        self._answered[key] = Recorded(message_id, claim.body_sha256, confirmed=True)
+        expires = self._clock() + KEEP_KEYS_FOR
+        self._answered[key] = (Recorded(message_id, claim.body_sha256, confirmed=True), expires)
         task = asyncio.create_task(self._confirm(key, message_id))
         self._confirming.add(task)
         task.add_done_callback(self._confirming.discard)
+
+    def _remembered(self, key: bytes) -> Recorded | None:
+        found = self._answered.get(key)
+        return found[0] if found is not None and self._clock() <= found[1] else None
 
     def failed(self, claim: Claim) -> None:
         """The send under ``claim`` ended without the log's answer: forgotten (nothing was
@@ -105,7 +111,7 @@ class IdempotentSends:
 
     async def _settle(self) -> None:
         # a send in flight here, or taken and being confirmed, is not unsettled
-        busy = {*self._in_flight.values(), *(r.message_id for r in self._answered.values())}
+        busy = {*self._in_flight.values(), *(r.message_id for r, _ in self._answered.values())}
         open_ = [m for m in self._store.unconfirmed_sends() if m not in busy]
         if not open_:
             return
