@@ -35,6 +35,7 @@ from broker.client._models import (
     MessageStatus,
     Outgoing,
     Readiness,
+    SendFields,
 )
 from broker.client._retry import RetryPolicy
 from broker.client._sync import GatewayClient
@@ -72,6 +73,7 @@ __all__ = [
     "Readiness",
     "RequestRefused",
     "RetryPolicy",
+    "SendFields",
     "SendOutcome",
     "Tls",
     "Unauthorized",

@@ -12,9 +12,9 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from broker.client import _calls as calls
+from broker.client import _models as models
 from broker.client._config import ClientOptions, Setup
 from broker.client._errors import ApiError
-from broker.client._models import Health, InboxEntry, MessageStatus, Outgoing, Readiness
 from broker.client._tries import Tries, translated
 from broker.models import AvroModel
 
@@ -50,35 +50,35 @@ class AsyncGatewayClient:
         recipients: Sequence[str],
         *,
         timeout_s: float | None = None,
-        **fields: Any,
+        **fields: Unpack[models.SendFields],
     ) -> uuid.UUID:
-        outgoing = Outgoing.of(message, recipients, **fields)
+        outgoing = models.Outgoing.of(message, recipients, **fields)
         return await self._run(
             calls.send(outgoing, keyed=self._setup.keyed, read_timeout_s=timeout_s)
         )
 
     async def send_batch(
-        self, messages: Sequence[Outgoing], *, timeout_s: float | None = None
+        self, messages: Sequence[models.Outgoing], *, timeout_s: float | None = None
     ) -> list[calls.SendOutcome]:
         call = calls.send_batch(messages, keyed=self._setup.keyed, read_timeout_s=timeout_s)
         return await self._run(call)
 
-    async def status(self, message_id: uuid.UUID) -> MessageStatus:
+    async def status(self, message_id: uuid.UUID) -> models.MessageStatus:
         return await self._run(calls.status(message_id))
 
     async def overdue(self) -> list[uuid.UUID]:
         return await self._run(calls.overdue())
 
-    async def inbox(self, *, limit: int = 50, wait_s: float = 0.0) -> list[InboxEntry]:
+    async def inbox(self, *, limit: int = 50, wait_s: float = 0.0) -> list[models.InboxEntry]:
         return await self._run(calls.inbox(limit, wait_s, read_timeout_s=None))
 
     async def ack(self, message_id: uuid.UUID, *, sender: str | None = None) -> None:
         await self._run(calls.ack(message_id, sender))
 
-    async def health(self) -> Health:
+    async def health(self) -> models.Health:
         return await self._run(calls.health())
 
-    async def ready(self) -> Readiness:
+    async def ready(self) -> models.Readiness:
         return await self._run(calls.ready())
 
     async def aclose(self) -> None:

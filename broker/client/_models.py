@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,15 @@ def check_idempotency_key(key: str) -> str:
     return key
 
 
+class SendFields(TypedDict, total=False):
+    """A send's fields besides the message and its recipients (those of `Outgoing`)."""
+
+    message_type: str | None
+    correlation_id: uuid.UUID | None
+    causation_id: uuid.UUID | None
+    idempotency_key: str | None
+
+
 class Outgoing(BaseModel):
     """One message to send: an Avro model, or its JSON form as a dict with ``message_type``
     naming its type (short, ``DossierDelivered``, or full). ``idempotency_key`` is set by
@@ -47,7 +56,10 @@ class Outgoing(BaseModel):
 
     @classmethod
     def of(
-        cls, message: AvroModel | Mapping[str, Any], recipients: Sequence[str], **fields: Any
+        cls,
+        message: AvroModel | Mapping[str, Any],
+        recipients: Sequence[str],
+        **fields: Unpack[SendFields],
     ) -> Outgoing:
         return cls(message=message, recipients=tuple(recipients), **fields)
 
@@ -144,5 +156,6 @@ __all__ = [
     "Outgoing",
     "Overdue",
     "Readiness",
+    "SendFields",
     "check_idempotency_key",
 ]

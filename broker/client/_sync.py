@@ -11,9 +11,9 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from broker.client import _calls as calls
+from broker.client import _models as models
 from broker.client._config import ClientOptions, Setup
 from broker.client._errors import ApiError
-from broker.client._models import Health, InboxEntry, MessageStatus, Outgoing, Readiness
 from broker.client._tries import Tries, translated
 from broker.models import AvroModel
 
@@ -49,29 +49,30 @@ class GatewayClient:
         recipients: Sequence[str],
         *,
         timeout_s: float | None = None,
-        **fields: Any,
+        **fields: Unpack[models.SendFields],
     ) -> uuid.UUID:
-        """Send one message; its id. ``fields``: those of `Outgoing` (``message_type`` for a
-        dict, ``correlation_id``, ``causation_id``, ``idempotency_key``)."""
-        outgoing = Outgoing.of(message, recipients, **fields)
+        """Send one message; its id. ``fields``: `SendFields` (``message_type`` for a dict,
+        ``correlation_id``, ``causation_id``, ``idempotency_key``). ``timeout_s``: how long
+        to wait for the answer, when not the client's timeout."""
+        outgoing = models.Outgoing.of(message, recipients, **fields)
         return self._run(calls.send(outgoing, keyed=self._setup.keyed, read_timeout_s=timeout_s))
 
     def send_batch(
-        self, messages: Sequence[Outgoing], *, timeout_s: float | None = None
+        self, messages: Sequence[models.Outgoing], *, timeout_s: float | None = None
     ) -> list[calls.SendOutcome]:
         """Send up to 100 messages in one request: per message, its id or its error."""
         return self._run(
             calls.send_batch(messages, keyed=self._setup.keyed, read_timeout_s=timeout_s)
         )
 
-    def status(self, message_id: uuid.UUID) -> MessageStatus:
+    def status(self, message_id: uuid.UUID) -> models.MessageStatus:
         return self._run(calls.status(message_id))
 
     def overdue(self) -> list[uuid.UUID]:
         """Sent messages still without every receipt after the gateway's receipt timeout."""
         return self._run(calls.overdue())
 
-    def inbox(self, *, limit: int = 50, wait_s: float = 0.0) -> list[InboxEntry]:
+    def inbox(self, *, limit: int = 50, wait_s: float = 0.0) -> list[models.InboxEntry]:
         """Delivered messages not yet acknowledged, oldest first; with ``wait_s`` the
         gateway answers once one is there, or after ``wait_s`` with none (at most 30 s)."""
         return self._run(calls.inbox(limit, wait_s, read_timeout_s=None))
@@ -80,10 +81,10 @@ class GatewayClient:
         """The back office has the message: it leaves the inbox."""
         self._run(calls.ack(message_id, sender))
 
-    def health(self) -> Health:
+    def health(self) -> models.Health:
         return self._run(calls.health())
 
-    def ready(self) -> Readiness:
+    def ready(self) -> models.Readiness:
         """`Unavailable` (``NOT_READY``) while the gateway does not reach its log."""
         return self._run(calls.ready())
 

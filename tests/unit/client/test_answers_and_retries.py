@@ -7,9 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from broker.client import (
+    MAX_WAIT_S,
     ApiError,
     Conflict,
     GatewayFailed,
@@ -21,6 +23,7 @@ from broker.client import (
     Unauthorized,
     Unavailable,
 )
+from broker.client import _calls as calls
 from broker.client._answers import error_for, retry_after_s
 from broker.errors import LocalError, RemoteError
 
@@ -96,3 +99,17 @@ def test_jitter_spreads_the_waits_within_its_fraction() -> None:
     policy = RetryPolicy(first_backoff_s=1.0, jitter=0.5)
     waits = {policy.wait_s(1, NotReached("x"), repeatable=True) for _ in range(50)}
     assert len(waits) > 1 and all(w is not None and 1.0 <= w <= 1.5 for w in waits)
+
+
+def test_a_long_poll_outlasts_its_wait_and_both_limits_are_checked() -> None:
+    call = calls.inbox(10, 20.0, read_timeout_s=None)
+    assert (call.params, call.read_timeout_s) == ({"limit": 10, "wait": 20.0}, 25.0)
+    with httpx.Client(timeout=httpx.Timeout(3.0, connect=1.0)) as http:
+        built = call.request(http)
+    assert built.extensions["timeout"] == {"connect": 1.0, "read": 25.0, "write": 3.0, "pool": 3.0}
+    assert calls.inbox(10, 0.0, read_timeout_s=None).params == {"limit": 10}
+    for limit, wait, reason in ((0, 0.0, "BAD_LIMIT"), (501, 0.0, "BAD_LIMIT"),
+                                (10, MAX_WAIT_S + 1, "BAD_WAIT"), (10, -1.0, "BAD_WAIT")):  # fmt: skip
+        with pytest.raises(LocalError) as refused:
+            calls.inbox(limit, wait, read_timeout_s=None)
+        assert refused.value.reason == reason
