@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters import GatewayClient as AdapterClient
@@ -24,12 +25,13 @@ from broker.client import (
 )
 from broker.crypto import MAX_PAYLOAD_ITEMS
 from broker.errors import LocalError, RemoteError
+from broker.gateway.api import create_app
 from broker.models import DossierDelivered
 from demo.examples import example
 from tests.support import eventually
 from tests.unit.client.conftest import IND, MUNI, NGO, Api, Clock, Flavour, log_away
 from tests.unit.crypto import test_sender_limits as limits
-from tests.unit.gateway.test_api import BAD_REQUESTS, dossier_json
+from tests.unit.gateway.test_api import BAD_REQUESTS, TOKEN, Stack, dossier_json
 
 DOSSIER = DossierDelivered.model_validate(example("DossierDelivered").model_dump())
 
@@ -212,11 +214,11 @@ async def test_a_send_during_an_outage_is_unavailable_with_retry_after(flavour: 
     assert [(c.attempt, c.wait_s) for c in calls] == [(1, None)]  # 5 s is over the limit here
 
 
-async def test_the_async_client_is_what_an_adapter_sends_through(flavour: Flavour) -> None:
-    ind = await flavour.started(IND, run=True)
-    await flavour.started(MUNI, run=True)
-    api = await flavour.connect(ind)
-    if isinstance(api.client, AsyncGatewayClient):
-        client: AdapterClient = api.client  # that it fits the protocol, mypy checks
+async def test_the_async_client_is_what_an_adapter_sends_through(stack: Stack) -> None:
+    ind = await stack.started(IND, run=True)
+    await stack.started(MUNI, run=True)
+    transport = httpx.ASGITransport(app=create_app(ind, token=TOKEN))
+    async with AsyncGatewayClient("http://gateway", token=TOKEN, transport=transport) as api:
+        client: AdapterClient = api  # that it fits the adapters' protocol, mypy checks
         message_id = await client.send(DOSSIER, [MUNI], causation_id=uuid.uuid4())
-        assert (await until_status(api, message_id, "RECEIPTED")).recipients == [MUNI]
+        assert (await until_status(Api(api), message_id, "RECEIPTED")).recipients == [MUNI]
