@@ -103,7 +103,9 @@ async def test_a_call_may_have_a_longer_timeout_than_the_client() -> None:
     assert time.monotonic() - started >= 0.6
 
 
-async def test_a_bad_idempotency_key_is_refused_unsent_and_an_own_key_is_taken(flavour: Flavour) -> None:
+async def test_a_bad_idempotency_key_is_refused_unsent_and_an_own_key_is_taken(
+    flavour: Flavour,
+) -> None:
     ind = await flavour.started(IND)
     calls: list[CallRecord] = []
     api = await flavour.connect(ind, on_call=calls.append, retry=QUICK)
