@@ -62,9 +62,8 @@ async def running(*gateways: GatewayRun) -> AsyncIterator[tuple[GatewayRun, ...]
 async def test_every_route_through_the_client_against_gateway_processes(tmp_path: Path) -> None:
     net = two_parties(tmp_path, kafka=KAFKA_BOOTSTRAP)
     async with running(GatewayRun(net, SENDER), GatewayRun(net, RECIPIENT)) as (sender, recipient):
-        # the gateway of today refuses a batch item's key (branch idem): keys on single sends only
         async with (
-            AsyncGatewayClient(sender.url, token=sender.token, idempotency_keys=False) as batcher,
+            AsyncGatewayClient(sender.url, token=sender.token) as batcher,
             AsyncGatewayClient(sender.url, token=sender.token) as out,
             AsyncGatewayClient(recipient.url, token=recipient.token) as back_office,
         ):
@@ -103,7 +102,6 @@ async def test_every_route_through_the_client_against_gateway_processes(tmp_path
             assert (await asyncio.to_thread(blocking.status, one)).status == "RECEIPTED"
 
 
-@pytest.mark.skip(reason="needs the gateway's Idempotency-Key / wait support (branch idem)")
 async def test_a_send_repeated_after_a_gateway_restart_gets_its_first_answer(
     tmp_path: Path,
 ) -> None:

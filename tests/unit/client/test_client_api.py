@@ -87,8 +87,7 @@ async def test_a_batch_answers_each_item_with_its_id_or_its_error(flavour: Flavo
     ind = await flavour.started(IND, run=True)
     await flavour.started(MUNI, run=True)
     await flavour.started(NGO, run=True)
-    # the gateway of today refuses a batch item's idempotency key (branch idem adds it)
-    sender = await flavour.connect(ind, idempotency_keys=False)
+    sender = await flavour.connect(ind)
     items = [
         Outgoing.of(DOSSIER, [MUNI, NGO]),
         Outgoing.of(DOSSIER, ["gemeente-atlantis"]),

@@ -1,8 +1,8 @@
 """What the client promises once the gateway keeps idempotency keys and long-polls (issue 16
-§2, the gateway side on branch ``idem``): a send or a batch whose answer was lost is retried
+§2, the gateway side): a send or a batch whose answer was lost is retried
 with the same keys and sent once; a key reused for another body is a conflict, not retried;
 a key still in flight is waited for; ``inbox(wait_s=…)`` answers as soon as a message is
-there, else after the wait. Skipped until that branch is merged: then delete ``pytestmark``.
+there, else after the wait.
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ from broker.gateway.api import create_app
 from demo.examples import example
 from tests.unit.client.conftest import IND, MUNI, NGO, TOKEN, Flavour
 from tests.unit.gateway.test_api import Stack
-
-pytestmark = pytest.mark.skip(
-    reason="needs the gateway's Idempotency-Key / wait support (branch idem)"
-)
 
 DOSSIER = example("DossierDelivered")
 
