@@ -6,28 +6,33 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.api_contract import (
+    Accepted,
+    BatchAnswer,
+    BatchItem,
+    Body,
+    Inbox,
+    InboxEntry,
+    MessageStatus,
+    is_idempotency_key,
+)
 from broker.errors import LocalError
-from broker.models import AvroModel, model_for
+from broker.models import AvroModel
 
-MAX_IDEMPOTENCY_KEY_CHARS = 255
-"""The API's limit on ``Idempotency-Key`` (1–255 printable ASCII characters)."""
-
-
-class _Answer(BaseModel):
-    # a newer gateway may answer more fields: read what is known, keep working
-    model_config = ConfigDict(frozen=True, extra="ignore")
+_Answer = Body
+"""What the API answers (`broker.api_contract`): a newer gateway may answer more fields; the
+client reads what it knows and keeps working."""
 
 
 def check_idempotency_key(key: str) -> str:
     """``key`` if the API takes it as an idempotency key; `LocalError` otherwise."""
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS or not all(" " <= c <= "~" for c in key):
+    if not is_idempotency_key(key):
         raise LocalError("an idempotency key is 1 to 255 printable ASCII characters",
-                         reason="BAD_IDEMPOTENCY_KEY")  # fmt: skip
+                         reason="INVALID_IDEMPOTENCY_KEY")  # fmt: skip
     return key
 
 
@@ -81,59 +86,8 @@ class Outgoing(BaseModel):
         return body
 
 
-class Accepted(_Answer):
-    message_id: uuid.UUID
-    status: Literal["SENT"] = "SENT"
-
-
-class BatchItem(_Answer):
-    status: int
-    message_id: uuid.UUID | None = None
-    reason: str | None = None
-    detail: Any = None
-
-
-class BatchAnswer(_Answer):
-    items: list[BatchItem]
-
-
-class MessageStatus(_Answer):
-    """A sent message: ``SENT`` until every recipient's receipt came, then ``RECEIPTED``
-    (all accepted) or ``REJECTED``; ``receipts`` by recipient."""
-
-    message_id: uuid.UUID
-    type: str
-    case_id: uuid.UUID
-    recipients: list[str]
-    sent_at: datetime
-    status: Literal["SENT", "RECEIPTED", "REJECTED"]
-    overdue: bool
-    receipts: dict[str, dict[str, Any]]
-
-
 class Overdue(_Answer):
     overdue: list[uuid.UUID]
-
-
-class InboxEntry(_Answer):
-    """A delivered message not yet acknowledged; ``message`` is its JSON form."""
-
-    message_id: uuid.UUID
-    type: str
-    sender: str
-    case_id: uuid.UUID
-    created_at: datetime
-    received_at: datetime
-    message: dict[str, Any]
-
-    def model(self) -> AvroModel:
-        """The message as its Avro model (`broker.models`); `UnknownSchema` for a type this
-        version of the package does not know."""
-        return model_for(self.type).model_validate(self.message)
-
-
-class Inbox(_Answer):
-    items: list[InboxEntry]
 
 
 class Health(_Answer):

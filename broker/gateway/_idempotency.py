@@ -4,7 +4,7 @@ A back office that does not know whether a send went through (a timeout, a gatew
 before it answered) sends the same request again with the same ``Idempotency-Key``; the
 gateway answers what it answered the first time and sends nothing new. The rules:
 
-- a key is 1–`MAX_KEY_CHARS` printable ASCII characters, as the draft's sf-string allows;
+- a key is 1–`MAX_IDEMPOTENCY_KEY_CHARS` printable ASCII characters, as the draft's sf-string allows;
   the structured-field form ``"..."`` names the same key as its bare content;
 - the same key with the same body (its `fingerprint`) → the first answer, nothing sent;
 - the same key with another body → `IdempotencyConflict` (409; the draft says 422, the
@@ -29,15 +29,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from broker.api_contract import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS, is_idempotency_key
 from broker.crypto import MAX_CLOCK_SKEW, MAX_TTL
 from broker.errors import LocalError
 
-HEADER = "Idempotency-Key"
+HEADER = IDEMPOTENCY_HEADER
 BATCH_FIELD = "idempotency_key"
 """The field of a ``POST /v1/messages:batch`` item that carries its key."""
-
-MAX_KEY_CHARS = 255
-"""Longer keys are refused: a UUID (36) fits many times over; the draft sets no limit."""
 
 KEEP_KEYS_FOR = MAX_TTL + MAX_CLOCK_SKEW
 """A retry later than an envelope's maximum lifetime could not be delivered anyway."""
@@ -90,9 +88,9 @@ def parse_key(value: str) -> str:
     key = value
     if len(value) >= 2 and value[0] == value[-1] == '"':  # RFC 8941 sf-string
         key = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    if not 1 <= len(key) <= MAX_KEY_CHARS or not all(" " <= c <= "~" for c in key):
+    if not is_idempotency_key(key):
         raise InvalidIdempotencyKey(
-            f"an {HEADER} is 1 to {MAX_KEY_CHARS} printable ASCII characters"
+            f"an {HEADER} is 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters"
         )
     return key
 

@@ -18,7 +18,7 @@ import asyncio
 import hmac
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -38,6 +38,16 @@ from pydantic import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from broker.api_contract import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    Accepted,
+    BatchAnswer,
+    BatchItem,
+    Inbox,
+    InboxEntry,
+    MessageStatus,
+    Problem,
+)
 from broker.crypto import MAX_RECIPIENTS
 from broker.errors import (
     LocalError,
@@ -106,19 +116,6 @@ class BatchRequest(BaseModel):
     )  # fmt: skip
 
 
-class BatchItem(BaseModel):
-    """One item's answer: ``status`` is what POST /v1/messages would have answered."""
-
-    status: int
-    message_id: uuid.UUID | None = None
-    reason: str | None = Field(None, description="Why it was not sent (a reason code).")
-    detail: Any = None
-
-
-class BatchAnswer(BaseModel):
-    items: list[BatchItem] = Field(description="One answer per item, in the items' order.")
-
-
 def _error_list(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Validation errors as the API shows them: where, what, which kind — never the input."""
     return [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
@@ -131,41 +128,6 @@ def _unknown_type(errors: Sequence[Any]) -> bool:
 def _said(exc: Exception) -> str:
     """An error's message without its ``[REASON]`` prefix (the reason has a field of its own)."""
     return str(exc).split("] ", 1)[-1]
-
-
-class Accepted(BaseModel):
-    message_id: uuid.UUID
-    status: Literal["SENT"] = "SENT"
-
-
-class Problem(BaseModel):
-    reason: str = Field(description="Machine-readable reason code, e.g. POLICY_DENIED.")
-    detail: Any = None
-
-
-class MessageStatus(BaseModel):
-    message_id: uuid.UUID
-    type: str
-    case_id: uuid.UUID
-    recipients: list[str]
-    sent_at: datetime
-    status: Literal["SENT", "RECEIPTED", "REJECTED"]
-    overdue: bool
-    receipts: dict[str, dict[str, Any]]
-
-
-class InboxEntry(BaseModel):
-    message_id: uuid.UUID
-    type: str
-    sender: str
-    case_id: uuid.UUID
-    created_at: datetime
-    received_at: datetime
-    message: dict[str, Any]
-
-
-class Inbox(BaseModel):
-    items: list[InboxEntry]
 
 
 def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
@@ -195,7 +157,7 @@ def _claim(key: str | None, body: BaseModel) -> idem.Claim | None:
 
 _IDEMPOTENCY_KEY = (
     "Makes the send idempotent (draft-ietf-httpapi-idempotency-key-header): 1 to"
-    f" {idem.MAX_KEY_CHARS} printable ASCII characters, bare or as a quoted sf-string. The same"
+    f" {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters, bare or as a quoted sf-string. The same"
     " key with the same body answers as the first time and sends nothing (also after a restart);"
     " with another body 409 IDEMPOTENCY_CONFLICT; while the first is in flight 409"
     f" IDEMPOTENCY_IN_PROGRESS with Retry-After. Kept {idem.KEEP_KEYS_FOR.days} days and more;"

@@ -111,7 +111,7 @@ async def test_a_bad_idempotency_key_is_refused_unsent_and_an_own_key_is_taken(
     api = await flavour.connect(ind, on_call=calls.append, retry=QUICK)
     with pytest.raises(LocalError) as bad_key:
         await api.send(DOSSIER, [MUNI], idempotency_key="no\nnewlines")
-    assert bad_key.value.reason == "BAD_IDEMPOTENCY_KEY" and calls == []
+    assert bad_key.value.reason == "INVALID_IDEMPOTENCY_KEY" and calls == []
     message_id = await api.send(DOSSIER, [MUNI], idempotency_key="back-office-42")
     assert tries(calls) == [(1, 202, None)]
     assert (await api.status(message_id)).status == "SENT"
