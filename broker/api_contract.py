@@ -1,10 +1,13 @@
 """What both ends of the gateway's HTTP API must agree on, written once: the bodies it
 answers with — the gateway builds and describes them (its OpenAPI at /openapi.json), the
 client SDK (`broker.client`) reads them, ignoring fields it does not know so that it keeps
-working against a newer gateway — and what an idempotency key may be."""
+working against a newer gateway —, what an idempotency key may be, and how a webhook
+request is signed (the gateway signs, `broker.client.verify_webhook` checks)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -22,6 +25,26 @@ def is_idempotency_key(key: str) -> bool:
     """1 to `MAX_IDEMPOTENCY_KEY_CHARS` printable ASCII characters, as the draft's
     sf-string allows."""
     return 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and all(" " <= c <= "~" for c in key)
+
+
+SIGNATURE_HEADER = "LVVX-Signature"
+SIGNATURE_SCHEME = "v1"  # HMAC-SHA256 over "<t>.<body>"; a new scheme gets a new name
+
+WEBHOOK_TOLERANCE_S = 300.0
+"""The replay window a receiver applies: 5 minutes covers clocks apart and a slow request,
+and bounds how long a captured request stays usable."""
+
+
+def webhook_mac(secret: str | bytes, timestamp: int, body: bytes) -> str:
+    """The hex HMAC-SHA256 of ``"<timestamp>." + body`` under the webhook's secret (Stripe's
+    scheme): what ``v1=`` carries in the `SIGNATURE_HEADER`."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+
+
+def webhook_signature(secret: str | bytes, body: bytes, timestamp: int) -> str:
+    """The `SIGNATURE_HEADER` value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    return f"t={timestamp},{SIGNATURE_SCHEME}={webhook_mac(secret, timestamp, body)}"
 
 
 class Body(BaseModel):
@@ -89,6 +112,9 @@ class Inbox(Body):
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "MAX_IDEMPOTENCY_KEY_CHARS",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_SCHEME",
+    "WEBHOOK_TOLERANCE_S",
     "Accepted",
     "BatchAnswer",
     "BatchItem",
@@ -98,4 +124,6 @@ __all__ = [
     "MessageStatus",
     "Problem",
     "is_idempotency_key",
+    "webhook_mac",
+    "webhook_signature",
 ]

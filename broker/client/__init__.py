@@ -44,6 +44,7 @@ from broker.client._webhook import (
     SIGNATURE_HEADER,
     WEBHOOK_TOLERANCE_S,
     WebhookMessage,
+    check_webhook_signature_at,
     verify_webhook,
     verify_webhook_at,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "UnexpectedAnswer",
     "WebhookMessage",
     "WebhookSignatureInvalid",
+    "check_webhook_signature_at",
     "verify_webhook",
     "verify_webhook_at",
 ]

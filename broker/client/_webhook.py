@@ -10,7 +10,6 @@ The layering of Fernet: `verify_webhook` → `verify_webhook_at(now)`, so tests 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 import uuid
@@ -19,15 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from broker.api_contract import SIGNATURE_HEADER, SIGNATURE_SCHEME, WEBHOOK_TOLERANCE_S, webhook_mac
 from broker.client._errors import WebhookSignatureInvalid
 from broker.client._models import _Answer
 
-SIGNATURE_HEADER = "LVVX-Signature"
-SCHEME = "v1"
-
-WEBHOOK_TOLERANCE_S = 300.0
-"""5 minutes: clocks a little apart and a slow request pass; a captured request is usable
-no longer than this."""
+SCHEME = SIGNATURE_SCHEME
 
 MAX_HEADER_CHARS = 1024
 """A timestamp and a few signatures take under 300 characters: a longer header is not ours,
@@ -62,22 +57,30 @@ def _fields(header: str) -> tuple[int, list[bytes]]:
     return int(stamps[0]), macs
 
 
-def verify_webhook_at(
+def check_webhook_signature_at(
     secret: str | bytes, header: str, body: bytes, now: float,
     *, tolerance_s: float = WEBHOOK_TOLERANCE_S,
-) -> WebhookMessage:  # fmt: skip
-    """The message of a genuine, fresh webhook request received at ``now`` (unix seconds);
-    `WebhookSignatureInvalid` otherwise (it never returns a verdict to ignore)."""
+) -> None:  # fmt: skip
+    """Return only if ``header`` signs ``body`` with ``secret`` within ``tolerance_s`` of
+    ``now`` (unix seconds); `WebhookSignatureInvalid` with its reason otherwise."""
     signed_at, macs = _fields(header)
     age = now - signed_at
     if age > tolerance_s:
         raise WebhookSignatureInvalid("signed too long ago (a replay?)", reason="EXPIRED")
     if -age > tolerance_s:
         raise WebhookSignatureInvalid("signed in the future", reason="FROM_FUTURE")
-    key = secret.encode() if isinstance(secret, str) else secret
-    expected = hmac.new(key, b"%d." % signed_at + body, hashlib.sha256).hexdigest().encode()
+    expected = webhook_mac(secret, signed_at, body).encode()
     if not any([hmac.compare_digest(expected, mac) for mac in macs]):  # all compared
         raise WebhookSignatureInvalid("signature does not match", reason="BAD_SIGNATURE")
+
+
+def verify_webhook_at(
+    secret: str | bytes, header: str, body: bytes, now: float,
+    *, tolerance_s: float = WEBHOOK_TOLERANCE_S,
+) -> WebhookMessage:  # fmt: skip
+    """The message of a genuine, fresh webhook request received at ``now`` (unix seconds);
+    `WebhookSignatureInvalid` otherwise (it never returns a verdict to ignore)."""
+    check_webhook_signature_at(secret, header, body, now, tolerance_s=tolerance_s)
     try:
         return WebhookMessage.model_validate_json(body)
     except ValidationError as exc:  # signed by the gateway, yet not its body: a newer API?
@@ -99,6 +102,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "WEBHOOK_TOLERANCE_S",
     "WebhookMessage",
+    "check_webhook_signature_at",
     "verify_webhook",
     "verify_webhook_at",
 ]

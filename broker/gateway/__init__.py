@@ -4,11 +4,7 @@ from broker.gateway._followup_models import PROCESSING_FAILED
 from broker.gateway._gateway import DEFAULT_RECEIPT_TIMEOUT, Gateway, utc_now
 from broker.gateway._observer import GatewayObserver, NullObserver
 from broker.gateway._store import GatewayStore, InboxItem, SentStatus
-from broker.gateway._webhook import (
-    SIGNATURE_HEADER,
-    WebhookSignatureInvalid,
-    verify_webhook_signature,
-)
+from broker.gateway._webhook import SIGNATURE_HEADER
 
 __all__ = [
     "DEFAULT_RECEIPT_TIMEOUT",
@@ -20,7 +16,5 @@ __all__ = [
     "InboxItem",
     "NullObserver",
     "SentStatus",
-    "WebhookSignatureInvalid",
     "utc_now",
-    "verify_webhook_signature",
 ]

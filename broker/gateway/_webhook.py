@@ -11,10 +11,11 @@ scheme is Stripe's::
 
 A back office verifies it over the raw body bytes exactly as received (before parsing the
 JSON), compares in constant time, and refuses a timestamp more than 5 minutes
-(`WEBHOOK_TOLERANCE_S`) from its own clock, so a captured request cannot be replayed later.
+(`broker.api_contract.WEBHOOK_TOLERANCE_S`) from its own clock, so a captured request cannot be replayed later.
 It may see the same message again after a timeout or a restart and keeps it once by its
-``message_id``. `verify_webhook_signature` does all of that; any ``v1`` in the header may
-match, so a secret can be rotated by signing with both for a while.
+``message_id``. The SDK's `broker.client.verify_webhook` does all of that; any ``v1`` in
+the header may match, so a secret can be rotated by signing with both for a while. The
+scheme itself is written once, in `broker.api_contract`.
 
 The secret comes from ``LVVX_GATEWAY_WEBHOOK_SECRET`` or ``webhook_secret_file``, never from
 the TOML file (`broker.gateway.settings`).
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -36,7 +35,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from broker.errors import RemoteError
+from broker.api_contract import SIGNATURE_HEADER, webhook_signature
 
 log = logging.getLogger("lvvx.webhook")
 
@@ -46,22 +45,6 @@ BACKOFF_MAX_S = 60.0
 """Retries double their wait up to a minute, then keep trying once a minute."""
 
 IDLE_POLL_S = 0.5
-
-SIGNATURE_HEADER = "LVVX-Signature"
-SIGNATURE_SCHEME = "v1"  # HMAC-SHA256 over "<t>.<body>"; a new scheme gets a new name
-
-WEBHOOK_TOLERANCE_S = 300.0
-"""The replay window a receiver applies: 5 minutes covers clocks apart and a slow request,
-and bounds how long a captured request stays usable."""
-
-MAX_SIGNATURE_HEADER_CHARS = 1024
-"""A header of a timestamp and a few signatures is under 300 characters; more is not ours."""
-
-
-class WebhookSignatureInvalid(RemoteError):
-    """A webhook request's signature header is missing, malformed, stale or does not match:
-    the request is not (or no longer) the gateway's. ``reason`` says which: MALFORMED,
-    BAD_SIGNATURE, EXPIRED or FROM_FUTURE."""
 
 
 class PushItem(Protocol):
@@ -88,64 +71,6 @@ class PushSource(Protocol):
 
     def inbox(self, *, limit: int) -> Sequence[PushItem]: ...
     def ack(self, message_id: uuid.UUID, now: datetime, *, sender: str | None = None) -> bool: ...
-
-
-def _mac(secret: str, timestamp: int, body: bytes) -> str:
-    signed = str(timestamp).encode() + b"." + body
-    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-
-
-def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:
-    """The ``LVVX-Signature`` header value for ``body`` sent at ``timestamp`` (unix s)."""
-    return f"t={timestamp},{SIGNATURE_SCHEME}={_mac(secret, timestamp, body)}"
-
-
-def verify_webhook_signature(
-    secret: str,
-    header: str,
-    body: bytes,
-    *,
-    now: float,
-    tolerance_s: float = WEBHOOK_TOLERANCE_S,
-) -> None:
-    """Check a webhook request as a back office must: ``header`` is the ``LVVX-Signature``
-    value, ``body`` the raw request body, ``now`` the receiver's clock (unix seconds).
-    Raises `WebhookSignatureInvalid` with its reason; returns only for a genuine, fresh
-    request."""
-    timestamp, signatures = _parse(header)
-    if now - timestamp > tolerance_s:
-        raise WebhookSignatureInvalid("signed too long ago (a replay?)", reason="EXPIRED")
-    if timestamp - now > tolerance_s:
-        raise WebhookSignatureInvalid("signed in the future", reason="FROM_FUTURE")
-    expected = _mac(secret, timestamp, body).encode()
-    # every candidate compared, in constant time (as bytes: a header may hold any character)
-    matched = [hmac.compare_digest(expected, s.encode(errors="replace")) for s in signatures]
-    if not any(matched):
-        raise WebhookSignatureInvalid("signature does not match", reason="BAD_SIGNATURE")
-
-
-def _parse(header: str) -> tuple[int, list[str]]:
-    """The timestamp and the ``v1`` signatures of a header ``t=<int>,v1=<hex>[,v1=<hex>…]``
-    (other schemes are ignored, as Stripe's receivers do)."""
-    if len(header) > MAX_SIGNATURE_HEADER_CHARS:
-        raise WebhookSignatureInvalid("signature header too long", reason="MALFORMED")
-    timestamps: list[str] = []
-    signatures: list[str] = []
-    for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
-        if not sep:
-            raise WebhookSignatureInvalid("signature header is not key=value", reason="MALFORMED")
-        if key == "t":
-            timestamps.append(value)
-        elif key == SIGNATURE_SCHEME:
-            signatures.append(value)
-    if len(timestamps) != 1 or not timestamps[0].isascii() or not timestamps[0].isdigit():
-        raise WebhookSignatureInvalid("signature header needs one t=<unix seconds>",
-                                      reason="MALFORMED")  # fmt: skip
-    if not signatures:
-        raise WebhookSignatureInvalid(f"signature header has no {SIGNATURE_SCHEME}=",
-                                      reason="MALFORMED")  # fmt: skip
-    return int(timestamps[0]), signatures
 
 
 def _body(item: PushItem) -> bytes:
@@ -227,11 +152,4 @@ class WebhookPusher:
         return taken
 
 
-__all__ = [
-    "SIGNATURE_HEADER",
-    "WEBHOOK_TOLERANCE_S",
-    "WebhookPusher",
-    "WebhookSignatureInvalid",
-    "verify_webhook_signature",
-    "webhook_signature",
-]
+__all__ = ["SIGNATURE_HEADER", "WebhookPusher", "webhook_signature"]

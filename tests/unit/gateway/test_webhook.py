@@ -1,8 +1,8 @@
 """The webhook: each delivered message is POSTed to the back office signed with the webhook's
 own secret (HMAC-SHA256 over ``<timestamp>.<body>``, header ``LVVX-Signature``), never with
-the API's bearer token; a real receiver on loopback checks it with
-`verify_webhook_signature`, which refuses a changed body, another secret, a stale or future
-timestamp and a malformed header, each with its reason. The settings refuse plain http to
+the API's bearer token; a real receiver on loopback checks it with the SDK's
+`check_webhook_signature_at`, which refuses a changed body, another secret, a stale or
+future timestamp and a malformed header, each with its reason. The settings refuse plain http to
 anything but loopback unless explicitly allowed, and a webhook URL without a secret."""
 
 from __future__ import annotations
@@ -22,16 +22,10 @@ from typing import Any
 
 import pytest
 
+from broker.api_contract import SIGNATURE_HEADER, WEBHOOK_TOLERANCE_S, webhook_signature
+from broker.client import WebhookSignatureInvalid, check_webhook_signature_at
 from broker.errors import LocalError
-from broker.gateway._webhook import (
-    BACKOFF_FIRST_S,
-    SIGNATURE_HEADER,
-    WEBHOOK_TOLERANCE_S,
-    WebhookPusher,
-    WebhookSignatureInvalid,
-    verify_webhook_signature,
-    webhook_signature,
-)
+from broker.gateway._webhook import BACKOFF_FIRST_S, WebhookPusher
 from broker.gateway.settings import load_settings
 from tests.support import eventually
 
@@ -131,8 +125,8 @@ async def test_a_push_is_signed_with_the_webhook_secret_and_verifies_at_the_back
         await pusher.aclose()
 
     ((headers, body),) = receiver.requests
-    verify_webhook_signature(SECRET, headers[SIGNATURE_HEADER.lower()], body,
-                             now=datetime.now(UTC).timestamp())  # fmt: skip
+    check_webhook_signature_at(SECRET, headers[SIGNATURE_HEADER.lower()], body,
+                               datetime.now(UTC).timestamp())  # fmt: skip
     assert headers["content-type"] == "application/json"
     assert inbox.acked == list(inbox.items)
 
@@ -195,14 +189,14 @@ def test_the_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
 
 def test_a_genuine_signature_verifies_within_the_window() -> None:
     header = webhook_signature(SECRET, BODY, T)
-    verify_webhook_signature(SECRET, header, BODY, now=T + WEBHOOK_TOLERANCE_S)
-    verify_webhook_signature(SECRET, header, BODY, now=T - WEBHOOK_TOLERANCE_S)
+    check_webhook_signature_at(SECRET, header, BODY, T + WEBHOOK_TOLERANCE_S)
+    check_webhook_signature_at(SECRET, header, BODY, T - WEBHOOK_TOLERANCE_S)
 
 
 def test_any_of_several_v1_signatures_may_match() -> None:
     # a gateway rotating its secret may sign with both for a while (Stripe's scheme)
     good = webhook_signature(SECRET, BODY, T).split(",v1=")[1]
-    verify_webhook_signature(SECRET, f"t={T},v1={'0' * 64},v1={good}", BODY, now=T)
+    check_webhook_signature_at(SECRET, f"t={T},v1={'0' * 64},v1={good}", BODY, T)
 
 
 @pytest.mark.parametrize(
@@ -231,7 +225,7 @@ def test_a_bad_signature_is_refused_with_its_reason(
     elif header.endswith("v1="):
         header += webhook_signature(SECRET, BODY, T).split(",v1=")[1]  # signed at T, claims T+1
     with pytest.raises(WebhookSignatureInvalid) as caught:
-        verify_webhook_signature(secret, header, body, now=now)
+        check_webhook_signature_at(secret, header, body, now)
     assert caught.value.reason == reason
 
 
