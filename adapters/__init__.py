@@ -16,6 +16,7 @@ from adapters._base import (
 from adapters._dossier import DossierCase, UnknownPerson
 from adapters._recording import RecordingClient, Sent
 from adapters._register import CaseRecord, CaseRegister, UnknownCase
+from adapters._runtime import AdapterRuntime, InboxClient, RuntimeCounts, TooManyParked
 from adapters.avim import AvimAdapter
 from adapters.coa import CoaAdapter
 from adapters.dtv import DtvAdapter
@@ -38,6 +39,7 @@ ADAPTERS: tuple[type[Adapter[Any]], ...] = (
 __all__ = [
     "ADAPTERS",
     "Adapter",
+    "AdapterRuntime",
     "AvimAdapter",
     "CaseRecord",
     "CaseRegister",
@@ -46,13 +48,16 @@ __all__ = [
     "DtvAdapter",
     "EscalationAdapter",
     "GatewayClient",
+    "InboxClient",
     "IndAdapter",
     "MunicipalityAdapter",
     "Network",
     "NgoAdapter",
     "Received",
     "RecordingClient",
+    "RuntimeCounts",
     "Sent",
+    "TooManyParked",
     "UnexpectedMessage",
     "UnknownCase",
     "UnknownPerson",

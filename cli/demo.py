@@ -41,6 +41,11 @@ DEFAULT_DATA_DIR = ".lvvx"
     type=click.Path(file_okay=False, path_type=Path),
     help="On a secured Kafka: this PKI's certificates (admin to provision, one per party).",
 )
+@click.option(
+    "--over-http",
+    is_flag=True,
+    help="Back offices use their gateways' HTTP APIs (long-poll, ack), as `lvvx adapter run`.",
+)
 def demo(
     kafka: str | None,
     cases: int,
@@ -49,6 +54,7 @@ def demo(
     no_hostile: bool,
     serve: bool,
     pki_folder: Path | None,
+    over_http: bool,
 ) -> None:
     """Run the whole LVV network and drive cases through the case flow."""
     import secrets
@@ -83,7 +89,8 @@ def demo(
                 )
                 return await run_demo(transport, data, cases, prefix=prefix, hostile=not no_hostile,
                                       on_progress=lambda done, _: progress.update(task, completed=done),
-                                      then=then, transport_for=transport_for, provision=provision)  # fmt: skip
+                                      then=then, transport_for=transport_for, provision=provision,
+                                      over_http=over_http)  # fmt: skip
         finally:
             await transport.close()
 

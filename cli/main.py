@@ -48,6 +48,7 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
+    from cli.adapter import adapter
     from cli.audit import audit
     from cli.cases import cases
     from cli.demo import demo
@@ -61,7 +62,7 @@ def _register_commands() -> None:
     from cli.topics import topics
 
     commands = (schemas, demo, keys, directory, network, seal_command, open_command, envelope, pki,
-                topics, gateway, audit, cases)  # fmt: skip
+                topics, gateway, adapter, audit, cases)  # fmt: skip
     for command in commands:
         cli.add_command(command)
 

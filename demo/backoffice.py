@@ -10,19 +10,11 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-from adapters import (
-    Adapter,
-    AvimAdapter,
-    CoaAdapter,
-    DtvAdapter,
-    EscalationAdapter,
-    IndAdapter,
-    MunicipalityAdapter,
-    Network,
-    NgoAdapter,
-)
+from adapters import Adapter, AdapterRuntime, CoaAdapter, GatewayClient, Network
 from adapters.coa import Facility
+from adapters.service import BY_ROLE
 from broker.caseflow import event_time
+from broker.client import AsyncGatewayClient, InboxEntry
 from broker.gateway import Gateway
 from broker.models import AvroModel, FacilityKind, PartyRole, model_for
 from demo.casebook import Party
@@ -40,26 +32,25 @@ DEMO_FACILITIES = (
              kind=FacilityKind.ASYLUM_SEEKERS_CENTRE, places=10_000),
 )  # fmt: skip
 
-_ADAPTERS: dict[PartyRole, type[Adapter[Any]]] = {
-    PartyRole.MUNICIPALITY: MunicipalityAdapter, PartyRole.NGO: NgoAdapter, PartyRole.IND: IndAdapter,
-    PartyRole.DTV: DtvAdapter, PartyRole.AVIM: AvimAdapter, PartyRole.COA: CoaAdapter,
-    PartyRole.ESCALATION: EscalationAdapter,
-}  # fmt: skip
 
-
-def make_adapter(party: Party, gateway: Gateway) -> Adapter[Any]:
-    """The adapter of ``party``'s kind, its back office talking to ``gateway`` and
-    addressing the parties of the gateway's directory."""
-    network = Network.of(gateway.directory)
+def make_adapter(party: Party, client: GatewayClient, network: Network) -> Adapter[Any]:
+    """The adapter of ``party``'s kind, its back office sending through ``client`` (its
+    in-process gateway, or that gateway's API) to the parties of ``network``."""
     if party.role is PartyRole.COA:
-        return CoaAdapter(party.party_id, gateway, facilities=DEMO_FACILITIES, network=network)
-    return _ADAPTERS[party.role](party.party_id, gateway, network=network)
+        return CoaAdapter(party.party_id, client, facilities=DEMO_FACILITIES, network=network)
+    return BY_ROLE[party.role](party.party_id, client, network=network)
 
 
 class BackOffice:
-    def __init__(self, gateway: Gateway, adapter: Adapter[Any]) -> None:
+    """With ``client`` it reads its inbox over the gateway's API (`AdapterRuntime`: long
+    poll, handle, ack); without, from the gateway's store in this process."""
+
+    def __init__(
+        self, gateway: Gateway, adapter: Adapter[Any], client: AsyncGatewayClient | None = None
+    ) -> None:
         self.gateway = gateway
         self.adapter = adapter
+        self.client = client
         self.duplicates = 0
         self.adapter_errors = 0
         self._seen: Counter[uuid.UUID] = Counter()
@@ -90,15 +81,32 @@ class BackOffice:
             (m.avro_name, t) for m in self._by_case[case_id] if (t := event_time(m)) is not None
         ]
 
+    def _took(self, message_id: uuid.UUID, case_id: uuid.UUID, message: AvroModel) -> None:
+        self._seen[message_id] += 1
+        if self._seen[message_id] > 1:
+            self.duplicates += 1
+        self._by_case[case_id].append(message)
+
+    def _over_http(self, entry: InboxEntry, message: AvroModel) -> None:
+        self._took(entry.message_id, entry.case_id, message)
+        self._arrived[entry.message_id].set()
+
     async def run(self) -> None:
+        if self.client is None:
+            await self._run_in_process()
+            return
+        runtime = AdapterRuntime(self.adapter, self.client, on_handled=self._over_http)
+        try:
+            await runtime.run(self._stopping)
+        finally:
+            self.adapter_errors += runtime.counts.failures
+
+    async def _run_in_process(self) -> None:
         while not self._stopping.is_set():
             items = await asyncio.to_thread(self.gateway.store.inbox, limit=200)
             for item in items:
-                self._seen[item.message_id] += 1
-                if self._seen[item.message_id] > 1:
-                    self.duplicates += 1
                 message = model_for(item.message_type).model_validate(item.message)
-                self._by_case[item.case_id].append(message)
+                self._took(item.message_id, item.case_id, message)
                 if self.adapter is not None:
                     try:
                         await self.adapter.receive(message, sender=item.sender, message_id=item.message_id,

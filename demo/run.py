@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from adapters import GatewayClient, Network
 from broker import caseflow
 from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway.metrics import PrometheusObserver
@@ -33,6 +34,7 @@ from demo.backoffice import BackOffice, make_adapter
 from demo.casebook import Case, CaseWriter
 from demo.hostile import HOSTILE_KINDS, Hostile, inject_hostile
 from demo.network import LocalNetwork, create_network
+from demo.over_http import ServedGateway
 
 STEP_DEADLINE_S = 60.0
 """How long one step may take to reach every recipient before the case counts as stuck."""
@@ -101,9 +103,10 @@ class DemoResult:
 class Demo:
     def __init__(self, net: LocalNetwork, transport: Transport, *, prefix: str,
                  clock: Callable[[], datetime] = utc_now, observed: bool = False,
-                 transport_for: Callable[[str], Transport] | None = None) -> None:  # fmt: skip
+                 transport_for: Callable[[str], Transport] | None = None, over_http: bool = False) -> None:  # fmt: skip
         """``transport`` serves the demo itself (topics, the attacker); each gateway uses
-        ``transport_for(party)`` when given — on a secured Kafka, its own certificate."""
+        ``transport_for(party)`` when given — on a secured Kafka, its own certificate.
+        ``over_http``: the back offices use their gateways' HTTP APIs (`demo.over_http`)."""
         self.net = net
         self.transport = transport
         self._own = {p: transport_for(p) for p in net.keys} if transport_for else {}
@@ -123,12 +126,22 @@ class Demo:
             )
             for party, keys in net.keys.items()
         }
+        self.served = (
+            {p: ServedGateway(g, net.tokens[p]) for p, g in self.gateways.items()}
+            if over_http
+            else {}
+        )
+        self.senders: dict[str, GatewayClient] = {
+            p: self.served[p].client if over_http else g for p, g in self.gateways.items()
+        }
+        network = Network.of(net.directory)
         self.back_offices = {
             p.party_id: BackOffice(
-                self.gateways[p.party_id], make_adapter(p, self.gateways[p.party_id])
+                self.gateways[p.party_id], make_adapter(p, self.senders[p.party_id], network),
+                self.served[p.party_id].client if over_http else None,
             )
             for p in net.parties
-        }
+        }  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -142,6 +155,8 @@ class Demo:
         for gateway in self.gateways.values():
             await gateway.start()
         self._tasks = [asyncio.create_task(g.run()) for g in self.gateways.values()]
+        for served in self.served.values():
+            await served.start()
         self._tasks += [asyncio.create_task(b.run()) for b in self.back_offices.values()]
 
     async def stop(self) -> None:
@@ -152,6 +167,7 @@ class Demo:
         for back_office in self.back_offices.values():
             back_office.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(s.stop() for s in self.served.values()), return_exceptions=True)
         closes = [g.close() for g in self.gateways.values()] + [
             t.close() for t in self._own.values()
         ]
@@ -171,7 +187,7 @@ class Demo:
                     )
                 ]
             else:
-                message_id = await self.gateways[step.sender].send(step.message, step.recipients)
+                message_id = await self.senders[step.sender].send(step.message, step.recipients)
                 self.back_offices[step.sender].note_sent(step.message)
                 waits = [self.back_offices[r].wait_for(message_id) for r in step.recipients]
             try:
@@ -296,17 +312,18 @@ async def run_demo(
     then: Callable[[Demo, DemoResult], Awaitable[None]] | None = None,
     transport_for: Callable[[str], Transport] | None = None,
     provision: Callable[[LocalNetwork], Awaitable[None]] | None = None,
+    over_http: bool = False,
 ) -> DemoResult:
     """Make a fresh network in ``folder`` and drive ``cases`` cases through it. ``then``
     runs while the network is still up (e.g. to serve it), before everything stops;
     ``provision`` runs once the network exists (e.g. `lvvx topics apply` on a secured
-    Kafka), and ``transport_for`` gives each gateway its own connection."""
+    Kafka), and ``transport_for`` gives each gateway its own connection; ``over_http``:
+    the back offices use the gateways' HTTP APIs."""
     net = create_network(folder, now=utc_now() - timedelta(minutes=1))
     if provision is not None:
         await provision(net)
-    demo = Demo(
-        net, transport, prefix=prefix, observed=then is not None, transport_for=transport_for
-    )
+    demo = Demo(net, transport, prefix=prefix, observed=then is not None,
+                transport_for=transport_for, over_http=over_http)  # fmt: skip
     book = CaseWriter(seed=seed, start=utc_now()).cases(cases)
     result = await demo.run(
         book, hostile=hostile, on_progress=on_progress, keep_running=then is not None

@@ -13,7 +13,7 @@ keeps it so): never the gateway's internals or the keys.
 """
 
 from broker.client._async import AsyncGatewayClient
-from broker.client._calls import MAX_WAIT_S, SendOutcome
+from broker.client._calls import MAX_INBOX_PAGE, MAX_WAIT_S, SendOutcome
 from broker.client._config import TOKEN_ENV, TOKEN_FILE_ENV, ClientOptions, Tls
 from broker.client._errors import (
     ApiError,
@@ -50,6 +50,7 @@ from broker.client._webhook import (
 )
 
 __all__ = [
+    "MAX_INBOX_PAGE",
     "MAX_WAIT_S",
     "SIGNATURE_HEADER",
     "TOKEN_ENV",
