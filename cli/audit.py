@@ -120,15 +120,33 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
                                  network=in_use[0].document.network, in_use=lambda: in_use[0], take=take,
                                  refused=lambda reason: None, clock=utc_now, party="verifier")  # fmt: skip
             following = asyncio.create_task(feed.run(stop))
+            console.print(
+                f"following {len(in_use[0].parties)} audit topics; Ctrl-C stops", highlight=False
+            )
             # the topics of each pass's directory: a party added while it runs is verified too
             await follow(transport, lambda d: audit_topics(d, prefix), lambda: in_use[0], stop=stop,
                          on_report=metrics.update if metrics else None, grace=timedelta(seconds=grace),
-                         on_issue=lambda issue: console.print(_finding(issue), highlight=False))  # fmt: skip
-            await following
+                         on_issue=lambda issue: console.print(_finding(issue), highlight=False),
+                         on_resolved=lambda issue: console.print(_finding(issue, resolved=True), highlight=False))  # fmt: skip
+            await _within(following, STOP_BUDGET_S)
         finally:
-            await transport.close()
+            await _within(asyncio.ensure_future(transport.close()), STOP_BUDGET_S)
 
     asyncio.run(main())
+
+
+STOP_BUDGET_S = 0.3
+"""What the directory feed and the transport get to close after the follower stopped (the
+follower's own readers have `broker.audit._follow.CLOSE_BUDGET_S`): Ctrl-C stops it in 2 s."""
+
+
+async def _within(task: asyncio.Future[Any], seconds: float) -> None:
+    """``task`` done, or abandoned after ``seconds`` (a broker that does not say goodbye)."""
+    done, _ = await asyncio.wait([task], timeout=seconds)
+    if not done:
+        task.cancel()
+    elif not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
 
 
 @audit.command("prove")
@@ -183,11 +201,21 @@ def audit_check_proof(proof_file: Path, directory_file: Path, anchor_folder: Pat
     sys.exit(1 if failures or not document["proofs"] else 0)
 
 
-def _finding(issue: Any) -> str:
-    """One finding of the verifier, as a line of rich markup."""
-    colour = "yellow" if issue.notice else "red"
-    where = f"{issue.gateway or ''} seq {issue.seq} {issue.message_id or ''}"
-    return f"[{colour}]{issue.kind.value}[/{colour}] {escape(where)}: {escape(str(issue.detail))}"
+def _finding(issue: Any, *, resolved: bool = False) -> str:
+    """One finding of the verifier, as a line of rich markup: a finding about a message
+    names its id and both its parties (sender → recipient); one about a chain, the gateway
+    and the event."""
+    colour = "green" if resolved else "yellow" if issue.notice else "red"
+    if issue.peer is not None:  # the chain of the SENT (sender), or of the RECEIPT_SENT
+        sender, recipient = (
+            (issue.peer, issue.gateway) if issue.kind.value == "RECEIPT_LOST"
+            else (issue.gateway, issue.peer)
+        )  # fmt: skip
+        where = f"message {issue.message_id} {sender} → {recipient} (seq {issue.seq} of {issue.gateway})"
+    else:
+        where = f"{issue.gateway or ''} seq {issue.seq} {issue.message_id or ''}"
+    head = f"resolved: {issue.kind.value}" if resolved else issue.kind.value
+    return f"[{colour}]{head}[/{colour}] {escape(where)}: {escape(str(issue.detail))}"
 
 
 def _read_proof(path: Path) -> dict[str, Any]:

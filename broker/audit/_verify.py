@@ -15,13 +15,22 @@ message refused as a REPLAY where nothing of that sender and id was accepted fir
 SUPPRESSED (what a gateway keyed by id alone did to the real message); an id
 used by two senders is MESSAGE_ID_REUSED, a notice (ids are the sender's: the protocol
 allows it, and delivers both), which names what happened without making the report unclean.
+
+When a message is judged (LOST, RECEIPT_LOST): only once the chain that should answer it is
+known past the message's time plus the grace period (``horizons``: per party, how far its
+chain is known, by event time). `lvvx audit verify` reads every topic to its end now, so for
+it every chain is known up to ``now``; `lvvx audit follow` knows each chain only as far as it
+has read it (`broker.audit._follow`), and a message whose answering chain it has not read
+that far yet is pending, not lost. Each finding about a message names both its parties: the
+gateway whose chain holds the event (``gateway``) and the other party (``peer``); a message
+missing at two recipients is two findings, so each resolves on its own.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -61,6 +70,10 @@ _ABOUT_MESSAGES = frozenset({Finding.LOST, Finding.RECEIPT_LOST, Finding.ENVELOP
 """Findings about messages, not about the chain they were found in."""
 
 
+FindingKey = tuple[str, str | None, int | None, uuid.UUID | None, str | None]
+"""A finding's kind, gateway, seq, message id and peer (`Issue.key`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Issue:
     kind: Finding
@@ -68,6 +81,15 @@ class Issue:
     detail: str
     seq: int | None = None
     message_id: uuid.UUID | None = None
+    peer: str | None = None
+    """The other party of a finding about a message: the recipient of a SENT, the receiver
+    of a receipt (the message's sender)."""
+
+    @property
+    def key(self) -> FindingKey:
+        """What makes two findings the same one, pass after pass (`follow` reports each
+        once, and again as resolved when it is gone): not the wording of its detail."""
+        return (self.kind.value, self.gateway, self.seq, self.message_id, self.peer)
 
     @property
     def notice(self) -> bool:
@@ -76,7 +98,8 @@ class Issue:
     def as_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value, "gateway": self.gateway, "seq": self.seq,
-            "message_id": str(self.message_id) if self.message_id else None, "detail": self.detail,
+            "message_id": str(self.message_id) if self.message_id else None, "peer": self.peer,
+            "detail": self.detail,
             "severity": "notice" if self.notice else "error",
         }  # fmt: skip
 
@@ -94,10 +117,14 @@ class Chain:
     size: int = 0
     """One past the highest sequence number seen (kept as events are added: a chain of
     tens of thousands of events must not be scanned per event)."""
+    latest: datetime | None = None
+    """The latest event time in the chain (`follow`: how far the chain is known)."""
 
     def add(self, event: AuditEvent, value: bytes) -> None:
         self.events[event.seq] = (event, value)
         self.size = max(self.size, event.seq + 1)
+        if self.latest is None or event.occurred_at > self.latest:
+            self.latest = event.occurred_at
 
     def leaves(self) -> list[bytes] | None:
         """Leaf hashes of the whole chain, or None if it has gaps."""
@@ -113,6 +140,8 @@ class Report:
     sent: int = 0
     accounted: int = 0
     pending: int = 0
+    horizons: dict[str, datetime] = field(default_factory=dict)
+    """Per party, how far its chain was known when the messages were judged."""
 
     @property
     def clean(self) -> bool:
@@ -137,23 +166,51 @@ class Report:
 
 def verify_stream(records: list[Record], directory: Directory, *, now: datetime,
                   grace: timedelta = DEFAULT_GRACE, batches: ev.VerifiedBatches | None = None,
-                  former: Mapping[str, Directory] | None = None) -> Report:  # fmt: skip
+                  former: Mapping[str, Directory] | None = None,
+                  horizons: Mapping[str, datetime] | None = None) -> Report:  # fmt: skip
     """The report on ``records``; ``batches`` remembers batch signatures verified before
     (`follow` keeps one across its passes), else a fresh one per call. ``former`` gives, for
     a party ``directory`` no longer lists, the newest directory that did: its events are
-    checked with the keys it had there (`follow`: a removed party's chain stays verified)."""
-    issues: list[Issue] = []
-    chains: dict[str, Chain] = {}
-    batches = batches if batches is not None else ev.VerifiedBatches()
-    former = former or {}
-    for record in records:  # topic order: per partition, offset order
-        _take(record, directory, former, chains, issues, batches)
+    checked with the keys it had there (`follow`: a removed party's chain stays verified).
+    ``horizons``: see `judge`."""
+    taken = Taken()
+    taken.take(records, directory, former or {}, batches or ev.VerifiedBatches())
+    return judge(taken, now=now, grace=grace, horizons=horizons)
+
+
+@dataclass
+class Taken:
+    """The records read so far, each decoded and its signature checked once: what `take`
+    found stays, so `follow` takes only the records new since its last pass (decoding and
+    signatures were three quarters of a pass). Taking records in topic order, in steps,
+    gives what taking them at once does."""
+
+    chains: dict[str, Chain] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    def take(self, records: list[Record], directory: Directory,
+             former: Mapping[str, Directory], batches: ev.VerifiedBatches) -> None:  # fmt: skip
+        for record in records:  # topic order: per partition, offset order
+            _take(record, directory, former, self.chains, self.issues, batches)
+
+
+def judge(taken: Taken, *, now: datetime, grace: timedelta = DEFAULT_GRACE,
+          horizons: Mapping[str, datetime] | None = None) -> Report:  # fmt: skip
+    """The report on what was taken. A message is judged against a chain only once that
+    chain is known past the message's time plus ``grace``: ``horizons[party]`` says how far
+    it is known; without ``horizons`` (every topic read to its end now), and for a party
+    ``horizons`` does not name (a chain nobody reads: no party of the directory), up to
+    ``now``."""
+    issues = list(taken.issues)
+    chains = {g: Chain(g, dict(c.events), size=c.size, latest=c.latest)
+              for g, c in taken.chains.items()}  # fmt: skip
     for chain in chains.values():
         _gaps(chain, issues)
         _links(chain, issues)
         _checkpoints(chain, issues)
-    report = Report(chains, issues)
-    _match(report, now, grace)
+    known = dict(horizons) if horizons is not None else {}
+    report = Report(chains, issues, horizons=known)
+    _match(report, lambda party: known.get(party, now), grace)
     for issue in issues:
         if issue.gateway in chains and issue.kind not in _ABOUT_MESSAGES:
             chains[issue.gateway].ok = False
@@ -296,8 +353,9 @@ Handled = dict[tuple[str, uuid.UUID], list[_Seen]]
 """At one gateway: (sender, message id) → what it did with envelopes of that pair."""
 
 
-def _match(report: Report, now: datetime, grace: timedelta) -> None:
-    """Every SENT accounted for at each recipient; every receipt sent, received."""
+def _match(report: Report, known: Callable[[str], datetime], grace: timedelta) -> None:
+    """Every SENT accounted for at each recipient; every receipt sent, received. What a
+    party did not do is judged once its chain is ``known(party)`` past the grace."""
     handled: dict[str, Handled] = defaultdict(lambda: defaultdict(list))
     refused_unread: dict[str, set[bytes]] = defaultdict(set)  # refused before the sender was known
     receipts_in: dict[str, set[tuple[uuid.UUID, str]]] = defaultdict(set)
@@ -321,14 +379,14 @@ def _match(report: Report, now: datetime, grace: timedelta) -> None:
         for event, _ in sorted(chain.events.values(), key=lambda e: e[0].seq):
             if event.message_id is None:
                 continue
-            overdue = now - event.occurred_at > grace
+            due = event.occurred_at + grace
             if event.action is AuditAction.SENT:
-                _match_sent(report, gateway, event, handled, refused_unread, overdue)
-            elif event.action is AuditAction.RECEIPT_SENT and overdue:
+                _match_sent(report, gateway, event, handled, refused_unread, known, due)
+            elif event.action is AuditAction.RECEIPT_SENT:
                 for to in event.recipients:
-                    if (event.message_id, gateway) not in receipts_in[to]:
+                    if (event.message_id, gateway) not in receipts_in[to] and known(to) > due:
                         report.issues.append(Issue(Finding.RECEIPT_LOST, gateway, f"receipt never received by {to}",
-                                                   event.seq, event.message_id))  # fmt: skip
+                                                   event.seq, event.message_id, to))  # fmt: skip
     for message_id, senders in sorted(senders_of.items()):
         if len(senders) > 1:
             report.issues.append(Issue(Finding.MESSAGE_ID_REUSED, None,
@@ -337,37 +395,36 @@ def _match(report: Report, now: datetime, grace: timedelta) -> None:
 
 
 def _match_sent(report: Report, gateway: str, event: AuditEvent, handled: dict[str, Handled],
-                refused_unread: dict[str, set[bytes]], overdue: bool) -> None:  # fmt: skip
-    """One SENT against the events of each recipient."""
+                refused_unread: dict[str, set[bytes]], known: Callable[[str], datetime],
+                due: datetime) -> None:  # fmt: skip
+    """One SENT against the events of each recipient: one finding per recipient at fault."""
     assert event.message_id is not None
     report.sent += 1
     digest, pair = event.envelope_sha256, (gateway, event.message_id)
-    missing: list[str] = []
-    mismatched: list[str] = []
-    suppressed: list[str] = []
+    found: list[Issue] = []
+    waiting = False
     for r in event.recipients:
         seen = handled[r].get(pair, [])
         decided = [s for s in seen if not s.replay]  # a verdict on an envelope of the pair
         if any(s.digest == digest for s in decided):
             continue
         if decided:
-            mismatched.append(r)
+            found.append(Issue(Finding.ENVELOPE_MISMATCH, gateway,
+                               f"{r} handled other envelope bytes under this sender's id",
+                               event.seq, event.message_id, r))  # fmt: skip
         elif seen:  # only REPLAY refusals: a replay of nothing this sender had accepted
-            suppressed.append(r)
-        elif digest is None or digest not in refused_unread[r]:
-            missing.append(r)
-    if not missing and not mismatched and not suppressed:
+            found.append(Issue(Finding.SUPPRESSED, gateway,
+                               f"refused as a replay at {r}, which had accepted nothing of this sender and id",
+                               event.seq, event.message_id, r))  # fmt: skip
+        elif digest is not None and digest in refused_unread[r]:
+            continue
+        elif known(r) > due:  # its chain is known past the grace: no answer came
+            found.append(Issue(Finding.LOST, gateway, f"never delivered or refused at {r}",
+                               event.seq, event.message_id, r))  # fmt: skip
+        else:
+            waiting = True
+    report.issues += found
+    if not found and not waiting:
         report.accounted += 1
-    elif suppressed:
-        report.issues.append(Issue(Finding.SUPPRESSED, gateway,
-                                   f"refused as a replay at {', '.join(suppressed)}, which had accepted nothing of this sender and id",
-                                   event.seq, event.message_id))  # fmt: skip
-    elif mismatched:
-        report.issues.append(Issue(Finding.ENVELOPE_MISMATCH, gateway,
-                                   f"{', '.join(mismatched)} handled other envelope bytes under this sender's id",
-                                   event.seq, event.message_id))  # fmt: skip
-    elif not overdue:
+    elif not found:
         report.pending += 1
-    else:
-        report.issues.append(Issue(Finding.LOST, gateway, f"never delivered or refused at {', '.join(missing)}",
-                                   event.seq, event.message_id))  # fmt: skip

@@ -1,5 +1,7 @@
 """The audit follower's Prometheus gauges: the service edge of `lvvx audit follow` (and of
-the demo's verifier). `follow` hands each report to `FollowMetrics.update`.
+the demo's verifier). `follow` hands each report to `FollowMetrics.update`, which sets every gauge from that report:
+a finding that is gone takes its gauge down with it, and the gauges are as fresh as the last
+pass (`broker.audit._follow.STALE_BOUND_S`).
 
 Only bounded labels: gateway (party) ids, finding kinds and case-flow steps."""
 
@@ -17,7 +19,7 @@ from broker.caseflow import Step
 
 class FollowMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
+        self.registry = r = registry
         self.events = Gauge(
             "lvv_audit_events", "Audit events per gateway chain.", ["gateway"], registry=r
         )
@@ -44,6 +46,13 @@ class FollowMetrics:
         self.escalations = Gauge(
             "lvv_escalations_open", "Escalations awaiting the national desk's decision.", registry=r
         )
+        self.known = Gauge(
+            "lvv_audit_known_until_timestamp_seconds",
+            "How far the follower knows a gateway's chain (event time): messages are judged "
+            "against it only up to here.",
+            ["gateway"],
+            registry=r,
+        )
         self.verified = Gauge(
             "lvv_audit_last_verified_timestamp_seconds",
             "When the stream was last verified.",
@@ -56,7 +65,11 @@ class FollowMetrics:
             self.chain_ok.labels(gateway).set(1.0 if chain.ok else 0.0)
         for kind in Finding:
             self.findings.labels(kind.value).set(sum(i.kind is kind for i in report.issues))
-        self.lost.set(sum(i.kind is Finding.LOST for i in report.issues))
+        # a message missing at two recipients is two findings, one lost message
+        self.lost.set(len({i.message_id for i in report.issues if i.kind is Finding.LOST}))
+        for gateway, known in report.horizons.items():
+            if known.year > 1:  # not NEVER: something is known of the chain
+                self.known.labels(gateway).set(known.timestamp())
         self.pending.set(report.pending)
         cases = summary(case_views(report), now)
         for step in Step:
