@@ -1,10 +1,10 @@
 """Steady traffic through the gateways' HTTP APIs, the way back offices make it.
 
 Senders: workers each take a case of the casebook and send its messages in order, each from
-its sender's gateway (POST /v1/messages), at one shared fixed rate; they never catch up on
-slots they missed, so the achieved rate shows when the gateways cannot keep up. Receivers:
-one per gateway reads its inbox (GET /v1/inbox) and acknowledges every message (POST
-/v1/inbox/{id}/ack) before reading again, as a back office would.
+its sender's gateway (the client SDK's `send`), at one shared fixed rate; they never catch up
+on slots they missed, so the achieved rate shows when the gateways cannot keep up. Receivers:
+one per gateway reads its inbox and acknowledges every message before reading again, as a
+back office would (bench/_backoffice.py).
 
 The ledger pairs every (message id, recipient) a gateway accepted with its appearance in that
 recipient's inbox: what is still pending after the drain is lost; what appears without a send
@@ -14,17 +14,16 @@ to pair with is a duplicate (or the delivery of a send whose answer never came b
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
 from bench._backoffice import problem, read_inbox
+from broker.client import ApiError, AsyncGatewayClient, InboxEntry, OnCall, RetryPolicy
 from broker.models import AvroModel
 from demo.casebook import MUNICIPALITIES, NGOS, Case, CasePath, CaseWriter, Party
 
@@ -56,7 +55,19 @@ QUANTILES = (("p50", 0.50), ("p99", 0.99))
 class Send:
     sender: str
     recipients: tuple[str, ...]
-    body: dict[str, Any]
+    message: AvroModel
+
+    @property
+    def case_id(self) -> uuid.UUID:
+        case_id = getattr(self.message, "case_id", None)
+        if not isinstance(case_id, uuid.UUID):
+            raise TypeError(f"{self.message.avro_name} has no case id")
+        return case_id
+
+    @property
+    def kind(self) -> str:
+        """The message type's short name (``DossierDelivered``)."""
+        return self.message.avro_name.rsplit(".", 1)[-1]
 
 
 def _fits(case: Case, parties: frozenset[str]) -> bool:
@@ -95,16 +106,7 @@ class CaseSource:
         index = first + self.PERIOD * (self._n // len(self._turns))
         case = self._writer.case(index, path)
         self._n += 1
-        return [_send(step.sender, step.recipients, step.message) for step in case.steps]
-
-
-def _send(sender: str, recipients: tuple[str, ...], message: AvroModel) -> Send:
-    body = {
-        "type": message.avro_name.rsplit(".", 1)[1],
-        "recipients": list(recipients),
-        "message": json.loads(message.model_dump_json()),
-    }
-    return Send(sender, recipients, body)
+        return [Send(step.sender, step.recipients, step.message) for step in case.steps]
 
 
 # --- pacing ------------------------------------------------------------------------------
@@ -166,9 +168,9 @@ class Ledger:
 
     # the back office's `Watcher`
 
-    def delivered(self, party: str, item: dict[str, Any]) -> None:
+    def delivered(self, party: str, entry: InboxEntry) -> None:
         self.tally[party].delivered += 1
-        key = (uuid.UUID(item["message_id"]), party)
+        key = (entry.message_id, party)
         if key in self.pending:
             self.pending.remove(key)
         else:
@@ -198,20 +200,24 @@ class Ledger:
 # --- the traffic -------------------------------------------------------------------------
 
 
-def api_client(base_url: str, token: str, connections: int = MAX_CONNECTIONS) -> httpx.AsyncClient:
+def api_client(
+    base_url: str, token: str, connections: int = MAX_CONNECTIONS, *,
+    timeout_s: float = REQUEST_TIMEOUT_S, retry: RetryPolicy | None = None,
+    on_call: OnCall | None = None, transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncGatewayClient:  # fmt: skip
     """A gateway's API with keep-alive connections: at most ``connections`` of them (httpcore
-    scans every connection of its pool on each request, so no more than needed)."""
-    return httpx.AsyncClient(
-        base_url=base_url, headers={"Authorization": f"Bearer {token}"},
-        timeout=REQUEST_TIMEOUT_S, limits=httpx.Limits(max_connections=connections, keepalive_expiry=KEEPALIVE_EXPIRY_S),
-    )  # fmt: skip
+    scans every connection of its pool on each request, so no more than needed); retries
+    the client's default unless ``retry`` says otherwise."""
+    limits = httpx.Limits(max_connections=connections, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    return AsyncGatewayClient(base_url, transport=transport, token=token, timeout_s=timeout_s,
+                              limits=limits, retry=retry, on_call=on_call)  # fmt: skip
 
 
 class Traffic:
     """``senders`` and ``readers``: an API client per party each, so reading the inbox
     never waits behind sends for a connection."""
 
-    def __init__(self, senders: dict[str, httpx.AsyncClient], readers: dict[str, httpx.AsyncClient],
+    def __init__(self, senders: dict[str, AsyncGatewayClient], readers: dict[str, AsyncGatewayClient],
                  source: CaseSource, ledger: Ledger) -> None:  # fmt: skip
         self.senders, self.readers = senders, readers
         self.source = source
@@ -233,15 +239,12 @@ class Traffic:
     async def _send(self, send: Send) -> None:
         started = time.perf_counter()
         try:
-            response = await self.senders[send.sender].post("/v1/messages", json=send.body)
-        except httpx.HTTPError as exc:
-            self.ledger.error(send.sender, f"send {type(exc).__name__}")
-            return
-        if response.status_code != 202:
-            self.ledger.error(send.sender, f"send {problem(response)}")
+            message_id = await self.senders[send.sender].send(send.message, send.recipients)
+        except ApiError as error:
+            self.ledger.error(send.sender, f"send {problem(error)}")
             return
         self.ledger.latencies["send"].append(time.perf_counter() - started)
-        self.ledger.accepted(send, uuid.UUID(response.json()["message_id"]))
+        self.ledger.accepted(send, message_id)
 
     async def read_inbox(self, party: str, stop: asyncio.Event) -> None:
         """``party``'s back office: reads and acknowledges until ``stop`` and empty."""

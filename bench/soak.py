@@ -129,8 +129,9 @@ class Soak:
             for task in (sampler, *reading):
                 task.cancel()
             await asyncio.gather(sampler, *reading, return_exceptions=True)
-            for client in (*senders.values(), *readers.values(), metrics_client):
+            for client in (*senders.values(), *readers.values()):
                 await client.aclose()
+            await metrics_client.aclose()
 
     async def _load(self, traffic: Traffic) -> None:
         say(f"load: {self.rate:g} msg/s for {self.load_s / 60:g} min")

@@ -20,6 +20,7 @@ from bench.gateway._pair import Pair, running_pair
 from bench.gateway._phase import Load, PhaseRun, run_phase
 from bench.gateway._syscalls import call_times
 from bench.soak import count_log_levels
+from broker.client import RetryPolicy
 
 Doc = dict[str, Any]
 
@@ -74,7 +75,8 @@ async def _measure(
     case: Case, pair: Pair, loads: Sequence[Load], timing: Timing
 ) -> tuple[Ledger, list[PhaseRun]]:
     ledger = Ledger(tuple(gw.party for gw in pair.receivers))
-    sending = api_client(pair.sender.base_url, pair.sender.token, CONNECTIONS)
+    sending = api_client(pair.sender.base_url, pair.sender.token, CONNECTIONS,
+                         retry=RetryPolicy.never())  # fmt: skip
     readers = {gw.party: api_client(gw.base_url, gw.token, CONNECTIONS) for gw in pair.receivers}
     stop = asyncio.Event()
     reading = [asyncio.create_task(read_inbox(party, client, ledger, stop, timing.poll_idle_s))

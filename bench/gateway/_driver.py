@@ -1,5 +1,6 @@
-"""The load: 4 KiB dossiers POSTed to the sending gateway (httpx, keep-alive), open loop
-at a fixed offered rate, or closed loop flat out.
+"""The load: 4 KiB dossiers sent to the sending gateway through the client SDK (keep-alive
+connections, an idempotency key on each send, no retries: a refusal is counted, not hidden),
+open loop at a fixed offered rate, or closed loop flat out.
 
 Open loop: message i is due at start + i/rate whether or not earlier ones were answered;
 its latencies run from that due time, so a gateway that falls behind pays for the wait
@@ -21,11 +22,10 @@ import time
 import uuid
 from typing import Any
 
-import httpx
-
 from bench._backoffice import problem
 from bench._payload import padded_dossier
 from bench.gateway._ledger import Ledger
+from broker.client import ApiError, AsyncGatewayClient
 
 PAYLOAD_BYTES = 4096
 """The Avro-encoded `DossierDelivered`, its notes padded to this (bench/_payload.py)."""
@@ -48,24 +48,21 @@ STALL_S = 1.0
 
 
 class Bodies:
-    """POST /v1/messages bodies: the padded dossier to ``recipients``, each with a case id
-    of its own (a case id has a fixed length, so the payload stays `PAYLOAD_BYTES`)."""
+    """The padded dossier to ``recipients``, in its JSON form, each with a case id of its
+    own (a case id has a fixed length, so the payload stays `PAYLOAD_BYTES`)."""
+
+    TYPE = "DossierDelivered"
 
     def __init__(self, recipients: tuple[str, ...]) -> None:
-        message = padded_dossier(PAYLOAD_BYTES)
-        body: dict[str, Any] = {"type": "DossierDelivered", "recipients": list(recipients),
-                                "message": json.loads(message.model_dump_json())}  # fmt: skip
-        self._case_id = str(message.case_id)
-        self._text = json.dumps(body)
-        if self._text.count(self._case_id) != 1:
-            raise ValueError("the dossier's case id must appear once in its body")
+        self.recipients = recipients
+        self._message: dict[str, Any] = json.loads(padded_dossier(PAYLOAD_BYTES).model_dump_json())
 
-    def next(self) -> bytes:
-        return self._text.replace(self._case_id, str(uuid.uuid4())).encode()
+    def next(self) -> dict[str, Any]:
+        return {**self._message, "case_id": str(uuid.uuid4())}
 
 
 class Driver:
-    def __init__(self, client: httpx.AsyncClient, bodies: Bodies, ledger: Ledger) -> None:
+    def __init__(self, client: AsyncGatewayClient, bodies: Bodies, ledger: Ledger) -> None:
         self.client, self.bodies, self.ledger = client, bodies, ledger
         self._connections = asyncio.Semaphore(CONNECTIONS)
 
@@ -74,16 +71,12 @@ class Driver:
         body = self.bodies.next()
         async with self._connections:
             try:
-                response = await self.client.post(
-                    "/v1/messages", content=body, headers={"Content-Type": "application/json"}
-                )
-            except httpx.HTTPError as exc:
-                self.ledger.refused(f"send {type(exc).__name__}")
+                message_id = await self.client.send(body, self.bodies.recipients,
+                                                    message_type=Bodies.TYPE)  # fmt: skip
+            except ApiError as error:
+                self.ledger.refused(f"send {problem(error)}")
                 return
-        if response.status_code != 202:
-            self.ledger.refused(f"send {problem(response)}")
-            return
-        self.ledger.accepted(due, response.json()["message_id"])
+        self.ledger.accepted(due, str(message_id))
 
     async def paced(self, rate: float, seconds: float) -> int:
         """``rate`` messages a second for ``seconds``; returns how many were not offered."""

@@ -13,7 +13,8 @@ import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+
+from broker.client import InboxEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +86,9 @@ class Ledger:
 
     # --- the back offices (bench._backoffice.Watcher) --------------------------------------
 
-    def delivered(self, party: str, item: dict[str, Any]) -> None:
+    def delivered(self, party: str, entry: InboxEntry) -> None:
         now = time.perf_counter()
-        copies = self.seen.setdefault(item["message_id"], {})
+        copies = self.seen.setdefault(str(entry.message_id), {})
         if party in copies:
             self.duplicates += 1
             return

@@ -152,7 +152,7 @@ def _header(doc: Doc) -> str:
         f" case id; {s['connections']} keep-alive connections; flat out: {s['flat_out_senders']}"
         f" senders, at most {s['flat_out_window']} messages in flight. Back office: GET"
         f" /v1/inbox?limit=500, an ack per message, {s['poll_idle_ms']} ms pause after an empty"
-        f" read (the API has no long poll).\n"
+        f" read (polling, not the long-poll: comparable with earlier runs).\n"
         f"Latencies from each message's due time; end to end = until its back office first"
         f" sees it. At a rate the pair cannot take, at most {s['max_waiting']} POSTs wait for a"
         f" connection and later ones are skipped (not offered): latencies there are those of"

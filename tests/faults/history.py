@@ -17,12 +17,16 @@ After the final full read, `check` reports, each as an `Anomaly`:
 | --- | --- |
 | LOST | an acknowledged send not delivered to one of its recipients |
 | UNACCOUNTED | ... and not dead-lettered there either: dropped silently |
-| DUPLICATE | a message delivered to the same back office more than once (any outcome) |
+| DUPLICATE | a message delivered to the same back office more than once (any outcome), or a second message of an acknowledged send (a retry that sent anew) |
 | ORDER | for one sender → recipient and case, acknowledged sends delivered out of send order |
 | MISDELIVERED | an acknowledged message delivered to a party that is not a recipient |
 | FAILED_DELIVERED | a message of a send the gateway said had failed was delivered after all |
 | PHANTOM | a delivered message that no send (of any outcome) explains |
 | PARTIAL | a send of unknown outcome delivered to some of its recipients, not all |
+
+A send retried with its idempotency key is one send, recorded once with its final outcome: a
+message of its route (sender, case, type, recipient) that is not the one it was acknowledged
+with is a DUPLICATE — the retry sent it twice.
 
 A send of unknown outcome may arrive or not: neither counts against the system — but at all of
 its recipients or at none, since a send is one Kafka transaction over their inboxes. Its message
@@ -253,9 +257,11 @@ def _unexplained(history: History, acked: dict[uuid.UUID, SendOp],
                  first: dict[tuple[str, uuid.UUID], DeliveryOp]) -> tuple[list[Anomaly], int]:  # fmt: skip
     """Deliveries of messages no acknowledged send names: each must be explained by a send
     of unknown outcome to that party (one message each), else it is FAILED_DELIVERED (only
-    failed sends fit) or PHANTOM (nothing fits)."""
+    failed sends fit), DUPLICATE (a send acknowledged with another message id fits: it was
+    sent twice) or PHANTOM (nothing fits)."""
     unknown: Counter[_Route] = Counter()
     failed: set[_Route] = set()
+    acknowledged: set[_Route] = set()
     for s in history.sends:
         for r in s.recipients:
             key = (s.sender, s.case_id, s.message_type, r)
@@ -263,6 +269,8 @@ def _unexplained(history: History, acked: dict[uuid.UUID, SendOp],
                 unknown[key] += 1
             elif s.outcome is Outcome.FAILED:
                 failed.add(key)
+            else:
+                acknowledged.add(key)
     out, explained = [], 0
     for (party, message_id), d in first.items():
         if message_id in acked:
@@ -274,6 +282,10 @@ def _unexplained(history: History, acked: dict[uuid.UUID, SendOp],
         elif key in failed:
             out.append(Anomaly(AnomalyKind.FAILED_DELIVERED, party, message_id, d.case_id,
                                f"{d.message_type} from {d.sender}: its send failed", d.scenario))  # fmt: skip
+        elif key in acknowledged:
+            out.append(Anomaly(AnomalyKind.DUPLICATE, party, message_id, d.case_id,
+                               f"{d.message_type} from {d.sender}: a second message of an "
+                               "acknowledged send", d.scenario))  # fmt: skip
         else:
             out.append(Anomaly(AnomalyKind.PHANTOM, party, message_id, d.case_id,
                                f"{d.message_type} from {d.sender}: never sent", d.scenario))  # fmt: skip

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 from tests.faults.history import AnomalyKind, History, Outcome, check
-from tests.faults.traffic import outcome_of
 
 A, B, C = "gemeente-amsterdam", "ind", "dtv"
 CASE, OTHER_CASE = uuid.uuid4(), uuid.uuid4()
@@ -80,6 +78,19 @@ def test_a_second_delivery_to_the_same_back_office_is_a_duplicate() -> None:
     assert kinds(h) == {"duplicate": 1}
     [dup] = verdict.anomalies
     assert (dup.party, dup.message_id) == (B, m)
+
+
+def test_a_retried_send_that_created_a_second_message_is_a_duplicate() -> None:
+    h = History()
+    acknowledged, second = ids(2)
+    sent_ok(h, acknowledged, 0, to=(B, C))  # one send, acknowledged after a retry
+    for party in (B, C):
+        delivered(h, party, acknowledged)
+        delivered(h, party, second)  # the try whose answer was lost wrote it too
+    verdict = check(h)
+    assert kinds(h) == {"duplicate": 2}
+    assert {(a.party, a.message_id) for a in verdict.anomalies} == {(B, second), (C, second)}
+    assert "second message of an acknowledged send" in verdict.anomalies[0].detail
 
 
 def test_a_send_of_unknown_outcome_may_arrive_or_not_but_not_twice() -> None:
@@ -207,20 +218,3 @@ def test_anomalies_carry_the_scenario_of_their_send() -> None:
 def test_an_acknowledged_send_needs_its_message_id() -> None:
     with pytest.raises(ValueError, match="message id"):
         History().send(A, (B,), CASE, "T", 0, Outcome.OK)
-
-
-@pytest.mark.parametrize(
-    ("status", "reason", "outcome"),
-    [
-        (202, "", Outcome.OK),
-        (503, "TRANSPORT_TIMEOUT", Outcome.UNKNOWN),  # a Kafka request timed out: maybe written
-        (503, "TRANSPORT_UNAVAILABLE", Outcome.FAILED),  # documented as "nothing was sent"
-        (500, "", Outcome.UNKNOWN),
-        (422, "POLICY_VIOLATION", Outcome.FAILED),
-    ],
-)
-def test_a_send_answer_gives_its_outcome(status: int, reason: str, outcome: Outcome) -> None:
-    body = {"reason": reason} if reason else {"message_id": str(uuid.uuid4())}
-    got, detail = outcome_of(httpx.Response(status, json=body))
-    assert got is outcome
-    assert detail == ("" if status == 202 else f"HTTP {status} {reason}".strip())

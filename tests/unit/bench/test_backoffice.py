@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from bench._backoffice import read_inbox
+from bench._soak_traffic import api_client
+from broker.client import InboxEntry, RetryPolicy
+
+IDS = {name: uuid.uuid4() for name in "abc"}
+NAMES = {str(i): name for name, i in IDS.items()}
+
+
+def entry(name: str) -> dict[str, Any]:
+    return {"message_id": str(IDS[name]), "type": "DossierDelivered", "sender": "dtv",
+            "case_id": str(uuid.uuid4()), "created_at": "2026-12-02T10:00:00Z",
+            "received_at": "2026-12-02T10:00:01Z", "message": {}}  # fmt: skip
 
 
 class Watcher:
@@ -20,9 +32,9 @@ class Watcher:
         self.reads = 0
         self.errors: list[str] = []
 
-    def delivered(self, party: str, item: dict[str, Any]) -> None:
+    def delivered(self, party: str, entry: InboxEntry) -> None:
         assert party == "ind"
-        self.shown.append(item["message_id"])
+        self.shown.append(NAMES[str(entry.message_id)])
 
     def acked(self, party: str, seconds: float) -> None:
         assert seconds >= 0
@@ -42,7 +54,8 @@ def read_all(gateway: Callable[[httpx.Request], httpx.Response], watcher: Watche
         stop = asyncio.Event()
         stop.set()
         transport = httpx.MockTransport(gateway)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        client = api_client("http://gw", "token", retry=RetryPolicy.never(), transport=transport)
+        async with client:
             await read_inbox("ind", client, watcher, stop)
 
     asyncio.run(run())
@@ -57,8 +70,8 @@ def test_a_message_shown_until_its_ack_goes_through_is_one_delivery_twice_on_a_p
         if request.method == "GET":
             assert request.url.params["limit"] == "500"
             ids = pages.pop(0) if pages else []
-            return httpx.Response(200, json={"items": [{"message_id": i} for i in ids]})
-        message_id = request.url.path.split("/")[3]
+            return httpx.Response(200, json={"items": [entry(i) for i in ids]})
+        message_id = NAMES[request.url.path.split("/")[3]]
         if message_id in refuse_once:
             refuse_once.remove(message_id)
             return httpx.Response(503, json={"reason": "TRANSPORT_TIMEOUT"})

@@ -31,8 +31,8 @@ def test_the_demo_network_gets_every_path_and_every_party_sends() -> None:
 def test_the_four_get_the_paths_that_stay_among_them_and_cases_are_reproducible() -> None:
     source = CaseSource(NETWORKS["four"])
     assert source.paths == [CasePath.ONWARD_MIGRATION, CasePath.LEGALISATION, CasePath.EXIT]
-    first = [s.body for _ in range(5) for s in source.next_case()]
+    first = [s.message for _ in range(5) for s in source.next_case()]
     again = CaseSource(NETWORKS["four"])
-    assert [s.body for _ in range(5) for s in again.next_case()] == first
-    cases = {s.body["message"]["case_id"] for s in CaseSource(NETWORKS["four"]).next_case()}
+    assert [s.message for _ in range(5) for s in again.next_case()] == first
+    cases = {s.case_id for s in CaseSource(NETWORKS["four"]).next_case()}
     assert len(cases) == 1  # one case's messages share its id
