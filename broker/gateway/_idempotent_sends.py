@@ -33,6 +33,11 @@ from broker.transport import Record
 
 log = logging.getLogger("lvvx.gateway")
 
+CONFIRM_GATHER_S = 0.25
+"""Confirmations wait this long to share one write (one fsync): nobody waits on them, a
+retry meanwhile is answered from memory, and one lost in a crash is settled from the audit
+topic. Without it every keyed send at a low rate cost a second fsync."""
+
 
 class IdempotentSends:
     """Keys of one gateway. ``read_audit`` reads its audit topic to the end once every
@@ -53,7 +58,9 @@ class IdempotentSends:
         self._answered: dict[bytes, tuple[Recorded, datetime]] = {}
         """Confirmed here, the confirmation not yet written; with the moment the key expires
         (a key is kept `KEEP_KEYS_FOR` from its send, in memory as in the store)."""
-        self._confirms: Coalescer[uuid.UUID, None] = Coalescer(self._confirm_all)
+        self._confirms: Coalescer[uuid.UUID, None] = Coalescer(
+            self._confirm_all, gather_s=CONFIRM_GATHER_S
+        )
         self._confirming: set[asyncio.Task[None]] = set()
         self._settling: asyncio.Task[None] | None = None
 

@@ -19,6 +19,7 @@ from broker.gateway import _idempotency as idem
 from broker.gateway import _store_idempotency as key_table
 from broker.gateway._store import SentRow
 from tests.crypto_net import CONTENT_KEY, NOW
+from tests.support import eventually
 from tests.unit.gateway import test_api
 from tests.unit.gateway.test_api import AUTH, IND, MUNI, Stack, send_body
 
@@ -223,3 +224,21 @@ def test_the_key_table_holds_digests_only(tmp_path: Path) -> None:
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("g.db*"))
     assert b"V-1234567890" not in raw
     assert idem.claim("V-1234567890", body).key_sha256 in raw
+
+
+async def test_confirmations_of_sends_at_a_low_rate_share_their_writes(stack: Stack) -> None:
+    """Keyed sends one after another (a back office waiting for each answer) had each its
+    own confirmation write, a second fsync per message; gathered, a handful share one."""
+    gw = await stack.started(IND)
+    api = await stack.serve(gw)
+    sends = 8
+    for n in range(sends):
+        answer = await api.post("/v1/messages", json=send_body(), headers=keyed(f"slow-{n}"))
+        assert answer.status_code == 202, answer.text
+    await eventually(
+        lambda: (
+            gw.store._read("SELECT COUNT(*) FROM idempotency WHERE confirmed = 1") == [(sends,)]
+        ),
+        "every key confirmed",
+    )
+    assert gw.idempotent._confirms.writes <= sends // 2, gw.idempotent._confirms.writes
