@@ -41,6 +41,8 @@ Point = Literal[
     "after_send",
 ]
 POINTS: tuple[Point, ...] = get_args(Point)
+RECEIVE_POINTS: tuple[Point, ...] = tuple(p for p in POINTS if p != "after_send")
+"""The receive path's points, in the order a batch reaches them."""
 
 ENV_VAR = "LVVX_CRASH_AT"
 

@@ -100,12 +100,15 @@ uncommitted record); `make test-faults` runs every one — each costs a restart 
 
 @pytest.mark.parametrize(
     "point",
-    [p if p in IN_MAKE_TEST else pytest.param(p, marks=pytest.mark.faults) for p in crash.POINTS],
+    [
+        p if p in IN_MAKE_TEST else pytest.param(p, marks=pytest.mark.faults)
+        for p in crash.RECEIVE_POINTS
+    ],
 )
 async def test_a_recipient_dying_at_a_crash_point_delivers_every_message_exactly_once(
     tmp_path: Path, point: str
 ) -> None:
-    assert set(CRASH_AT) == set(crash.POINTS)
+    assert set(CRASH_AT) == set(crash.RECEIVE_POINTS)  # after_send: test_idempotent_send_crash
     dossier = example("DossierDelivered")
     cases = [uuid.uuid4() for _ in range(CASES)]
     sent: list[tuple[str, str]] = []

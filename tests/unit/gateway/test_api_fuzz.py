@@ -15,6 +15,7 @@ import contextlib
 import random
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -153,6 +154,25 @@ class ServedGateway:
         )
         return dict(produced), self.muni.store.counts()
 
+    def settled(self) -> None:
+        """Wait until the municipality's receive loop has handled every record of its inbox:
+        a message it sent to itself is delivered in the background, and its DELIVERED event
+        must not land during the next request (which would seem to have written it)."""
+        topic = inbox(MUNI)
+
+        def behind() -> bool:
+            with contextlib.closing(sqlite3.connect(self.log_path)) as db:
+                [(records,)] = db.execute("SELECT COUNT(*) FROM records WHERE topic = ?", (topic,))
+            [(handled, pending)] = self.muni.store._read(
+                "SELECT COUNT(*), COALESCE(SUM(pending), 0) FROM handled"
+            )  # a record's follow-ups (its audit event among them) done: not pending
+            return int(handled) < int(records) or int(pending) > 0
+
+        deadline = time.monotonic() + WAIT_S
+        while behind():
+            assert time.monotonic() < deadline, "the municipality's loop did not catch up"
+            time.sleep(0.01)
+
     def close(self) -> None:
         try:
             self.call(self.stop())
@@ -213,6 +233,7 @@ def call_and_check(served: ServedGateway, case: Case) -> int:
         sent = sum(item["status"] == 202 for item in response.json()["items"])
         assert store_after["sent"] == store_before["sent"] + sent
         assert (sum(produced_after.values()) > sum(produced_before.values())) == (sent > 0)
+        served.settled()
         return response.status_code
     accepted = case.method.upper() == "POST" and response.status_code in (202, 204)
     if not accepted:  # refused (or only read): nothing written, nothing half applied
@@ -223,6 +244,7 @@ def call_and_check(served: ServedGateway, case: Case) -> int:
     elif case.path == "/v1/messages":  # one sent message: its envelopes and audit in the log
         assert store_after["sent"] == store_before["sent"] + 1
         assert sum(produced_after.values()) > sum(produced_before.values())
+        served.settled()
     else:  # an acknowledgement changes the store, never the log
         assert produced_after == produced_before
     return response.status_code

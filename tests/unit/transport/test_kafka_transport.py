@@ -106,7 +106,7 @@ async def test_a_producer_a_fatal_error_ended_is_started_anew_not_left_refusing_
     a gateway refused every send and delivered nothing until restarted."""
     from aiokafka.errors import OutOfOrderSequenceNumber
 
-    await kafka_transport.ensure_topics([TopicSpec(topic)])
+    await kafka_transport.ensure_topics([TopicSpec(topic, partitions=1)])  # one order to check
     async with kafka_transport.producer(transactional_id=f"t-{topic}") as producer:
         assert isinstance(producer, KafkaProducer)
         await producer.send_atomic([OutgoingRecord(topic, b"before")])
