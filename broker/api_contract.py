@@ -98,6 +98,9 @@ class InboxEntry(Body):
     created_at: datetime
     received_at: datetime
     message: dict[str, Any]
+    traceparent: str | None = None
+    """W3C Trace Context of the receiving gateway's delivery: continue the trace from it
+    (None for a message delivered before trace context)."""
 
     def model(self) -> AvroModel:
         """The message as its Avro model (`broker.models`); `UnknownSchema` for a type this

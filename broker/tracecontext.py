@@ -19,11 +19,13 @@ envelope. Pure: no I/O, randomness only where a new id is drawn.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
 
 from broker.errors import LocalError
+from broker.models import TRACEPARENT_PATTERN
 
 VERSION = "00"
 """The only version this module writes (W3C Trace Context Level 1 and 2)."""
@@ -31,7 +33,7 @@ VERSION = "00"
 TRACEPARENT_HEADER = "traceparent"
 """The HTTP header's name (case-insensitive in HTTP; lowercase in the spec)."""
 
-CANONICAL = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+CANONICAL = TRACEPARENT_PATTERN
 """The form an envelope header's ``traceparent`` must have (docs/ENVELOPE.md §4.2); all-zero
 ids are refused on top of it (`parse`)."""
 
@@ -123,3 +125,18 @@ def is_canonical(value: str) -> bool:
     except BadTraceparent:
         return False
     return True
+
+
+def derived(parent: TraceParent | None, seed: bytes, step: str) -> TraceParent:
+    """The span of a gateway's ``step`` about the record whose SHA-256 is ``seed``: in
+    ``parent``'s trace (a new one, also derived, when the record carried none), with a span
+    id derived from the seed and the step — so a follow-up published again after a crash
+    names the same span, and the DELIVERED event, the inbox item and the receipt agree."""
+    digest = hashlib.sha256(b"LVVX-TRACE-SPAN\x00" + step.encode() + b"\x00" + seed).digest()
+    span_id = digest[:8].hex()
+    if span_id == _ZERO_SPAN:  # pragma: no cover - 2^-64
+        span_id = "0" * 15 + "1"
+    if parent is None:
+        trace_id = digest[8:24].hex()
+        return TraceParent(trace_id if trace_id != _ZERO_TRACE else "0" * 31 + "1", span_id)
+    return TraceParent(parent.trace_id, span_id, parent.flags)

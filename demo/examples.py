@@ -22,6 +22,7 @@ from broker.crypto import (
     NewParty,
     SigningKey,
     build_directory,
+    envelope_schema,
     generate_party,
     key_id,
     load_directory,
@@ -103,7 +104,11 @@ def _network_record(model: type[m.AvroModel]) -> m.AvroModel:
         payload_key=rng.randbytes(32),
         nonce=rng.randbytes(12),
     )
-    sealed = m.SecureEnvelope.from_avro(codec.decode(m.SecureEnvelope.avro_name, envelope))
+    # a format-1 envelope is written with the earlier schema: read it into the current one
+    written_with = envelope_schema(1)
+    sealed = m.SecureEnvelope.from_avro(
+        codec.decode(m.SecureEnvelope.avro_name, envelope, writer=written_with)
+    )
     digest = hashlib.sha256(envelope).digest()
     if model is m.SecureEnvelope:
         return sealed

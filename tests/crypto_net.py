@@ -93,10 +93,10 @@ class Net:
         return self.parties[party].keys
 
     def seal(self, message: AvroModel, sender: str, recipients: Iterable[str], *, now: datetime = NOW,
-             ttl: timedelta = DEFAULT_TTL) -> bytes:  # fmt: skip
+             ttl: timedelta = DEFAULT_TTL, traceparent: str | None = None) -> bytes:  # fmt: skip
         return seal(message, sender=self.keys(sender), recipients=list(recipients),
                     directory=self.directory, now=now, ttl=ttl,
-                    format_version=self.format_version)  # fmt: skip
+                    format_version=self.format_version, traceparent=traceparent)  # fmt: skip
 
     def forge(
         self, message: AvroModel, sender: str, recipients: Iterable[str], **parts: Any
@@ -122,7 +122,8 @@ class Net:
         envelopes differ anyway: HPKE wraps with a fresh ephemeral key)."""
         keys = self.keys(sender)
         request = SealRequest(message, tuple(recipients), message_id=message_id, ttl=ttl)
-        header, encoded = prepare_envelope(request, sender=keys, directory=self.directory, now=now)
+        header, encoded = prepare_envelope(request, sender=keys, directory=self.directory, now=now,
+                                           format_version=self.format_version)  # fmt: skip
         if header_overrides:
             header = EnvelopeHeader.model_validate(header.model_dump() | header_overrides)
         epochs = SenderEpochs(sender, random=lambda n: payload_key[:n])

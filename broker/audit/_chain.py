@@ -53,6 +53,10 @@ class EventSpec:
     case_id: uuid.UUID | None = None
     envelope_sha256: bytes | None = None
     reason: str | None = None
+    traceparent: str | None = None
+    """This step's W3C traceparent (canonical: `broker.tracecontext`)."""
+    parent_span_id: str | None = None
+    """The span id of the step that caused this one, if known."""
 
 
 @dataclass
@@ -196,7 +200,8 @@ class AuditChain:
             "action": spec.action.value, "occurred_at": now, "message_id": spec.message_id,
             "message_type": spec.message_type, "sender": spec.sender, "recipients": list(spec.recipients),
             "case_id": spec.case_id, "envelope_sha256": spec.envelope_sha256, "outcome": spec.outcome.value,
-            "reason": spec.reason, "checkpoint": checkpoint.to_avro() if checkpoint else None, "signature": b"",
+            "reason": spec.reason, "checkpoint": checkpoint.to_avro() if checkpoint else None,
+            "traceparent": spec.traceparent, "parent_span_id": spec.parent_span_id, "signature": b"",
         }  # fmt: skip
         return ev.encode_record(record)
 

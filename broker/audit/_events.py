@@ -88,9 +88,23 @@ def encode_record(record: dict[str, Any]) -> bytes:
     return default_codec().encode(AuditEvent.avro_name, record)
 
 
+EARLIER_SCHEMA = bytes.fromhex("14d0bfa50961568d25b6ab5a1a980639bfc2e9f63d0cad53506dcaf5408fd960")
+"""Fingerprint of the `AuditEvent` of releases before trace context (schemas/avro/history/
+nl.lvv.v1.AuditEvent.1.avsc: no ``traceparent``, ``parent_span_id``; docs/AUDIT.md §1.1)."""
+
+
 def decode(data: bytes) -> AuditEvent:
+    """An event of the current schema or, failing that, of the earlier one (read with the
+    two trace fields null). Never both: after ``checkpoint`` the current schema has a union
+    index (``0x00``/``0x02``) where the earlier has the signature's length (≥ 64: ``0x80``
+    and up), so bytes of one never decode under the other."""
+    codec = default_codec()
     try:
-        record = default_codec().decode(AuditEvent.avro_name, data, max_items=MAX_AUDIT_EVENT_ITEMS)
+        try:
+            record = codec.decode(AuditEvent.avro_name, data, max_items=MAX_AUDIT_EVENT_ITEMS)
+        except DecodeError:
+            record = codec.decode(AuditEvent.avro_name, data, max_items=MAX_AUDIT_EVENT_ITEMS,
+                                  writer=codec.by_fingerprint(EARLIER_SCHEMA))  # fmt: skip
         return AuditEvent.from_avro(record)
     except (DecodeError, ValidationError) as exc:
         raise BadAuditEvent("not an audit event") from exc
@@ -217,7 +231,9 @@ def verify(event: AuditEvent, data: bytes, key: VerifyKey,
     (V1) or in a batch (V2: remembered in ``batches``, if given)."""
     try:
         if is_v1(event):
-            verify_tagged(key, event.signature, AUDIT_SIGNATURE_TAG, v1_signed_part(event))
+            # the bytes as they came (canonical, so the same as re-encoding the decoded event
+            # under the schema it was written with: the earlier one, for real V1 events)
+            verify_tagged(key, event.signature, AUDIT_SIGNATURE_TAG, signed_part(event, data))
         else:
             _verify_v2(event, data, key, batches if batches is not None else VerifiedBatches(1))
     except SignatureInvalid:

@@ -160,6 +160,7 @@ class Codec:
         self._by_name: dict[str, SchemaInfo] = {}
         self._by_fingerprint: dict[bytes, SchemaInfo] = {}
         self._named: dict[str, Schema] = {}
+        self._earlier_records: dict[tuple[bytes, str], SchemaInfo] = {}
         for path in sorted(top_level):
             info = self.register(_inline(_read_json(path), NAMESPACE, types, set()))
             _collect_named(info.schema, NAMESPACE, self._named)
@@ -181,6 +182,20 @@ class Codec:
         """A named record used inside a top-level schema (e.g. ``EnvelopeHeader``), as a
         schema of its own; it must be self-contained (define every type it uses)."""
         return _info(self.named_type(name))
+
+    def record_info_in(self, top: SchemaInfo, name: str) -> SchemaInfo:
+        """A named record used inside ``top`` — an earlier version's too (the header of a
+        format-1 envelope) — as a schema of its own, like `record_info`."""
+        key = (top.fingerprint, name)
+        found = self._earlier_records.get(key)
+        if found is None:
+            named: dict[str, Schema] = {}
+            _collect_named(top.schema, NAMESPACE, named)
+            schema = by_type_name(named, name)
+            if schema is None:
+                raise UnknownSchema(f"no named type {name!r} in {top.name}")
+            found = self._earlier_records[key] = _info(schema)
+        return found
 
     def named_type(self, name: str) -> Schema:
         """The definition of any named type (record, enum, fixed) used by the contract."""

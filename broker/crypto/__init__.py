@@ -23,6 +23,8 @@ from broker.crypto._directory import (
 )
 from broker.crypto._envelope import (
     DEFAULT_TTL,
+    FORMAT_V1,
+    FORMAT_V2,
     FORMAT_VERSION,
     MAX_CLOCK_SKEW,
     MAX_ENVELOPE_ITEMS,
@@ -33,6 +35,7 @@ from broker.crypto._envelope import (
     OpenCaches,
     Opened,
     SealRequest,
+    envelope_schema,
     open_envelope,
     prepare_envelope,
     seal,
@@ -93,6 +96,8 @@ __all__ = [
     "DEFAULT_ROTATION_LEAD",
     "DEFAULT_TTL",
     "DEMO_KEY_FILE_KDF",
+    "FORMAT_V1",
+    "FORMAT_V2",
     "FORMAT_VERSION",
     "KEY_FILE_KDF",
     "MAX_CLOCK_SKEW",
@@ -133,6 +138,7 @@ __all__ = [
     "build_directory",
     "check_passphrase",
     "checked_directory",
+    "envelope_schema",
     "generate_party",
     "inspect_envelope",
     "key_id",

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from broker.crypto._directory import Directory
 from broker.crypto._envelope import (
+    BATCH_VERSIONS,
     FORMAT_V1,
     FORMAT_VERSION,
     OpenCaches,
@@ -38,7 +39,7 @@ class Sealer:
         """With ``ring``, each call signs with the key the ring chooses for its moment
         under the directory in use (after a rotation, the new key from its activation);
         without, always with ``keys``."""
-        if format_version not in (FORMAT_V1, FORMAT_VERSION):
+        if format_version != FORMAT_V1 and format_version not in BATCH_VERSIONS:
             raise ValueError(f"unknown envelope format version {format_version}")
         self.keys = keys
         self.ring = ring
@@ -49,7 +50,7 @@ class Sealer:
 
     def seal_each(self, requests: Sequence[SealRequest]) -> list[bytes | LocalError]:
         """Each request's envelope, or the error that kept it from being sealed (a policy
-        refusal, an unknown recipient, too large), in the same order. Format 2 signs all
+        refusal, an unknown recipient, too large), in the same order. Formats 2 and 3 sign all
         envelopes of the call together (one signature per `MAX_BATCH_SIZE`)."""
         now = self.clock()
         if self.ring is not None:
@@ -61,7 +62,13 @@ class Sealer:
         for r in requests:
             try:
                 prepared.append(
-                    prepare_envelope(r, sender=self.keys, directory=self.directory, now=now)
+                    prepare_envelope(
+                        r,
+                        sender=self.keys,
+                        directory=self.directory,
+                        now=now,
+                        format_version=self.format_version,
+                    )
                 )
                 outcomes.append(None)
             except LocalError as exc:

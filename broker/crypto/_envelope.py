@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ from broker.limits import MAX_ENVELOPE_BYTES
 from broker.merkle import ProofError
 from broker.models import (
     MESSAGE_MODELS,
+    TRACEPARENT_PATTERN,
     AvroModel,
     EnvelopeHeader,
     KeyWrapMode,
@@ -86,11 +88,21 @@ from broker.models import (
 )
 from broker.replay import ReplayGuard
 
-FORMAT_VERSION = 2
-"""The version `seal` and `Sealer` write unless told otherwise."""
+FORMAT_VERSION = 3
+"""The version `seal` and `Sealer` write unless told otherwise: format 2's rules, and a
+header that ends with the ``traceparent`` (docs/ENVELOPE.md §4.2, §9)."""
 
 FORMAT_V1 = 1
-SUPPORTED_VERSIONS = (1, 2)
+FORMAT_V2 = 2
+SUPPORTED_VERSIONS = (1, 2, 3)
+BATCH_VERSIONS = (FORMAT_V2, FORMAT_VERSION)
+"""The versions sealed in batches under epoch keys (§5.3); they differ only in the header."""
+
+ENVELOPE_SCHEMA_V1 = bytes.fromhex(
+    "58edbe0e733ce16a49729048721c60a27963e9ca4492c83d020225d481e98b4d"
+)
+"""Fingerprint of the `SecureEnvelope` formats 1 and 2 are written with
+(schemas/avro/history/nl.lvv.v1.SecureEnvelope.1.avsc: a header without ``traceparent``)."""
 
 MAX_RECIPIENTS = 16
 """The widest message of the case flow goes to five parties; more is a mistake or an attack."""
@@ -124,6 +136,7 @@ WRAP_INFO_TAG = b"LVVX-ENVELOPE-KEY-V1\x00"
 """Domain separation tags: a signature, associated data or HPKE info of one purpose can never
 stand for another (docs/ENVELOPE.md §4)."""
 
+_TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
 _SUITES = SUITES
 _KEM_OF = KEM_OF
 
@@ -153,6 +166,8 @@ class SealRequest:
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
     ttl: timedelta = DEFAULT_TTL
+    traceparent: str | None = None
+    """A canonical W3C traceparent (`broker.tracecontext`), format 3 only."""
 
 
 class OpenCaches:
@@ -165,9 +180,18 @@ class OpenCaches:
         self.segments = Segments()
 
 
-def _schemas() -> tuple[SchemaInfo, SchemaInfo]:
+def envelope_schema(version: int) -> SchemaInfo:
+    """The `SecureEnvelope` schema envelopes of format ``version`` are written with: the
+    current one from format 3, the earlier one (no ``traceparent``) for formats 1 and 2."""
     codec = default_codec()
-    return codec.info(SecureEnvelope.avro_name), codec.record_info(EnvelopeHeader.avro_name)
+    if version < FORMAT_VERSION:
+        return codec.by_fingerprint(ENVELOPE_SCHEMA_V1)
+    return codec.info(SecureEnvelope.avro_name)
+
+
+def _schemas_v1() -> tuple[SchemaInfo, SchemaInfo]:
+    info = envelope_schema(FORMAT_V1)
+    return info, default_codec().record_info_in(info, EnvelopeHeader.avro_name)
 
 
 def _wrap_info(message_id: uuid.UUID, recipient: str) -> bytes:
@@ -190,6 +214,7 @@ def seal(
     causation_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
     format_version: int = FORMAT_VERSION,
+    traceparent: str | None = None,
 ) -> bytes:
     """Sign ``message`` as ``sender`` and encrypt it to each of ``recipients``.
 
@@ -207,10 +232,12 @@ def seal(
             correlation_id=correlation_id, causation_id=causation_id, message_id=message_id,
             payload_key=os.urandom(PAYLOAD_KEY_BYTES), nonce=os.urandom(NONCE_BYTES),
         )  # fmt: skip
-    if format_version != FORMAT_VERSION:
+    if format_version not in BATCH_VERSIONS:
         raise LocalError(f"no envelope format version {format_version}", reason="FORMAT_VERSION")
-    request = SealRequest(message, tuple(recipients), message_id, correlation_id, causation_id, ttl)
-    header, payload = prepare_envelope(request, sender=sender, directory=directory, now=now)
+    request = SealRequest(message, tuple(recipients), message_id, correlation_id, causation_id, ttl,
+                          traceparent)  # fmt: skip
+    header, payload = prepare_envelope(request, sender=sender, directory=directory, now=now,
+                                       format_version=format_version)  # fmt: skip
     return seal_v2_batch([(header, payload)], sender=sender, directory=directory, now=now,
                        epochs=SenderEpochs(sender.party_id))[0]  # fmt: skip
 
@@ -255,6 +282,9 @@ def _checked_payload(
 def _header(request: SealRequest, sender: PartyKeys, names: tuple[str, ...], case_id: uuid.UUID,
             now: datetime, version: int, message_id: uuid.UUID) -> EnvelopeHeader:  # fmt: skip
     v1 = version == FORMAT_V1
+    traceparent = request.traceparent if version >= FORMAT_VERSION else None
+    if traceparent is not None and not _canonical_traceparent(traceparent):
+        raise LocalError("traceparent is not a canonical W3C traceparent", reason="BAD_TRACEPARENT")
     return EnvelopeHeader.from_checked_values(
         {  # the sender's own values, checked above
             "format_version": version,
@@ -273,18 +303,23 @@ def _header(request: SealRequest, sender: PartyKeys, names: tuple[str, ...], cas
             "signature_scheme": SignatureScheme.ED25519
             if v1
             else SignatureScheme.ED25519_MERKLE_BATCH,
+            "traceparent": traceparent,
         }
     )
 
 
+def _canonical_traceparent(value: str) -> bool:
+    return _TRACEPARENT.fullmatch(value) is not None
+
+
 def prepare_envelope(request: SealRequest, *, sender: PartyKeys, directory: Directory,
-            now: datetime) -> tuple[EnvelopeHeader, bytes]:  # fmt: skip
-    """A format-2 envelope's header and payload, after the sender's checks."""
+            now: datetime, format_version: int = FORMAT_VERSION) -> tuple[EnvelopeHeader, bytes]:  # fmt: skip
+    """A format-2 or -3 envelope's header and payload, after the sender's checks."""
     now = to_utc_millis(now)
     names = tuple(dict.fromkeys(request.recipients))
     payload, case_id = _checked_payload(request.message, sender, names, directory, now, request.ttl)
     message_id = request.message_id or uuid.uuid4()
-    return _header(request, sender, names, case_id, now, FORMAT_VERSION, message_id), payload
+    return _header(request, sender, names, case_id, now, format_version, message_id), payload
 
 
 def seal_v2_batch(
@@ -341,7 +376,7 @@ def seal_v1_from_parts(
     to play a hostile but authenticated sender, the only party that can make such
     envelopes."""
     codec = default_codec()
-    envelope_info, header_info = _schemas()
+    envelope_info, header_info = _schemas_v1()
     names = tuple(dict.fromkeys(recipients))
     payload, case_id = _checked_payload(message, sender, names, directory, now, ttl, payload)
     request = SealRequest(message, names, message_id, correlation_id, causation_id, ttl)
@@ -349,7 +384,9 @@ def seal_v1_from_parts(
         _header(request, sender, names, case_id, now, FORMAT_V1, message_id).model_dump()
         | dict(header_overrides or {})
     )
-    header_bytes = codec.encode(header_info, header.to_avro())
+    header_record = header.to_avro()
+    del header_record["traceparent"]  # not in format 1's schema
+    header_bytes = codec.encode(header_info, header_record)
     ciphertext = AESGCM(payload_key).encrypt(nonce, payload, AAD_TAG + header_bytes)
     wrapped = []
     for name in names:
@@ -364,7 +401,9 @@ def seal_v1_from_parts(
         ciphertext=ciphertext,
         signature=b"",
     )
-    encoded = codec.encode(envelope_info, unsigned.to_avro())
+    record = unsigned.to_avro()
+    record["header"] = header_record
+    encoded = codec.encode(envelope_info, record)
     assert encoded.endswith(b"\x00")  # the empty signature is the last byte
     signed_part = encoded[:-1]
     signature = sender.signing_key.sign(SIGNATURE_TAG + signed_part)

@@ -12,7 +12,7 @@ Layout (field order of ``nl.lvv.v1.SecureEnvelope``)::
 
     header{format_version, message_id, message_type, payload_fingerprint, sender,
            sender_key_id, recipients[], case_id, created_at, expires_at, correlation_id?,
-           causation_id?, key_wrap, signature_scheme}
+           causation_id?, key_wrap, signature_scheme, traceparent? (format 3 on)}
     wrapped_keys[{recipient, key_id, kem, wrapped}]  nonce  ciphertext
     batch_proof?{leaf_index, batch_size, path[fixed 32]}  signature
 """
@@ -34,6 +34,7 @@ from broker.errors import DecodeError
 from broker.models import (
     AVRO_FULL_NAME_PATTERN,
     PARTY_ID_PATTERN,
+    TRACEPARENT_PATTERN,
     EnvelopeHeader,
     Kem,
     KeyWrapMode,
@@ -44,10 +45,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PARTY_ID = re.compile(PARTY_ID_PATTERN)
 _FULL_NAME = re.compile(AVRO_FULL_NAME_PATTERN)
+_TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 _KEY_WRAPS = tuple(KeyWrapMode)
 _SCHEMES = tuple(SignatureScheme)
 _KEMS = tuple(Kem)
 SHA256_BYTES = 32
+
+TRACE_FORMAT = 3
+"""The first format whose header ends with ``traceparent`` (schemas/avro/nl.lvv.v1.SecureEnvelope;
+formats 1 and 2 are written with schemas/avro/history/nl.lvv.v1.SecureEnvelope.1, without it)."""
 
 SEGMENT_MAX_BYTES = 4096
 """Longest run of bytes `Segments` remembers: a header's sender part and the wrapped keys of
@@ -113,6 +120,10 @@ def _array(items: Sequence[bytes]) -> bytes:
     return (write_long(len(items)) + b"".join(items) if items else b"") + b"\x00"
 
 
+def _optional_string(value: str | None) -> bytes:
+    return b"\x00" if value is None else b"\x02" + _string(value)
+
+
 def encode_header(h: EnvelopeHeader) -> bytes:
     sender_part = (h.message_type, h.payload_fingerprint, h.sender, h.sender_key_id, h.recipients)
     try:
@@ -125,7 +136,15 @@ def encode_header(h: EnvelopeHeader) -> bytes:
         write_long(_millis(h.expires_at)), _optional_uuid(h.correlation_id),
         _optional_uuid(h.causation_id), write_long(_KEY_WRAPS.index(h.key_wrap)),
         write_long(_SCHEMES.index(h.signature_scheme)),
-    ))  # fmt: skip
+    )) + _trace_part(h)  # fmt: skip
+
+
+def _trace_part(h: EnvelopeHeader) -> bytes:
+    if h.format_version >= TRACE_FORMAT:
+        return _optional_string(h.traceparent)
+    if h.traceparent is not None:
+        raise ValueError(f"format {h.format_version} has no traceparent field")
+    return b""
 
 
 @lru_cache(maxsize=SEGMENTS_KEPT * 16)
@@ -282,7 +301,17 @@ def _header(r: _Reader) -> EnvelopeHeader:
         "expires_at": r.timestamp(), "correlation_id": r.optional_uuid(),
         "causation_id": r.optional_uuid(), "key_wrap": _KEY_WRAPS[r.index(len(_KEY_WRAPS))],
         "signature_scheme": _SCHEMES[r.index(len(_SCHEMES))],
+        "traceparent": _traceparent(r) if version >= TRACE_FORMAT else None,
     })  # fmt: skip
+
+
+def _traceparent(r: _Reader) -> str | None:
+    if not r.long((0, 1)):
+        return None
+    value = r.matching(_TRACEPARENT, "traceparent")
+    if value[3:35] == _ZERO_TRACE or value[36:52] == _ZERO_SPAN:
+        raise DecodeError("traceparent with an all-zero id")
+    return value
 
 
 _T = TypeVar("_T")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from broker import tracecontext as tc
 from broker.audit import EventSpec
 from broker.errors import EnvelopeRejected, RejectReason
 from broker.gateway._followup_models import (
@@ -31,6 +32,7 @@ from broker.models import (
     EnvelopeHeader,
     ReceiptOutcome,
 )
+from broker.tracecontext import TraceParent
 from broker.transport import OutgoingRecord, Record
 
 # Rejections after which the sender is authenticated and addressed us, so it may be told.
@@ -70,8 +72,39 @@ def rejected(
     )
 
 
+# --- trace context: each step's span, derived from the record (broker.tracecontext.derived) ---
+
+
+def _parent(e: EnvelopeFacts | None) -> TraceParent | None:
+    return tc.parse(e.traceparent) if e is not None and e.traceparent is not None else None
+
+
+def delivery_span(e: EnvelopeFacts | None, digest: bytes) -> TraceParent:
+    """This gateway's span for taking the record in (delivering, receiving a receipt or
+    refusing it): in the envelope's trace, a child of the sender's span. The back office
+    gets it with the message (``traceparent`` of the inbox item and the webhook)."""
+    return tc.derived(_parent(e), digest, "take")
+
+
+def receipt_span(e: EnvelopeFacts | None, digest: bytes) -> TraceParent:
+    """The span of the receipt that answers the record: a child of `delivery_span`; the
+    receipt's envelope carries it back to the sender."""
+    return tc.derived(delivery_span(e, digest), digest, "receipt")
+
+
+def _trace(action: AuditAction, f: FollowUp) -> dict[str, Any]:
+    take = delivery_span(f.envelope, f.digest)
+    if action is AuditAction.RECEIPT_SENT:
+        return {
+            "traceparent": str(receipt_span(f.envelope, f.digest)),
+            "parent_span_id": take.span_id,
+        }
+    parent = _parent(f.envelope)
+    return {"traceparent": str(take), "parent_span_id": parent.span_id if parent else None}
+
+
 def _event(action: AuditAction, f: FollowUp, **changes: Any) -> EventSpec:
-    fields: dict[str, Any] = {"envelope_sha256": f.digest}
+    fields: dict[str, Any] = {"envelope_sha256": f.digest, **_trace(action, f)}
     if (e := f.envelope) is not None:
         fields |= {
             "message_id": e.message_id, "message_type": e.message_type, "sender": e.sender,

@@ -25,6 +25,7 @@ from broker.models import (
     ReceiptOutcome,
     ReceiptReason,
     Sha256,
+    Traceparent,
 )
 
 PROCESSING_FAILED: Final = "PROCESSING_FAILED"
@@ -50,12 +51,15 @@ class EnvelopeFacts(_Stored):
     recipients: tuple[PartyId, ...]
     case_id: uuid.UUID
     correlation_id: uuid.UUID | None
+    traceparent: Traceparent | None = None
+    """The envelope's (format 3). Optional with a default: a follow-up stored before trace
+    context reads as it was (its version stays 1), with no trace."""
 
     @classmethod
     def of(cls, h: EnvelopeHeader) -> EnvelopeFacts:
         return cls(message_id=h.message_id, message_type=h.message_type, sender=h.sender,
                    recipients=tuple(h.recipients), case_id=h.case_id,
-                   correlation_id=h.correlation_id)  # fmt: skip
+                   correlation_id=h.correlation_id, traceparent=h.traceparent)  # fmt: skip
 
 
 # ``version`` has no default: a stored follow-up without one is refused, not taken for 1.

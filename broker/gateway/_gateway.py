@@ -49,8 +49,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from broker import tracecontext as tc
 from broker.audit import AuditChain, EventSpec
 from broker.crypto import (
+    FORMAT_VERSION,
     MAX_CLOCK_SKEW,
     MAX_ENVELOPE_BYTES,
     MAX_TTL,
@@ -110,6 +112,7 @@ from broker.topics import (
     inbox,
 )
 from broker.topics import directory as directory_topic
+from broker.tracecontext import TraceParent
 from broker.transport import (
     Consumer,
     OutgoingRecord,
@@ -214,6 +217,7 @@ class Gateway:
         anchor: AnchorKey | None = None,
         key_ring: KeyRing | None = None,
         reload_keys: Callable[[KeyRing], KeyRing] | None = None,
+        envelope_format: int = FORMAT_VERSION,
     ) -> None:
         """``key_ring`` is every private key of the party (``keys`` is then only its party);
         the gateway signs with the one the ring chooses under the directory in use, so it
@@ -232,7 +236,7 @@ class Gateway:
         self.clock = clock
         self.observer = observer or NullObserver()
         self.receipt_timeout = receipt_timeout
-        self.sealer = Sealer(keys, directory, clock, ring=self.ring)
+        self.sealer = Sealer(keys, directory, clock, ring=self.ring, format_version=envelope_format)
         self._seals = SealQueue(self.sealer)
         self._sent_rows: Coalescer[SentRow, None] = Coalescer(self._record_sent)
         self._acks: Coalescer[tuple[uuid.UUID, str | None], bool] = Coalescer(self._ack_all)
@@ -537,6 +541,7 @@ class Gateway:
         correlation_id: uuid.UUID | None = None,
         causation_id: uuid.UUID | None = None,
         idempotency: Claim | None = None,
+        traceparent: TraceParent | None = None,
     ) -> uuid.UUID:
         """Seal ``message`` and put it in every recipient's inbox with its SENT event, all
         or none.
@@ -549,7 +554,10 @@ class Gateway:
         and a `TransportError` if the log or the audit stream refused it (nothing stored):
         `TransportUnavailable` at once, before any work, while an outage is known. After a
         `TransportTimeout` the outcome is unknown; a send with a key keeps it unsettled, so
-        that its retry learns the outcome (`broker.gateway._idempotent_sends`)."""
+        that its retry learns the outcome (`broker.gateway._idempotent_sends`).
+
+        ``traceparent`` is the back office's request's; this gateway's send is a new span in
+        its trace (a new trace without one), carried by the envelope and the SENT event."""
         message_id = uuid.uuid4()
         if idempotency is not None:  # a repeat is answered also while the log is away
             replay = await self.idempotent.begin(idempotency, message_id)
@@ -559,7 +567,7 @@ class Gateway:
             if self.outage is not None:
                 raise TransportUnavailable("the message log is unreachable; nothing was sent")
             await self._send(message, recipients, message_id, correlation_id, causation_id,
-                             idempotency)  # fmt: skip
+                             idempotency, traceparent)  # fmt: skip
         except BaseException:
             if idempotency is not None:
                 self.idempotent.failed(idempotency)
@@ -571,12 +579,14 @@ class Gateway:
 
     async def _send(self, message: AvroModel, recipients: Sequence[str], message_id: uuid.UUID,
                     correlation_id: uuid.UUID | None, causation_id: uuid.UUID | None,
-                    idempotency: Claim | None) -> None:  # fmt: skip
+                    idempotency: Claim | None, traceparent: TraceParent | None = None) -> None:  # fmt: skip
         names = tuple(dict.fromkeys(recipients))
         started = time.perf_counter()
-        envelope = await self._seals.seal(
-            SealRequest(message, names, message_id, correlation_id, causation_id)
+        span = traceparent.child() if traceparent is not None else tc.start()
+        request = SealRequest(
+            message, names, message_id, correlation_id, causation_id, traceparent=str(span)
         )
+        envelope = await self._seals.seal(request)
         self.observer.sealed(time.perf_counter() - started)
         case_id: uuid.UUID = message.case_id  # type: ignore[attr-defined]
         headers = (
@@ -589,7 +599,8 @@ class Gateway:
         digest = hashlib.sha256(envelope).digest()
         event = EventSpec(
             AuditAction.SENT, message_id=message_id, message_type=message.avro_name, sender=self.party_id,
-            recipients=names, case_id=case_id, envelope_sha256=digest,
+            recipients=names, case_id=case_id, envelope_sha256=digest, traceparent=str(span),
+            parent_span_id=traceparent.span_id if traceparent is not None else None,
         )  # fmt: skip
         await self._sent_rows.submit(
             SentRow(
@@ -620,7 +631,8 @@ class Gateway:
                 reason=ReceiptReason(answer.reason) if answer.reason else None,
             )  # fmt: skip
             requests.append(SealRequest(receipt, (e.sender,), causation_id=e.message_id,
-                                        correlation_id=e.correlation_id))  # fmt: skip
+                                        correlation_id=e.correlation_id,
+                                        traceparent=str(follow.receipt_span(e, answer.digest))))  # fmt: skip
         out: list[OutgoingRecord | None] = []
         for answer, sealed in zip(answers, self.sealer.seal_each(requests), strict=True):
             e = answer.envelope
@@ -844,6 +856,7 @@ class Gateway:
                     source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
                     message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
                     message_json=message.model_dump_json(), followup=f, now=now,
+                    traceparent=str(follow.delivery_span(f.envelope, digest)),
                 )  # fmt: skip
                 age = (now - h.created_at).total_seconds()
                 batch.notes.append(lambda: self.observer.delivered(h.message_type, h.sender, age))

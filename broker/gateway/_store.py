@@ -67,7 +67,7 @@ from broker.owner_only import private_sqlite
 
 log = logging.getLogger("lvvx.gateway")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The store's layout. 0: before content was sealed at rest and ids were keyed by sender;
 1: before outcomes had their reason in a column of their own and follow-ups a version;
 2: before idempotency keys (`broker.gateway._store_idempotency`)."""
@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     message_type TEXT NOT NULL, sender TEXT NOT NULL, case_id TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
     envelope_sha256 BLOB NOT NULL, content BLOB, acked_at_ms INTEGER,
-    visible INTEGER NOT NULL DEFAULT 0, source TEXT UNIQUE, UNIQUE (sender, message_id));
+    visible INTEGER NOT NULL DEFAULT 0, source TEXT UNIQUE, traceparent TEXT,
+    UNIQUE (sender, message_id));
 CREATE TABLE IF NOT EXISTS sent (
     message_id TEXT PRIMARY KEY, message_type TEXT NOT NULL, case_id TEXT NOT NULL,
     recipients TEXT NOT NULL, sent_at_ms INTEGER NOT NULL, status TEXT NOT NULL,
@@ -171,6 +172,9 @@ class InboxItem:
     message: dict[str, Any]
     acked: bool
     envelope_sha256: bytes
+    traceparent: str | None = None
+    """The receiving gateway's span of the delivery (None for messages delivered before
+    layout 4): what the back office continues the trace from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +204,7 @@ class SentRow:
 
 _ITEM_COLUMNS = (
     "message_id, message_type, sender, case_id, created_at_ms, received_at_ms,"
-    " envelope_sha256, content, acked_at_ms"
+    " envelope_sha256, content, acked_at_ms, traceparent"
 )
 
 
@@ -465,6 +469,7 @@ class GatewayStore:
         message_json: str,
         followup: DeliveryFollowUp,
         now: datetime,
+        traceparent: str | None = None,
     ) -> None:
         """Take a message into the inbox, exactly once (see the module docstring), its
         content sealed under the content key; it stays hidden until its follow-up is
@@ -476,10 +481,10 @@ class GatewayStore:
                 self._write_claims(db, claims, now)
                 db.execute(
                     "INSERT INTO inbox (message_id, message_type, sender, case_id, created_at_ms,"
-                    " received_at_ms, envelope_sha256, content, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " received_at_ms, envelope_sha256, content, source, traceparent)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (str(message_id), message_type, sender, str(case_id), _ms(created_at), _ms(now),
-                     envelope_sha256, content, source),
+                     envelope_sha256, content, source, traceparent),
                 )  # fmt: skip
                 self._handled(
                     db, source, envelope_sha256, message_id, HandledOutcome.DELIVERED, followup
@@ -572,7 +577,7 @@ class GatewayStore:
             else {}
         )
         return InboxItem(message_id, r[1], sender, uuid.UUID(r[3]), _from_ms(r[4]), _from_ms(r[5]),
-                         message, r[8] is not None, bytes(r[6]))  # fmt: skip
+                         message, r[8] is not None, bytes(r[6]), r[9])  # fmt: skip
 
     def directory_serial(self) -> int:
         """The highest directory serial this gateway has used (0 before the first)."""

@@ -46,7 +46,7 @@ log = logging.getLogger("lvvx.gateway")
 
 
 def migrate(db: sqlite3.Connection, key: ContentKey, layout: int) -> None:
-    """Take the store ``db``, of layout ``layout``, up to `SCHEMA_VERSION` (3)."""
+    """Take the store ``db``, of layout ``layout``, up to `SCHEMA_VERSION` (4)."""
     if layout < 1:
         _step(db, 1, lambda: _layout_0_to_1(db, key))
         db.execute("VACUUM")  # no page of layout 0's plaintext left in the file ...
@@ -55,6 +55,8 @@ def migrate(db: sqlite3.Connection, key: ContentKey, layout: int) -> None:
         _step(db, 2, lambda: _layout_1_to_2(db))
     if layout < 3:
         _step(db, 3, lambda: _layout_2_to_3(db))
+    if layout < 4:
+        _step(db, 4, lambda: _layout_3_to_4(db))
 
 
 def _step(db: sqlite3.Connection, to: int, work: Callable[[], int]) -> None:
@@ -109,7 +111,9 @@ def _layout_0_to_1(db: sqlite3.Connection, key: ContentKey) -> int:
             else key.seal(message_json.encode(), _row(sender, uuid.UUID(message_id)))
         )
         db.execute(
-            "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inbox (seq, message_id, message_type, sender, case_id, created_at_ms,"
+            " received_at_ms, envelope_sha256, content, acked_at_ms, visible, source)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, message_id, message_type, sender, case_id, created, received, digest,
              content, acked_at, visible, source),
         )  # fmt: skip
@@ -183,4 +187,13 @@ def _layout_2_to_3(db: sqlite3.Connection) -> int:
     for statement in idempotency.TABLE.split(";"):
         if statement.strip():
             db.execute(statement)
+    return 0
+
+
+def _layout_3_to_4(db: sqlite3.Connection) -> int:
+    """The inbox's ``traceparent`` column, null for what was delivered before; no row
+    rewritten. (A layout-0 store's inbox was made anew by step 1, with the column.)"""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(inbox)")}
+    if "traceparent" not in columns:
+        db.execute("ALTER TABLE inbox ADD COLUMN traceparent TEXT")
     return 0

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import httpx
 
 from broker.api_contract import SIGNATURE_HEADER, webhook_signature
+from broker.tracecontext import TRACEPARENT_HEADER
 
 log = logging.getLogger("lvvx.webhook")
 
@@ -63,6 +64,8 @@ class PushItem(Protocol):
     @property
     def received_at(self) -> datetime: ...
     @property
+    def traceparent(self) -> str | None: ...
+    @property
     def message(self) -> dict[str, Any]: ...
 
 
@@ -78,7 +81,7 @@ def _body(item: PushItem) -> bytes:
     return json.dumps({
         "message_id": str(item.message_id), "type": item.message_type, "sender": item.sender,
         "case_id": str(item.case_id), "created_at": item.created_at.isoformat(),
-        "message": item.message,
+        "message": item.message, "traceparent": item.traceparent,
     }, ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
 
 
@@ -133,6 +136,8 @@ class WebhookPusher:
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: webhook_signature(self._secret, body, int(self._clock())),
             }  # signed afresh on every try, so a retry is within the receiver's window
+            if item.traceparent is not None:  # W3C Trace Context: the delivery's span
+                headers[TRACEPARENT_HEADER] = item.traceparent
             try:
                 response = await self._client.post(self._url, content=body, headers=headers)
                 ok = 200 <= response.status_code < 300

@@ -38,6 +38,7 @@ from pydantic import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from broker import tracecontext as tc
 from broker.api_contract import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     Accepted,
@@ -154,6 +155,13 @@ def _claim(key: str | None, body: BaseModel) -> idem.Claim | None:
         return None
     return idem.claim(idem.parse_key(key), body.model_dump(mode="json"))
 
+
+_TRACEPARENT = (
+    "W3C Trace Context (https://www.w3.org/TR/trace-context/) of the back office's request: the"
+    " send becomes a span of its trace, carried in the envelope to every recipient and into the"
+    " audit events; without one the gateway starts a trace. Malformed (not version-traceid-"
+    "parentid-flags in lowercase hex, version ff, an all-zero id): 422 BAD_TRACEPARENT."
+)
 
 _IDEMPOTENCY_KEY = (
     "Makes the send idempotent (draft-ietf-httpapi-idempotency-key-header): 1 to"
@@ -290,14 +298,17 @@ def create_app(
 
     v1 = [Depends(_BEARER)]  # declares the scheme; `_Gatekeeper` has checked the token
 
-    async def send_one(body: Any, key: str | None) -> tuple[int, Accepted | Problem]:
-        """Send one validated request, idempotently with ``key``: the HTTP status and the
-        answer."""
+    async def send_one(body: Any, key: str | None,
+                       traceparent: str | None = None) -> tuple[int, Accepted | Problem]:  # fmt: skip
+        """Send one validated request, idempotently with ``key``, in the trace of the
+        request's ``traceparent`` (W3C; a new trace without one): the HTTP status and the
+        answer. A malformed traceparent is a 422 BAD_TRACEPARENT, and nothing is sent."""
         try:
+            trace = tc.parse(traceparent) if traceparent is not None else None
             message_id = await gateway.send(
                 body.message, body.recipients,
                 correlation_id=body.correlation_id, causation_id=body.causation_id,
-                idempotency=_claim(key, body),
+                idempotency=_claim(key, body), traceparent=trace,
             )  # fmt: skip
         except idem.InvalidIdempotencyKey as exc:
             return 400, Problem(reason=exc.reason, detail=_said(exc))
@@ -326,9 +337,12 @@ def create_app(
         idempotency_key: Annotated[
             str | None, Header(alias=idem.HEADER, description=_IDEMPOTENCY_KEY)
         ] = None,
+        traceparent: Annotated[
+            str | None, Header(alias=tc.TRACEPARENT_HEADER, description=_TRACEPARENT)
+        ] = None,
     ) -> Any:
         """Seal the message and put it in each recipient's inbox (all or none)."""
-        status, answer = await send_one(request, idempotency_key)
+        status, answer = await send_one(request, idempotency_key, traceparent)
         if isinstance(answer, Problem):
             if status == 503:  # the log is away: Retry-After
                 return _unavailable(answer.reason, answer.detail)
@@ -340,7 +354,12 @@ def create_app(
 
     @app.post("/v1/messages:batch", dependencies=v1, response_model=BatchAnswer,
               responses={**_ERRORS, 413: {"model": Problem}})  # fmt: skip
-    async def send_batch(request: BatchRequest) -> Any:
+    async def send_batch(
+        request: BatchRequest,
+        traceparent: Annotated[
+            str | None, Header(alias=tc.TRACEPARENT_HEADER, description=_TRACEPARENT)
+        ] = None,
+    ) -> Any:
         """Send up to `MAX_BATCH_ITEMS` messages, each as ``POST /v1/messages`` would, and
         answer each separately, in order: its status (202, or the error status a single
         send would get) with its message id or its problem. One item's refusal does not
@@ -353,12 +372,16 @@ def create_app(
             if key is not None and not isinstance(key, str):
                 return BatchItem(status=400, reason=idem.InvalidIdempotencyKey.reason,
                                  detail=f"{idem.BATCH_FIELD} is a string")  # fmt: skip
+            trace = raw.pop(tc.TRACEPARENT_HEADER, traceparent)  # an item's own, or the request's
+            if trace is not None and not isinstance(trace, str):
+                return BatchItem(status=422, reason=tc.BadTraceparent.reason,
+                                 detail="traceparent is a string")  # fmt: skip
             try:
                 body = _SEND_REQUEST.validate_python(raw)
             except ValidationError as exc:
                 reason = "UNKNOWN_TYPE" if _unknown_type(exc.errors()) else "SCHEMA_VIOLATION"
                 return BatchItem(status=422, reason=reason, detail=_error_list(exc.errors()))
-            status, answer = await send_one(body, key)
+            status, answer = await send_one(body, key, trace)
             if isinstance(answer, Problem):
                 return BatchItem(status=status, reason=answer.reason, detail=answer.detail)
             return BatchItem(status=status, message_id=answer.message_id)
@@ -407,7 +430,8 @@ def create_app(
             await InboxSignal.wait(generation, left)
         return Inbox(items=[
             InboxEntry(message_id=i.message_id, type=i.message_type, sender=i.sender, case_id=i.case_id,
-                       created_at=i.created_at, received_at=i.received_at, message=i.message)
+                       created_at=i.created_at, received_at=i.received_at, message=i.message,
+                       traceparent=i.traceparent)
             for i in items
         ])  # fmt: skip
 

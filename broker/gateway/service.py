@@ -134,7 +134,7 @@ def build_gateway(settings: GatewaySettings) -> tuple[Gateway, PrometheusObserve
     gateway = Gateway(
         keys=keys, directory=directory, transport=_transport(settings), store=store,
         prefix=settings.topic_prefix, observer=observer, receipt_timeout=timeout, anchor=anchor,
-        key_ring=ring,
+        key_ring=ring, envelope_format=settings.envelope_format,
         reload_keys=lambda previous: key_store.load_ring(settings.party, passphrase, previous=previous),
     )  # fmt: skip
     observer.watch_directory(lambda: gateway.directory, utc_now)

@@ -58,6 +58,21 @@ LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 AVRO_FULL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 AvroFullName = Annotated[str, StringConstraints(pattern=AVRO_FULL_NAME_PATTERN)]
 
+
+def _hex_not_all_zero(n: int) -> str:
+    """``n`` lowercase hex digits, not all zero, without look-ahead (pydantic's Rust regex
+    engine has none): some zeros, one non-zero digit, then any digits."""
+    return "(?:" + "|".join(f"0{{{k}}}[1-9a-f][0-9a-f]{{{n - 1 - k}}}" for k in range(n)) + ")"
+
+
+TRACEPARENT_PATTERN = rf"^00-{_hex_not_all_zero(32)}-{_hex_not_all_zero(16)}-[0-9a-f]{{2}}$"
+Traceparent = Annotated[str, StringConstraints(pattern=TRACEPARENT_PATTERN)]
+"""A W3C Trace Context traceparent in its canonical version-00 form, trace id and parent id
+not all zeros (docs/ENVELOPE.md §4.2; `broker.tracecontext` parses what a back office sends)."""
+
+SpanId = Annotated[str, StringConstraints(pattern=rf"^{_hex_not_all_zero(16)}$")]
+"""A W3C Trace Context span id: 16 lowercase hex digits, not all zeros."""
+
 Sha256 = Annotated[bytes, Field(min_length=32, max_length=32)]
 """A SHA-256 digest (Avro fixed of 32 bytes)."""
 

@@ -11,7 +11,9 @@ from broker.models._base import (
     Int64,
     PartyId,
     Sha256,
+    SpanId,
     Timestamp,
+    Traceparent,
 )
 from broker.models._enums import (
     AuditAction,
@@ -87,6 +89,8 @@ class AuditEvent(AvroModel):
     outcome: AuditOutcome
     reason: str | None = None
     checkpoint: AuditCheckpoint | None = None
+    traceparent: Traceparent | None = None
+    parent_span_id: SpanId | None = None
     signature: bytes
 
 
@@ -148,6 +152,7 @@ class EnvelopeHeader(AvroModel):
     causation_id: UUID | None = None
     key_wrap: KeyWrapMode
     signature_scheme: SignatureScheme
+    traceparent: Traceparent | None = None
 
 
 class WrappedKey(AvroModel):

@@ -261,8 +261,9 @@ def _full(name: str, ns: str | None) -> str:
 
 
 @cache
-def self_contained(name: str) -> dict[str, Any]:
-    """The top-level schema with each shared type inlined at its first use (§2.2)."""
+def self_contained(name: str, file: str | None = None) -> dict[str, Any]:
+    """The top-level schema with each shared type inlined at its first use (§2.2); ``file``
+    names an earlier version under ``history/`` (§2.2, §9)."""
     shared = {}
     for path in (AVRO_DIR / "types").glob("*.avsc"):
         schema = json.loads(path.read_text(encoding="utf-8"))
@@ -295,7 +296,8 @@ def self_contained(name: str) -> dict[str, Any]:
             out["type"] = walk(kind, ns)
         return out
 
-    top = json.loads((AVRO_DIR / f"{name}.avsc").read_text(encoding="utf-8"))
+    path = AVRO_DIR / "history" / file if file else AVRO_DIR / f"{name}.avsc"
+    top = json.loads(path.read_text(encoding="utf-8"))
     inlined: dict[str, Any] = walk(top, top.get("namespace"))
     return inlined
 
@@ -309,8 +311,17 @@ def field_schema(record_schema: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-ENVELOPE = self_contained("nl.lvv.v1.SecureEnvelope")
+ENVELOPE = self_contained("nl.lvv.v1.SecureEnvelope")  # version 3 on (§4.2: traceparent)
 HEADER = field_schema(ENVELOPE, "header")  # self-contained: it defines every type it uses
+ENVELOPE_V1 = self_contained("nl.lvv.v1.SecureEnvelope", "nl.lvv.v1.SecureEnvelope.1.avsc")
+HEADER_V1 = field_schema(ENVELOPE_V1, "header")  # versions 1 and 2: no traceparent
+TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def envelope_schema(version: int) -> dict[str, Any]:
+    """§9: the schema an envelope of ``version`` is written with."""
+    return ENVELOPE if version >= 3 else ENVELOPE_V1
+
 
 # --- the spec's tables, read from the document -----------------------------------------------
 
@@ -659,7 +670,11 @@ def epoch_wrap_info(sender: str, recipient: str) -> bytes:
 
 
 # §4.6 and §6 step 4a: (key_wrap, signature_scheme, batch proof present) of each version
-MODES = {1: ("PER_MESSAGE", "ED25519", False), 2: ("EPOCH", "ED25519_MERKLE_BATCH", True)}
+MODES = {
+    1: ("PER_MESSAGE", "ED25519", False),
+    2: ("EPOCH", "ED25519_MERKLE_BATCH", True),
+    3: ("EPOCH", "ED25519_MERKLE_BATCH", True),
+}
 
 
 @dataclass
@@ -682,10 +697,15 @@ def clean_open(
     if version not in MODES:
         raise Rejected("UNSUPPORTED_VERSION")
     try:  # 3
-        envelope, starts = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)
+        envelope, starts = decode(envelope_schema(version), data, MAX_ENVELOPE_ITEMS)
     except NotCanonical:
         raise Rejected("MALFORMED") from None
     h = envelope["header"]
+    trace = h.get("traceparent")  # §4.2: version 3's canonical form, ids not all zero
+    if trace is not None and (
+        not TRACEPARENT.fullmatch(trace) or trace[3:35] == "0" * 32 or trace[36:52] == "0" * 16
+    ):
+        raise Rejected("MALFORMED")
     names = [h["sender"], *h["recipients"], *(w["recipient"] for w in envelope["wrapped_keys"])]
     if not all(PARTY_ID.fullmatch(n) for n in names) or not AVRO_FULL_NAME.fullmatch(
         h["message_type"]
@@ -828,7 +848,7 @@ def clean_seal(
         **(header or {}),
     }
     payload_key, nonce = os.urandom(32), os.urandom(12)
-    aad = AAD_TAG + encode(HEADER, {**h, **(aad_header or {})})
+    aad = AAD_TAG + encode(HEADER_V1, {**h, **(aad_header or {})})
     ciphertext = AESGCM(payload_key).encrypt(nonce, payload, aad)
     wrapped_keys = []
     for r in h["recipients"]:
@@ -842,7 +862,7 @@ def clean_seal(
     if reverse_wraps:
         wrapped_keys.reverse()
     unsigned = encode(
-        ENVELOPE,
+        ENVELOPE_V1,
         {
             "header": h,
             "wrapped_keys": wrapped_keys,
@@ -953,6 +973,7 @@ class Item:
     header: dict[str, Any] | None = None
     payload: bytes | None = None
     aad_header: dict[str, Any] | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -975,8 +996,9 @@ def clean_seal_batch(
     epochs: CleanEpochs,
     now_ms: int,
     aad_tag: bytes = AAD_TAG_V2,
+    version: int = 3,
 ) -> CleanBatch:
-    """§5.3, step by step: steps 1-4 of §5 per message, then encrypt under the epoch key,
+    """§5.3 (version 2 or 3), step by step: steps 1-4 of §5 per message, then encrypt under the epoch key,
     the body, the batch signature (§5.5) and the envelopes."""
     assert 1 <= len(items) <= MAX_BATCH_SIZE
     key_id_ = clean_key_id(signing_key.public_key().public_bytes_raw())
@@ -987,7 +1009,7 @@ def clean_seal_batch(
         if payload is None:
             payload = encode(self_contained(name), item.message.to_avro())
         h = {
-            "format_version": 2,
+            "format_version": version,
             "message_id": item.message_id or str(uuid.uuid4()),
             "message_type": name,
             "payload_fingerprint": fingerprint(name),
@@ -1001,14 +1023,16 @@ def clean_seal_batch(
             "causation_id": item.causation_id,
             "key_wrap": "EPOCH",
             "signature_scheme": "ED25519_MERKLE_BATCH",
+            **({"traceparent": item.traceparent} if version >= 3 else {}),
             **(item.header or {}),
         }
-        header_bytes = encode(HEADER, h)
+        header_schema = HEADER if version >= 3 else HEADER_V1
+        header_bytes = encode(header_schema, h)
         epoch, nonce = epochs.next(h["recipients"], now_ms)  # 1
-        aad = aad_tag + encode(HEADER, {**h, **(item.aad_header or {})})
+        aad = aad_tag + encode(header_schema, {**h, **(item.aad_header or {})})
         ciphertext = AESGCM(epoch.key).encrypt(nonce, payload, aad)
         unsigned = encode(  # 2: the body is the envelope's encoding up to the batch proof
-            ENVELOPE,
+            envelope_schema(version),
             {
                 "header": h,
                 "wrapped_keys": epoch.wrapped_keys,
@@ -1038,14 +1062,15 @@ def clean_seal_batch(
 
 
 def with_tail(data: bytes, **changes: Any) -> bytes:
-    """A version-2 envelope with its batch proof or signature replaced."""
-    envelope, starts = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)
+    """A version-2 or -3 envelope with its batch proof or signature replaced."""
+    envelope, starts = decode(envelope_schema(data[0] >> 1), data, MAX_ENVELOPE_ITEMS)
     tail = {"batch_proof": envelope["batch_proof"], "signature": envelope["signature"], **changes}
     return data[: starts["batch_proof"]] + encode_tail(tail["batch_proof"], tail["signature"])
 
 
 def proof_of(data: bytes) -> dict[str, Any]:
-    proof: dict[str, Any] = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)[0]["batch_proof"]
+    schema = envelope_schema(data[0] >> 1)
+    proof: dict[str, Any] = decode(schema, data, MAX_ENVELOPE_ITEMS)[0]["batch_proof"]
     return proof
 
 
@@ -1190,11 +1215,18 @@ def clean_batch(
     new_key: Callable[[], bytes] = lambda: os.urandom(32),
     info_for: Callable[[str, str], bytes] = epoch_wrap_info,
     first_number: int = 0,
+    version: int = 3,
 ) -> CleanBatch:
     epochs = CleanEpochs(sender, clean_parties(), new_key, info_for, first_number)
     signing_key = network().parties[sender].keys.signing_key
     return clean_seal_batch(
-        items, sender=sender, signing_key=signing_key, epochs=epochs, now_ms=NOW_MS, aad_tag=aad_tag
+        items,
+        sender=sender,
+        signing_key=signing_key,
+        epochs=epochs,
+        now_ms=NOW_MS,
+        aad_tag=aad_tag,
+        version=version,
     )
 
 
@@ -1458,7 +1490,7 @@ def _check_batch_structure(batch: tuple[bytes, ...] | list[bytes], sender_raw: b
     statement = batch_statement(n, mth(leaves))
     Ed25519PublicKey.from_public_bytes(sender_raw).verify(decoded[0][0]["signature"], statement)
     for i, (envelope, _) in enumerate(decoded):
-        assert envelope["header"]["format_version"] == 2
+        assert envelope["header"]["format_version"] == 3  # the reference writes 3
         assert envelope["nonce"] == i.to_bytes(12, "big")
         assert envelope["wrapped_keys"] == decoded[0][0]["wrapped_keys"]
         assert envelope["signature"] == decoded[0][0]["signature"]
@@ -1552,7 +1584,7 @@ BATCH_PROOF = {"leaf_index": 0, "batch_size": 1, "path": [bytes(32)]}
 CASES: dict[str, tuple[Callable[[], bytes], str, str, int]] = {
     "too large": (lambda: bytes(MAX_ENVELOPE_BYTES + 1), MUNI, "TOO_LARGE", NOW_MS),
     "empty": (lambda: b"", MUNI, "MALFORMED", NOW_MS),
-    "version 3": (lambda: b"\x06" + sealed_by_reference()[1:], MUNI, "UNSUPPORTED_VERSION", NOW_MS),
+    "version 4": (lambda: b"\x08" + sealed_by_reference()[1:], MUNI, "UNSUPPORTED_VERSION", NOW_MS),
     "two-byte version": (
         lambda: b"\x80\x01" + sealed_by_reference()[1:],
         MUNI,
@@ -1749,7 +1781,7 @@ def test_clean_room_opener_opens_the_format_2_vectors() -> None:
 
 def _body_end(data: bytes) -> int:
     """Where the batch proof starts: the signed body ends there (§5.5)."""
-    _, starts = decode(ENVELOPE, data, MAX_ENVELOPE_ITEMS)
+    _, starts = decode(envelope_schema(data[0] >> 1), data, MAX_ENVELOPE_ITEMS)
     return starts["batch_proof"]
 
 
@@ -1774,3 +1806,26 @@ def test_the_sender_fields_table_is_the_codes() -> None:
     in_code = {(t, f, "the sender") for t, f in SENDER_FIELDS.items()}
     in_code |= {(t, f, "the sender's role") for t, f in SENDER_ROLE_FIELDS.items()}
     assert in_spec == in_code
+
+
+# --- version 3: the header's traceparent (§4.2, §9) --------------------------------------------
+
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_both_openers_read_a_version_3_traceparent_from_the_other() -> None:
+    [reference] = reference_sealer(IND).seal_many(
+        [SealRequest(DOSSIER, (MUNI,), traceparent=TRACE)]
+    )
+    header, _, _ = clean_open(reference, receiver(MUNI), NOW_MS)
+    assert (header["format_version"], header["traceparent"]) == (3, TRACE)
+    clean = clean_batch([Item(DOSSIER, (MUNI,), traceparent=TRACE)]).envelopes[0]
+    assert reference_open(clean, MUNI).header.traceparent == TRACE
+    version_2 = clean_batch([Item(DOSSIER, (MUNI,))], version=2).envelopes[0]
+    assert reference_open(version_2, MUNI).header.traceparent is None
+
+
+def test_both_openers_refuse_a_signed_traceparent_not_in_canonical_form() -> None:
+    for bad in (TRACE.upper(), "00-" + "0" * 32 + TRACE[35:], TRACE[:-1]):
+        data = clean_batch([Item(DOSSIER, (MUNI,), header={"traceparent": bad})]).envelopes[0]
+        assert clean_code(data, MUNI) == reference_code(data, MUNI) == "MALFORMED"

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hpke
 
-from broker.contract import default_codec
 from broker.crypto import AnchorKey, Directory, load_directory, open_envelope
 from broker.crypto._batchsig import envelope_leaf, signed_statement
 from broker.crypto._envelope import (
@@ -36,6 +35,7 @@ from broker.merkle import root_and_proofs
 from broker.models import KeyAlgorithm, PartyRole, SecureEnvelope, model_for
 from broker.replay import MemoryReplayGuard
 from tests.crypto_net import ANCHOR, signed_directory
+from tests.support import envelope_record
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "envelope-v1.json").read_text())[
     "vectors"
@@ -98,11 +98,8 @@ def test_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
         message_id=uuid.UUID(v["message_id"]), payload_key=bytes.fromhex(v["payload_key"]),
         nonce=bytes.fromhex(v["nonce"]),
     )  # fmt: skip
-    codec = default_codec()
-    stored = SecureEnvelope.from_avro(
-        codec.decode(SecureEnvelope.avro_name, bytes.fromhex(v["envelope"]))
-    )
-    fresh = SecureEnvelope.from_avro(codec.decode(SecureEnvelope.avro_name, again))
+    stored = SecureEnvelope.from_avro(envelope_record(bytes.fromhex(v["envelope"])))
+    fresh = SecureEnvelope.from_avro(envelope_record(again))
     assert fresh.header == stored.header
     assert (fresh.nonce, fresh.ciphertext) == (stored.nonce, stored.ciphertext)
     assert [(w.recipient, w.key_id, w.kem) for w in fresh.wrapped_keys] == [
@@ -113,10 +110,7 @@ def test_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
 @pytest.mark.parametrize("v", VECTORS, ids=lambda v: v["name"])
 def test_the_wraps_hold_the_payload_key_under_the_documented_info(v: dict[str, Any]) -> None:
     _, recipients, _, _ = _network(v)
-    codec = default_codec()
-    stored = SecureEnvelope.from_avro(
-        codec.decode(SecureEnvelope.avro_name, bytes.fromhex(v["envelope"]))
-    )
+    stored = SecureEnvelope.from_avro(envelope_record(bytes.fromhex(v["envelope"])))
     message_id = uuid.UUID(v["message_id"])
     for r, wrapped in zip(recipients, stored.wrapped_keys, strict=True):
         kem = hpke.KEM.X25519 if wrapped.kem.value == "X25519" else hpke.KEM.MLKEM768_X25519
@@ -184,7 +178,9 @@ def test_v2_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
     keys = iter(bytes.fromhex(epoch["epoch_key"]) for epoch in v["epochs"])
     epochs = SenderEpochs(sender.keys.party_id, random=lambda n: next(keys)[:n])
     prepared = [
-        prepare_envelope(_v2_request(e), sender=sender.keys, directory=directory, now=now)
+        prepare_envelope(
+            _v2_request(e), sender=sender.keys, directory=directory, now=now, format_version=2
+        )
         for e in v["envelopes"]
     ]
     again = seal_v2_batch(prepared, sender=sender.keys, directory=directory, now=now, epochs=epochs)

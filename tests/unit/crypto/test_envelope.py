@@ -24,7 +24,7 @@ from broker.replay import MemoryReplayGuard, ReplayGuard, SqliteReplayGuard
 from demo.examples import example
 from tests.crypto_net import NOW, A, Net
 from tests.strategies import for_model
-from tests.support import example_of
+from tests.support import envelope_bytes, envelope_record, example_of
 
 KEMS = [KeyAlgorithm.X25519, KeyAlgorithm.MLKEM768_X25519]
 FORMATS = [1, 2]
@@ -156,12 +156,11 @@ def open_as(envelope: bytes, net: Net, me: str, directory: Directory) -> Opened:
 
 
 def _decode(envelope: bytes) -> m.SecureEnvelope:
-    codec = default_codec()
-    return m.SecureEnvelope.from_avro(codec.decode(m.SecureEnvelope.avro_name, envelope))
+    return m.SecureEnvelope.from_avro(envelope_record(envelope))
 
 
 def _encode(envelope: m.SecureEnvelope) -> bytes:
-    return default_codec().encode(m.SecureEnvelope.avro_name, envelope.to_avro())
+    return envelope_bytes(envelope.to_avro())
 
 
 # --- every mutation is rejected --------------------------------------------------------------
@@ -385,7 +384,7 @@ def test_seal_refuses_what_the_policy_forbids() -> None:
 
 
 def test_unsupported_version() -> None:
-    rejected(RejectReason.UNSUPPORTED_VERSION, b"\x06" + SEALED[1:], MUNI)
+    rejected(RejectReason.UNSUPPORTED_VERSION, b"\x08" + SEALED[1:], MUNI)
     rejected(RejectReason.UNSUPPORTED_VERSION, b"\x00" + SEALED[1:], MUNI)
     rejected(RejectReason.UNSUPPORTED_VERSION, b"\x80\x01" + SEALED[1:], MUNI)
 

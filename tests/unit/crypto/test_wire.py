@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.contract import default_codec
-from broker.crypto import Sealer, SealRequest
+from broker.contract.binary import INT32, read_varint
+from broker.crypto import Sealer, SealRequest, envelope_schema
 from broker.crypto._envelope import MAX_ENVELOPE_ITEMS
 from broker.crypto._wire import (
     Proof,
@@ -29,6 +30,7 @@ from broker.errors import DecodeError
 from broker.models import EnvelopeHeader, KeyAlgorithm, PartyRole, SecureEnvelope
 from demo.examples import example
 from tests.crypto_net import NOW, A, Net
+from tests.support import envelope_bytes
 
 NET = Net()
 HYBRID = Net(KeyAlgorithm.MLKEM768_X25519)
@@ -46,19 +48,26 @@ def _batch(net: Net, n: int, recipients: tuple[str, ...] = (MUNI, NGO)) -> list[
     return sealer.seal_many(requests)
 
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 ENVELOPES = {
     "v1": Net(format_version=1).seal(DOSSIER, IND, [MUNI, NGO]),
-    "v2 alone": NET.seal(DOSSIER, IND, [MUNI]),
-    "v2 in a batch of 5": _batch(NET, 5)[3],
-    "v2 hybrid": _batch(HYBRID, 3, (MUNI,))[2],
+    "v2 alone": Net(format_version=2).seal(DOSSIER, IND, [MUNI]),
+    "v3 alone": NET.seal(DOSSIER, IND, [MUNI]),
+    "v3 with a traceparent": NET.seal(DOSSIER, IND, [MUNI], traceparent=TRACEPARENT),
+    "v3 in a batch of 5": _batch(NET, 5)[3],
+    "v3 hybrid": _batch(HYBRID, 3, (MUNI,))[2],
 }
 
 
 def reference(data: bytes) -> SecureEnvelope | None:
-    """What the codec path makes of ``data``: the envelope, or None if it refuses it."""
+    """What the codec path makes of ``data``: the envelope, or None if it refuses it. The
+    version says which schema it was written with (formats 1 and 2: the earlier one)."""
     codec = default_codec()
     try:
-        record = codec.decode(SecureEnvelope.avro_name, data, max_items=MAX_ENVELOPE_ITEMS)
+        version = read_varint(data, 0, INT32)[0]
+        written_with = envelope_schema(version)
+        record = codec.decode(SecureEnvelope.avro_name, data, writer=written_with,
+                              max_items=MAX_ENVELOPE_ITEMS)  # fmt: skip
         return SecureEnvelope.from_avro(record)
     except (DecodeError, ValueError):
         return None
@@ -90,8 +99,12 @@ def test_valid_envelopes_read_the_same_and_mark_their_parts(name: str) -> None:
     assert expected is not None and as_reference(data) == expected
     w = decode_envelope(data, max_items=MAX_ENVELOPE_ITEMS)
     codec = default_codec()
-    header_info = codec.record_info(EnvelopeHeader.avro_name)
-    assert data[: w.header_end] == codec.encode(header_info, expected.header.to_avro())
+    header = expected.header.to_avro()
+    written_with = envelope_schema(header["format_version"])
+    if header["format_version"] < 3:
+        del header["traceparent"]
+    header_info = codec.record_info_in(written_with, EnvelopeHeader.avro_name)
+    assert data[: w.header_end] == codec.encode(header_info, header)
     assert data[w.signature_start :] == b"\x80\x01" + w.signature
     tail = encode_tail(w.batch_proof, w.signature)
     assert data[w.body_end :] == tail
@@ -101,7 +114,6 @@ def test_valid_envelopes_read_the_same_and_mark_their_parts(name: str) -> None:
 def test_the_writer_writes_what_the_codec_writes(name: str) -> None:
     expected = reference(ENVELOPES[name])
     assert expected is not None
-    codec = default_codec()
     header = encode_header(expected.header)
     wraps = [encode_wrapped_key_of(w.model_dump()) for w in expected.wrapped_keys]
     proof = None
@@ -111,7 +123,8 @@ def test_the_writer_writes_what_the_codec_writes(name: str) -> None:
     written = encode_body(header, wraps, expected.nonce, expected.ciphertext) + encode_tail(
         proof, expected.signature
     )
-    assert written == codec.encode(SecureEnvelope.avro_name, expected.to_avro()) == ENVELOPES[name]
+    assert written == envelope_bytes(expected.to_avro()) == ENVELOPES[name]
+    assert (expected.header.traceparent == TRACEPARENT) == (name == "v3 with a traceparent")
 
 
 def encode_wrapped_key_of(fields: dict[str, Any]) -> bytes:

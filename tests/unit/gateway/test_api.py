@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
+from broker import tracecontext as tc
 from broker.errors import TransportUnavailable
 from broker.gateway import Gateway, GatewayStore
 from broker.gateway.api import create_app
@@ -530,7 +531,9 @@ async def test_inbox_lists_a_delivered_message_until_it_is_acknowledged(stack: S
         "created_at": entry["created_at"],
         "received_at": entry["received_at"],
         "message": dossier_json(),
+        "traceparent": entry["traceparent"],
     }
+    assert tc.is_canonical(entry["traceparent"])  # the receiving gateway's span
 
     refused = await api.post(f"/v1/inbox/{message_id}/ack")  # no token: not acknowledged
     assert refused.status_code == 401
@@ -645,3 +648,92 @@ async def test_an_id_two_senders_used_is_acknowledged_by_naming_the_sender(stack
     left = (await api.get("/v1/inbox", headers=AUTH)).json()["items"]
     assert [(i["message_id"], i["sender"]) for i in left] == [(str(message_id), A[PartyRole.IND])]
     assert (await api.post(f"/v1/inbox/{message_id}/ack", headers=AUTH)).status_code == 204
+
+
+# --- trace context (W3C traceparent; docs/OPERATING.md § Trace context) ------------------------
+
+BACK_OFFICE_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def _audit_events(stack: Stack, party: str) -> list[Any]:
+    from broker.audit import decode_event
+    from broker.topics import audit
+
+    return [decode_event(r.value) for r in await stack.log.read_topic(audit(party))]
+
+
+async def test_the_traceparent_travels_from_the_sending_request_to_the_receiving_back_office(
+    stack: Stack,
+) -> None:
+    from broker.models import AuditAction
+
+    ind = await stack.started(IND, run=True)
+    muni = await stack.started(MUNI, run=True)
+    sender_api, recipient_api = await stack.serve(ind), await stack.serve(muni)
+    headers = {**AUTH, "traceparent": BACK_OFFICE_TRACE}
+    response = await sender_api.post("/v1/messages", json=send_body([MUNI]), headers=headers)
+    assert response.status_code == 202, response.text
+    message_id = response.json()["message_id"]
+    await until_status(sender_api, message_id, "RECEIPTED")
+
+    (entry,) = (await recipient_api.get("/v1/inbox", headers=AUTH)).json()["items"]
+    delivered = tc.parse(entry["traceparent"])
+    back_office = tc.parse(BACK_OFFICE_TRACE)
+    assert delivered.trace_id == back_office.trace_id and delivered.span_id != back_office.span_id
+
+    sent = [e for e in await _audit_events(stack, IND) if e.action is AuditAction.SENT]
+    taken = {
+        e.action: e
+        for e in await _audit_events(stack, MUNI)
+        if e.action is not AuditAction.CHECKPOINT
+    }
+    receipted = [
+        e for e in await _audit_events(stack, IND) if e.action is AuditAction.RECEIPT_RECEIVED
+    ]
+    (send,), (receipt_in,) = sent, receipted
+    send_span = tc.parse(send.traceparent)
+    assert send_span.trace_id == back_office.trace_id and send.parent_span_id == back_office.span_id
+    deliver = taken[AuditAction.DELIVERED]
+    assert deliver.traceparent == entry["traceparent"]
+    assert deliver.parent_span_id == send_span.span_id  # the envelope carried the sender's span
+    receipt_out = taken[AuditAction.RECEIPT_SENT]
+    assert tc.parse(receipt_out.traceparent).trace_id == back_office.trace_id
+    assert receipt_out.parent_span_id == delivered.span_id
+    assert receipt_in.parent_span_id == tc.parse(receipt_out.traceparent).span_id  # back again
+    assert tc.parse(receipt_in.traceparent).trace_id == back_office.trace_id
+
+
+async def test_without_a_traceparent_the_gateway_starts_a_trace(stack: Stack) -> None:
+    from broker.models import AuditAction
+
+    ind = await stack.started(IND, run=True)
+    api = await stack.serve(ind)
+    await stack.started(MUNI)
+    response = await api.post("/v1/messages", json=send_body([MUNI]), headers=AUTH)
+    assert response.status_code == 202, response.text
+    (send,) = [e for e in await _audit_events(stack, IND) if e.action is AuditAction.SENT]
+    assert tc.is_canonical(send.traceparent) and send.parent_span_id is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "ff-" + BACK_OFFICE_TRACE[3:],
+        "garbage",
+    ],
+)
+async def test_a_malformed_traceparent_is_refused_422_and_nothing_is_sent(
+    stack: Stack, bad: str
+) -> None:
+    ind = await stack.started(IND)
+    api = await stack.serve(ind)
+    before = stack.produced()
+    response = await api.post("/v1/messages", json=send_body([MUNI]),
+                              headers={**AUTH, "traceparent": bad})  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert response.json()["reason"] == "BAD_TRACEPARENT"
+    batch = await api.post("/v1/messages:batch", json={"items": [{**send_body([MUNI]), "traceparent": bad}]},
+                           headers=AUTH)  # fmt: skip
+    assert batch.status_code == 200 and batch.json()["items"][0]["reason"] == "BAD_TRACEPARENT"
+    assert stack.produced() == before

@@ -81,6 +81,7 @@ class Item:
     created_at: datetime
     received_at: datetime
     message: dict[str, Any]
+    traceparent: str | None = None
 
 
 class Inbox:
