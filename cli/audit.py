@@ -1,4 +1,4 @@
-"""`lvvx audit verify|follow|prove|check-proof`: DT&V's oversight tools.
+"""`lvvx audit verify|follow|prove|check-proof|export`: DT&V's oversight tools.
 
 They read the audit topic of a network — by default the one `lvvx demo` left in `--data`
 (its run.json says which transport and topic prefix) — and check it against the signed key
@@ -170,6 +170,63 @@ def audit_prove(message_id: uuid.UUID, data: Path, kafka: str | None, prefix: st
         console.print(f"{len(proof['proofs'])} proofs written to {escape(str(out))}")
     else:
         click.echo(text)
+
+
+@audit.command("export")
+@stream_options
+@click.option("--format", "fmt", type=click.Choice(["ldv"]), default="ldv", show_default=True,
+              help="ldv: Logboek Dataverwerkingen 1.0 records, one JSON object a line.")  # fmt: skip
+@click.option("--register", "registers", multiple=True, metavar="PARTY=FILE",
+              help="PARTY's register of processing activities (TOML); repeatable.")  # fmt: skip
+@click.option("--registers", "registers_dir", type=FOLDER,
+              help="A folder of registers, <party>.toml each [default: DATA/registers if there].")  # fmt: skip
+@click.option("--party", "parties", multiple=True, help="Only this party's events; repeatable.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the records here instead of printing them.")  # fmt: skip
+def audit_export(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,
+                 anchor_folder: Path | None, pki_folder: Path | None, identity: str, fmt: str,
+                 registers: tuple[str, ...], registers_dir: Path | None, parties: tuple[str, ...],
+                 out: Path | None) -> None:  # fmt: skip
+    """Each party's verified audit events as Logboek Dataverwerkingen records (JSON lines).
+
+    A party's processing activities come from its register (--register, --registers), else
+    from the default register shipped in the package. Only a stream that verifies is exported."""
+    from broker.audit import Register, ldv_record, verify_stream
+
+    del fmt  # one format so far
+    records, directory, _ = asyncio.run(
+        read_stream(data, kafka, prefix, directory_file, anchor_folder, pki_folder, identity)
+    )
+    report = verify_stream(records, directory, now=datetime.now(UTC))
+    if report.errors:
+        raise LocalError("the audit stream does not verify (see `lvvx audit verify`): "
+                         "nothing exported", reason="AUDIT_INVALID")  # fmt: skip
+    folder = registers_dir or (data / "registers" if (data / "registers").is_dir() else None)
+    given = dict(_party_file(r) for r in registers)
+    default = Register.load()
+    lines = []
+    for party in sorted(report.chains):
+        if parties and party not in parties:
+            continue
+        path = given.get(party) or (folder / f"{party}.toml" if folder else None)
+        register = Register.load(path) if path is not None and path.exists() else default
+        for seq in sorted(report.chains[party].events):
+            record = ldv_record(report.chains[party].events[seq][0], register)
+            if record is not None:
+                lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    text = "".join(line + "\n" for line in lines)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"{len(lines)} LDV records written to {escape(str(out))}")
+    else:
+        click.echo(text, nl=False)
+
+
+def _party_file(option: str) -> tuple[str, Path]:
+    party, sep, file = option.partition("=")
+    if not sep or not party or not file:
+        raise click.BadParameter(f"{option!r} is not PARTY=FILE", param_hint="--register")
+    return party, Path(file)
 
 
 @audit.command("check-proof")

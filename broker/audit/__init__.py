@@ -6,6 +6,7 @@ from broker.audit._chain import CHECKPOINT_EVERY_EVENTS, CHECKPOINT_EVERY_S, Aud
 from broker.audit._events import BadAuditEvent
 from broker.audit._events import decode as decode_event
 from broker.audit._follow import follow
+from broker.audit._ldv import Register, RegisterInvalid, ldv_record
 from broker.audit._prove import check_proof, prove
 from broker.audit._verify import DEFAULT_GRACE, Finding, Issue, Report, verify_stream
 from broker.crypto import Directory
@@ -36,12 +37,15 @@ __all__ = [
     "EventSpec",
     "Finding",
     "Issue",
+    "Register",
+    "RegisterInvalid",
     "Report",
     "audit_topics",
     "case_views",
     "check_proof",
     "decode_event",
     "follow",
+    "ldv_record",
     "prove",
     "read_audit",
     "summary",

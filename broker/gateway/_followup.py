@@ -79,32 +79,30 @@ def _parent(e: EnvelopeFacts | None) -> TraceParent | None:
     return tc.parse(e.traceparent) if e is not None and e.traceparent is not None else None
 
 
-def delivery_span(e: EnvelopeFacts | None, digest: bytes) -> TraceParent:
+def delivery_span(e: EnvelopeFacts | None, digest: bytes, me: str) -> TraceParent:
     """This gateway's span for taking the record in (delivering, receiving a receipt or
     refusing it): in the envelope's trace, a child of the sender's span. The back office
     gets it with the message (``traceparent`` of the inbox item and the webhook)."""
-    return tc.derived(_parent(e), digest, "take")
+    return tc.derived(_parent(e), digest + me.encode(), "take")  # each recipient its own
 
 
-def receipt_span(e: EnvelopeFacts | None, digest: bytes) -> TraceParent:
+def receipt_span(e: EnvelopeFacts | None, digest: bytes, me: str) -> TraceParent:
     """The span of the receipt that answers the record: a child of `delivery_span`; the
     receipt's envelope carries it back to the sender."""
-    return tc.derived(delivery_span(e, digest), digest, "receipt")
+    return tc.derived(delivery_span(e, digest, me), digest + me.encode(), "receipt")
 
 
-def _trace(action: AuditAction, f: FollowUp) -> dict[str, Any]:
-    take = delivery_span(f.envelope, f.digest)
+def _trace(action: AuditAction, f: FollowUp, me: str) -> dict[str, Any]:
+    take = delivery_span(f.envelope, f.digest, me)
     if action is AuditAction.RECEIPT_SENT:
-        return {
-            "traceparent": str(receipt_span(f.envelope, f.digest)),
-            "parent_span_id": take.span_id,
-        }
+        receipt = receipt_span(f.envelope, f.digest, me)
+        return {"traceparent": str(receipt), "parent_span_id": take.span_id}
     parent = _parent(f.envelope)
     return {"traceparent": str(take), "parent_span_id": parent.span_id if parent else None}
 
 
-def _event(action: AuditAction, f: FollowUp, **changes: Any) -> EventSpec:
-    fields: dict[str, Any] = {"envelope_sha256": f.digest, **_trace(action, f)}
+def _event(action: AuditAction, f: FollowUp, me: str, **changes: Any) -> EventSpec:
+    fields: dict[str, Any] = {"envelope_sha256": f.digest, **_trace(action, f, me)}
     if (e := f.envelope) is not None:
         fields |= {
             "message_id": e.message_id, "message_type": e.message_type, "sender": e.sender,
@@ -145,27 +143,29 @@ def publication(
     match f:
         case DeliveryFollowUp():
             if receipt is None:
-                return [], [_event(AuditAction.DELIVERED, f)]
+                return [], [_event(AuditAction.DELIVERED, f, me)]
             return [receipt], [
-                _event(AuditAction.DELIVERED, f),
-                _event(AuditAction.RECEIPT_SENT, f, sender=me, recipients=(f.envelope.sender,)),
+                _event(AuditAction.DELIVERED, f, me),
+                _event(AuditAction.RECEIPT_SENT, f, me, sender=me, recipients=(f.envelope.sender,)),
             ]
         case ReceiptFollowUp():
             ok = f.outcome is ReceiptOutcome.ACCEPTED
             return [], [
                 _event(
-                    AuditAction.RECEIPT_RECEIVED, f, message_id=f.receipted_message_id,
+                    AuditAction.RECEIPT_RECEIVED, f, me, message_id=f.receipted_message_id,
                     message_type=f.receipted_type, outcome=AuditOutcome.OK if ok else AuditOutcome.FAILED,
                     reason=f.reason,
                 )
             ]  # fmt: skip
         case RejectionFollowUp():
             records = [dead_letter(record, f)]
-            events = [_event(AuditAction.REJECTED, f, outcome=AuditOutcome.FAILED, reason=f.reason)]
+            events = [
+                _event(AuditAction.REJECTED, f, me, outcome=AuditOutcome.FAILED, reason=f.reason)
+            ]
             if receipt is not None and f.envelope is not None:
                 records.append(receipt)
                 events.append(
-                    _event(AuditAction.RECEIPT_SENT, f, sender=me, recipients=(f.envelope.sender,),
+                    _event(AuditAction.RECEIPT_SENT, f, me, sender=me, recipients=(f.envelope.sender,),
                            outcome=AuditOutcome.FAILED, reason=f.reason)
                 )  # fmt: skip
             return records, events

@@ -632,7 +632,7 @@ class Gateway:
             )  # fmt: skip
             requests.append(SealRequest(receipt, (e.sender,), causation_id=e.message_id,
                                         correlation_id=e.correlation_id,
-                                        traceparent=str(follow.receipt_span(e, answer.digest))))  # fmt: skip
+                                        traceparent=str(follow.receipt_span(e, answer.digest, self.party_id))))  # fmt: skip
         out: list[OutgoingRecord | None] = []
         for answer, sealed in zip(answers, self.sealer.seal_each(requests), strict=True):
             e = answer.envelope
@@ -856,7 +856,7 @@ class Gateway:
                     source=source, claims=claims, envelope_sha256=digest, message_id=h.message_id,
                     message_type=h.message_type, sender=h.sender, case_id=h.case_id, created_at=h.created_at,
                     message_json=message.model_dump_json(), followup=f, now=now,
-                    traceparent=str(follow.delivery_span(f.envelope, digest)),
+                    traceparent=str(follow.delivery_span(f.envelope, digest, self.party_id)),
                 )  # fmt: skip
                 age = (now - h.created_at).total_seconds()
                 batch.notes.append(lambda: self.observer.delivered(h.message_type, h.sender, age))

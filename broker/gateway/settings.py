@@ -110,10 +110,6 @@ class GatewaySettings(BaseSettings):
         3, description="Envelope format sealed: 3 carries the trace context; 2 until every "
         "party this one sends to opens format 3 (docs/ENVELOPE.md §9).",
     )  # fmt: skip
-    processing_register: Path | None = Field(
-        None, description="The party's register of processing activities (TOML), for "
-        "`lvvx audit export --format ldv`; the shipped default register without it.",
-    )  # fmt: skip
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
 
     @model_validator(mode="after")
