@@ -32,6 +32,8 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+TRACEPARENT_HEADER = "traceparent"
+"""W3C Trace Context (the gateway's `broker.tracecontext.TRACEPARENT_HEADER`)."""
 
 MAX_WAIT_S = 30.0
 """The longest long-poll the API grants (``GET /v1/inbox?wait=S``)."""
@@ -109,8 +111,11 @@ def send(message: Outgoing, *, keyed: bool, read_timeout_s: float | None = None)
     """``POST /v1/messages``. ``keyed``: with an idempotency key (the given one, or a new
     one), which makes the call repeatable."""
     body, key = _keyed(message, keyed)
+    headers = {IDEMPOTENCY_HEADER: key} if key else {}
+    if message.traceparent is not None:
+        headers[TRACEPARENT_HEADER] = message.traceparent
     return Call("send", "POST", "/v1/messages", lambda r: Accepted.model_validate_json(r.content).message_id,
-                ok=frozenset({202}), body=body, headers={IDEMPOTENCY_HEADER: key} if key else {},
+                ok=frozenset({202}), body=body, headers=headers,
                 repeatable=keyed, read_timeout_s=read_timeout_s)  # fmt: skip
 
 
@@ -121,6 +126,8 @@ def send_batch(
     items = []
     for message in messages:
         body, key = _keyed(message, keyed)
+        if message.traceparent is not None:
+            body = {**body, TRACEPARENT_HEADER: message.traceparent}
         items.append({**body, "idempotency_key": key} if key else body)
 
     def read(response: httpx.Response) -> list[SendOutcome]:

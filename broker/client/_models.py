@@ -43,6 +43,7 @@ class SendFields(TypedDict, total=False):
     correlation_id: uuid.UUID | None
     causation_id: uuid.UUID | None
     idempotency_key: str | None
+    traceparent: str | None
 
 
 class Outgoing(BaseModel):
@@ -58,6 +59,9 @@ class Outgoing(BaseModel):
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
     idempotency_key: str | None = None
+    traceparent: str | None = None
+    """W3C Trace Context of the caller's processing: the send joins its trace (sent as the
+    ``traceparent`` header; the gateway refuses a malformed one, 422 BAD_TRACEPARENT)."""
 
     @classmethod
     def of(

@@ -69,6 +69,29 @@ async def test_a_model_sent_is_receipted_read_from_the_inbox_and_acknowledged(
     await recipient.ack(entry.message_id, sender=IND)
 
 
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def test_a_traceparent_given_reaches_the_recipient_in_its_trace(flavour: Flavour) -> None:
+    ind = await flavour.started(IND, run=True)
+    muni = await flavour.started(MUNI, run=True)
+    sender, recipient = await flavour.connect(ind), await flavour.connect(muni)
+
+    one = await sender.send(DOSSIER, [MUNI], traceparent=TRACE)
+    (two,) = await sender.send_batch([Outgoing.of(DOSSIER, [MUNI], traceparent=TRACE)])
+    assert isinstance(two, uuid.UUID)
+    await until_status(sender, one, "RECEIPTED")
+    await until_status(sender, two, "RECEIPTED")
+    entries = await recipient.inbox(limit=10)
+    assert {e.message_id for e in entries} == {one, two}
+    for entry in entries:
+        assert entry.traceparent is not None and entry.traceparent[3:35] == TRACE[3:35]
+        assert entry.traceparent != TRACE  # the receiving gateway's own span
+    with pytest.raises(RequestRefused) as bad:
+        await sender.send(DOSSIER, [MUNI], traceparent="00-nonsense")
+    assert (bad.value.status, bad.value.reason) == (422, "BAD_TRACEPARENT")
+
+
 async def test_a_message_given_as_a_dict_needs_its_type(flavour: Flavour) -> None:
     ind = await flavour.started(IND, run=True)
     muni = await flavour.started(MUNI, run=True)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -130,6 +131,18 @@ async def test_a_push_is_signed_with_the_webhook_secret_and_verifies_at_the_back
                                datetime.now(UTC).timestamp())  # fmt: skip
     assert headers["content-type"] == "application/json"
     assert inbox.acked == list(inbox.items)
+
+
+async def test_a_push_carries_the_deliverys_traceparent(receiver: Receiver) -> None:
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    pusher = WebhookPusher(Inbox([replace(item(), traceparent=trace)]), receiver.url, SECRET)
+    try:
+        assert await pusher.push_due() == 1
+    finally:
+        await pusher.aclose()
+    ((headers, body),) = receiver.requests
+    assert headers["traceparent"] == trace
+    assert json.loads(body)["traceparent"] == trace
 
 
 async def test_a_push_carries_no_bearer_token(receiver: Receiver) -> None:
