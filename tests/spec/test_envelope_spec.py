@@ -1698,6 +1698,7 @@ def test_both_openers_refuse_a_replay() -> None:
 
 VECTORS = ROOT / "tests" / "spec" / "vectors" / "envelope-v1.json"
 VECTORS_V2 = ROOT / "tests" / "spec" / "vectors" / "envelope-v2.json"
+VECTORS_V3 = ROOT / "tests" / "spec" / "vectors" / "envelope-v3.json"
 
 
 def _derive(seed: str, label: bytes, size: int) -> bytes:
@@ -1756,10 +1757,12 @@ def test_clean_room_opener_opens_the_known_answer_vectors() -> None:
     assert kems == {"X25519", "MLKEM768_X25519"}
 
 
-def test_clean_room_opener_opens_the_format_2_vectors() -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_clean_room_opener_opens_the_format_2_and_3_vectors(version: int) -> None:
     from broker.models import model_for
 
-    vectors = json.loads(VECTORS_V2.read_text(encoding="utf-8"))["vectors"]
+    path = VECTORS_V2 if version == 2 else VECTORS_V3
+    vectors = json.loads(path.read_text(encoding="utf-8"))["vectors"]
     opened = 0
     for vector in vectors:
         now_ms = int(datetime.fromisoformat(vector["now"]).timestamp() * 1000)
@@ -1774,7 +1777,11 @@ def test_clean_room_opener_opens_the_format_2_vectors() -> None:
                     data, _vector_receiver(vector, parties[name]), now_ms
                 )
                 assert payload == expected, vector["name"]
-                assert (header["message_id"], header["format_version"]) == (e["message_id"], 2)
+                assert (header["message_id"], header["format_version"]) == (
+                    e["message_id"],
+                    version,
+                )
+                assert header.get("traceparent") == e.get("traceparent")
                 opened += 1
     assert opened >= 5
 

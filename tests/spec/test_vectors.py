@@ -41,6 +41,13 @@ VECTORS = json.loads((Path(__file__).parent / "vectors" / "envelope-v1.json").re
     "vectors"
 ]
 V2 = json.loads((Path(__file__).parent / "vectors" / "envelope-v2.json").read_text())
+V3 = json.loads((Path(__file__).parent / "vectors" / "envelope-v3.json").read_text())
+BATCHES = [
+    {**v, "format_version": f["format_version"], "name": f"v{f['format_version']}-{v['name']}"}
+    for f in (V2, V3)
+    for v in f["vectors"]
+]
+"""Formats 2 and 3 (format 2 with a traceparent in the header): batches, checked alike."""
 
 
 def _network(v: dict[str, Any]) -> tuple[NewParty, list[NewParty], Directory, datetime]:
@@ -141,20 +148,23 @@ def _v2_request(e: dict[str, Any]) -> SealRequest:
     message = model_for(e["message_type"]).model_validate(e["message_json"])
     return SealRequest(message, tuple(e["recipients"]), uuid.UUID(e["message_id"]),
                        optional(e["correlation_id"]), optional(e["causation_id"]),
-                       timedelta(days=e["ttl_days"]))  # fmt: skip
+                       timedelta(days=e["ttl_days"]), e.get("traceparent"))  # fmt: skip
 
 
-def test_the_v2_file_is_format_2() -> None:
-    assert V2["format_version"] == 2
+def test_the_v2_file_is_format_2_and_the_v3_file_format_3() -> None:
+    assert (V2["format_version"], V3["format_version"]) == (2, 3)
     assert {len(v["envelopes"]) for v in V2["vectors"]} >= {1, 3}
+    traces = [e.get("traceparent") for v in V3["vectors"] for e in v["envelopes"]]
+    assert None in traces and any(traces)  # with and without a traceparent
+    assert not any("traceparent" in e for v in V2["vectors"] for e in v["envelopes"])
 
 
-@pytest.mark.parametrize("v", V2["vectors"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("v", BATCHES, ids=lambda v: v["name"])
 def test_v2_keys_are_the_ones_the_vector_names(v: dict[str, Any]) -> None:
     test_the_keys_are_the_ones_the_vector_names(v)
 
 
-@pytest.mark.parametrize("v", V2["vectors"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("v", BATCHES, ids=lambda v: v["name"])
 def test_every_v2_envelope_opens_for_each_of_its_recipients(v: dict[str, Any]) -> None:
     _, recipients, directory, now = _network(v)
     keys = {r.keys.party_id: r.keys for r in recipients}
@@ -165,12 +175,13 @@ def test_every_v2_envelope_opens_for_each_of_its_recipients(v: dict[str, Any]) -
             opened = open_envelope(data, me=keys[name], directory=directory,
                                    replay_guard=MemoryReplayGuard(), now=now)  # fmt: skip
             assert opened.message == expected
-            assert opened.header.format_version == 2
+            assert opened.header.format_version == v["format_version"]
+            assert opened.header.traceparent == e.get("traceparent")
             assert opened.header.message_id == uuid.UUID(e["message_id"])
             assert opened.envelope_sha256 == hashlib.sha256(data).digest()
 
 
-@pytest.mark.parametrize("v", V2["vectors"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("v", BATCHES, ids=lambda v: v["name"])
 def test_v2_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
     v: dict[str, Any],
 ) -> None:
@@ -179,7 +190,11 @@ def test_v2_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
     epochs = SenderEpochs(sender.keys.party_id, random=lambda n: next(keys)[:n])
     prepared = [
         prepare_envelope(
-            _v2_request(e), sender=sender.keys, directory=directory, now=now, format_version=2
+            _v2_request(e),
+            sender=sender.keys,
+            directory=directory,
+            now=now,
+            format_version=v["format_version"],
         )
         for e in v["envelopes"]
     ]
@@ -194,7 +209,7 @@ def test_v2_sealing_the_same_parts_gives_the_same_bytes_but_for_the_hpke_wraps(
         assert fresh.batch_proof[:2] == stored.batch_proof[:2]  # index and size; paths differ
 
 
-@pytest.mark.parametrize("v", V2["vectors"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("v", BATCHES, ids=lambda v: v["name"])
 def test_v2_leaves_root_statement_and_signature(v: dict[str, Any]) -> None:
     sender, _, _, _ = _network(v)
     sealed = [bytes.fromhex(e["envelope"]) for e in v["envelopes"]]
@@ -217,7 +232,7 @@ def test_v2_leaves_root_statement_and_signature(v: dict[str, Any]) -> None:
     assert sender.keys.signing_key.sign(statement).hex() == v["signature"]
 
 
-@pytest.mark.parametrize("v", V2["vectors"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("v", BATCHES, ids=lambda v: v["name"])
 def test_v2_wraps_hold_the_epoch_key_under_the_documented_info(v: dict[str, Any]) -> None:
     _, recipients, _, _ = _network(v)
     keys = {r.keys.party_id: r.keys for r in recipients}

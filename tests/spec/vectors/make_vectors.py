@@ -1,4 +1,4 @@
-"""Write the known-answer vectors: tests/spec/vectors/envelope-v1.json and envelope-v2.json.
+"""Write the known-answer vectors: tests/spec/vectors/envelope-v1.json, -v2.json and -v3.json.
 
 Keys, clock and randomness are fixed (keys derived from the seeds named in the files; message
 ids, payload keys, nonces and — format 2 — epoch keys given). HPKE draws its ephemeral key
@@ -10,7 +10,10 @@ the stored messages, and sealing again from the same parts must give the same by
 Run it only when a format changes on purpose — that is a format version change — and name
 the versions whose file to write:
 
-    .venv/bin/python -m tests.spec.vectors.make_vectors 2
+    .venv/bin/python -m tests.spec.vectors.make_vectors 3
+
+Format 3 is format 2's batches again, with a ``traceparent`` in every other header
+(docs/ENVELOPE.md §4.2).
 """
 
 from __future__ import annotations
@@ -39,7 +42,15 @@ from broker.models import KeyAlgorithm, PartyRole
 from demo.examples import example
 from tests.crypto_net import ANCHOR, PINNED, signed_directory
 
-OUT = {1: Path(__file__).with_name("envelope-v1.json"), 2: Path(__file__).with_name("envelope-v2.json")}  # fmt: skip
+OUT = {v: Path(__file__).with_name(f"envelope-v{v}.json") for v in (1, 2, 3)}
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def traceparent_of(index: int) -> str | None:
+    """Format 3: the traceparent of a batch's envelope ``index`` (every other one has none)."""
+    return None if index % 2 else f"00-{TRACE_ID}-{index + 1:016x}-01"
+
+
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 KEY_START = NOW - timedelta(days=30)
 
@@ -183,8 +194,8 @@ def _optional_uuid(text: str | None) -> uuid.UUID | None:
     return None if text is None else uuid.UUID(text)
 
 
-def batch_vector(case: dict[str, Any]) -> dict[str, Any]:
-    """A format-2 batch sealed by the reference with fixed epoch keys, and the values a
+def batch_vector(case: dict[str, Any], version: int = 2) -> dict[str, Any]:
+    """A format-2 (or 3) batch sealed by the reference with fixed epoch keys, and the values a
     re-implementation derives on the way: each envelope's header, nonce and leaf, the root,
     the signed statement and the signature."""
     from broker.crypto import load_directory
@@ -199,7 +210,8 @@ def batch_vector(case: dict[str, Any]) -> dict[str, Any]:
     keys: Iterator[bytes] = iter(case["epoch_keys"])
     epochs = SenderEpochs(sender.keys.party_id, random=lambda n: next(keys)[:n])
     prepared, messages = [], []
-    for e in case["envelopes"]:
+    traces = [traceparent_of(i) if version >= 3 else None for i in range(len(case["envelopes"]))]
+    for e, trace in zip(case["envelopes"], traces, strict=True):
         message = example(e["type"]).model_copy(update=e.get("update", {}))
         request = SealRequest(
             message,
@@ -208,15 +220,17 @@ def batch_vector(case: dict[str, Any]) -> dict[str, Any]:
             _optional_uuid(e.get("correlation_id")),
             _optional_uuid(e.get("causation_id")),
             timedelta(days=e.get("ttl_days", 7)),
+            trace,
         )
-        prepared.append(prepare_envelope(request, sender=sender.keys, directory=directory, now=NOW))
+        prepared.append(prepare_envelope(request, sender=sender.keys, directory=directory, now=NOW,
+                                         format_version=version))  # fmt: skip
         messages.append(message)
     sealed = seal_v2_batch(
         prepared, sender=sender.keys, directory=directory, now=NOW, epochs=epochs
     )
     started: list[tuple[str, ...]] = []  # recipient lists in the order their epochs started
     envelopes, leaves = [], []
-    for e, message, data in zip(case["envelopes"], messages, sealed, strict=True):
+    for e, message, data, trace in zip(case["envelopes"], messages, sealed, traces, strict=True):
         wire = decode_envelope(data, max_items=1000)
         if tuple(e["to"]) not in started:
             started.append(tuple(e["to"]))
@@ -229,6 +243,7 @@ def batch_vector(case: dict[str, Any]) -> dict[str, Any]:
             "correlation_id": e.get("correlation_id"),
             "causation_id": e.get("causation_id"),
             "ttl_days": e.get("ttl_days", 7),
+            **({"traceparent": trace} if version >= 3 else {}),
             "epoch": started.index(tuple(e["to"])),
             "header": data[: wire.header_end].hex(),
             "nonce": wire.nonce.hex(),
@@ -256,13 +271,15 @@ def batch_vector(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or any(v not in ("1", "2") for v in argv):
+    if not argv or any(v not in ("1", "2", "3") for v in argv):
         sys.exit(
-            "usage: python -m tests.spec.vectors.make_vectors {1,2}... (the formats to rewrite)"
+            "usage: python -m tests.spec.vectors.make_vectors {1,2,3}... (the formats to rewrite)"
         )
     for version in sorted({int(v) for v in argv}):
         vectors = (
-            [vector(c) for c in CASES] if version == 1 else [batch_vector(c) for c in BATCH_CASES]
+            [vector(c) for c in CASES]
+            if version == 1
+            else [batch_vector(c, version) for c in BATCH_CASES]
         )
         OUT[version].write_text(
             json.dumps({"format_version": version, "vectors": vectors}, indent=2) + "\n"
