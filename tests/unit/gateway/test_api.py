@@ -82,11 +82,13 @@ class Stack:
         await self.log.ensure_topics([TopicSpec(inbox(p)) for p in NET.directory.parties])
 
     def gateway(
-        self, party: str, *, clock: Callable[[], datetime] = lambda: NOW, observer: Any = None
-    ) -> Gateway:
+        self, party: str, *, clock: Callable[[], datetime] = lambda: NOW, observer: Any = None,
+        envelope_format: int = 3,
+    ) -> Gateway:  # fmt: skip
         gw = Gateway(
             keys=NET.keys(party), directory=NET.directory, transport=self.log,
             store=GatewayStore(self.folder / f"{party}.db", content_key=CONTENT_KEY), clock=clock, observer=observer,
+            envelope_format=envelope_format,
         )  # fmt: skip
         self.gateways.append(gw)
         return gw
@@ -737,3 +739,24 @@ async def test_a_malformed_traceparent_is_refused_422_and_nothing_is_sent(
                            headers=AUTH)  # fmt: skip
     assert batch.status_code == 200 and batch.json()["items"][0]["reason"] == "BAD_TRACEPARENT"
     assert stack.produced() == before
+
+
+async def test_a_sender_still_on_format_2_keeps_the_trace_to_itself(stack: Stack) -> None:
+    """The rollout setting (envelope_format = 2): the envelope has no traceparent, so the
+    recipient starts a trace of its own for it; the sender's SENT still has the back office's."""
+    from broker.models import AuditAction
+
+    ind = await stack.started(IND, run=True, envelope_format=2)
+    muni = await stack.started(MUNI, run=True)
+    sender_api, recipient_api = await stack.serve(ind), await stack.serve(muni)
+    headers = {**AUTH, "traceparent": BACK_OFFICE_TRACE}
+    response = await sender_api.post("/v1/messages", json=send_body([MUNI]), headers=headers)
+    assert response.status_code == 202, response.text
+    await until_status(sender_api, response.json()["message_id"], "RECEIPTED")
+    (send,) = [e for e in await _audit_events(stack, IND) if e.action is AuditAction.SENT]
+    assert tc.parse(send.traceparent).trace_id == tc.parse(BACK_OFFICE_TRACE).trace_id
+    (entry,) = (await recipient_api.get("/v1/inbox", headers=AUTH)).json()["items"]
+    assert tc.is_canonical(entry["traceparent"])
+    assert tc.parse(entry["traceparent"]).trace_id != tc.parse(BACK_OFFICE_TRACE).trace_id
+    (deliver,) = [e for e in await _audit_events(stack, MUNI) if e.action is AuditAction.DELIVERED]
+    assert deliver.traceparent == entry["traceparent"] and deliver.parent_span_id is None
