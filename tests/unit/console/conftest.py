@@ -122,6 +122,16 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {PORTS}")
 
 
+def _settled(state: ConsoleState, planted: Planted) -> bool:
+    """The planted loss is judged and nothing else is in flight."""
+    report = state.report
+    return (
+        report is not None
+        and report.pending == 0
+        and any(i.message_id == planted.lost_message for i in report.issues)
+    )
+
+
 @dataclass
 class Served:
     url: str
@@ -159,13 +169,16 @@ def served(planted: Planted) -> Iterator[Served]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not failed:
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).text == "ok":
+            # served, and the follower has read every chain to its end: on a busy machine a
+            # first pass may verify part of the stream (its read budget spent), which the
+            # pages would show as messages in flight
+            if httpx.get(f"{url}/healthz", timeout=2).text == "ok" and _settled(state, planted):
                 break
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     else:
-        raise AssertionError(f"the console did not serve a first report: {failed}")
+        raise AssertionError(f"the console did not serve the whole stream: {failed}")
     try:
         yield Served(url, state, planted)
     finally:

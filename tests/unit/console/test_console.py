@@ -108,3 +108,52 @@ def test_no_console_page_references_another_host(served: Served) -> None:
         assert not EXTERNAL.search(body), (path, EXTERNAL.search(body))
     csp = _get(served, "/").headers["content-security-policy"]
     assert "default-src 'none'" in csp
+
+
+def test_lvvx_console_serves_with_dtvs_token_file_and_stops_on_sigint(served: Served) -> None:
+    """The command: DT&V's token from the network's secrets/ by default; Ctrl-C stops it."""
+    import os
+    import signal
+    import time
+
+    from tests.unit.console.conftest import free_port
+
+    p, port = served.planted, free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LVVX_CONSOLE_TOKEN"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "console", "--data", str(p.folder), "--port", str(port)],
+        cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(url + "/healthz", timeout=2).text == "ok":
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        auth = {"Authorization": f"Bearer {p.token}"}
+        page = httpx.get(url + "/cases", headers=auth, timeout=10)
+        assert page.status_code == 200 and str(p.lost_case) in page.text
+        assert (
+            httpx.get(url + "/cases", headers={"Authorization": "Bearer x"}, timeout=10).status_code
+            == 401
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err[-2000:]
+    assert f"console on http://127.0.0.1:{port}/" in out
+
+
+def test_lvvx_console_without_a_token_says_so(tmp_path: object) -> None:
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "console", "--data", str(Path(str(tmp_path)))],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 2 and "error [" in done.stderr
