@@ -73,12 +73,14 @@ class ConsoleState:
     views: list[CaseView] = field(default_factory=list)
     open: dict[Any, Seen] = field(default_factory=dict)
     resolved: deque[Seen] = field(default_factory=lambda: deque(maxlen=RESOLVED_KEPT))
+    _chains: list[ChainRow] = field(default_factory=list)
 
     # --- the follower's hooks ----------------------------------------------------------------
 
     def on_report(self, report: Report, now: datetime) -> None:
         self.report, self.verified_at = report, now
         self.views = case_views(report)
+        self._chains = _chain_rows(report)  # once per pass, not per page: a scan of every event
         # the set of findings is the report's: one told before the console started is open too
         current = {i.key for i in report.issues}
         for issue in report.issues:
@@ -106,20 +108,7 @@ class ConsoleState:
         return self.report is not None
 
     def chains(self) -> list[ChainRow]:
-        if self.report is None:
-            return []
-        rows = []
-        for gateway, chain in sorted(self.report.chains.items()):
-            heads = [e.checkpoint for e, _ in chain.events.values()
-                     if e.action is AuditAction.CHECKPOINT and e.checkpoint is not None]  # fmt: skip
-            last = max(heads, key=lambda h: h.tree_size, default=None)
-            known = self.report.horizons.get(gateway)
-            rows.append(ChainRow(
-                gateway, len(chain.events), chain.checkpoints, chain.ok,
-                known if known is not None and known.year > 1 else chain.latest,
-                (last.tree_size, last.root_hash.hex()) if last is not None else None,
-            ))  # fmt: skip
-        return rows
+        return list(self._chains)
 
     def findings(self) -> list[Seen]:
         """The findings open now: errors first, then notices, each newest first."""
@@ -163,3 +152,19 @@ class ConsoleState:
         if not document["proofs"] and not document["not_yet_covered"]:
             return None
         return document
+
+
+def _chain_rows(report: Report) -> list[ChainRow]:
+    """Each chain of ``report``: its state, size, last checkpoint and how far it is known."""
+    rows = []
+    for gateway, chain in sorted(report.chains.items()):
+        heads = [e.checkpoint for e, _ in chain.events.values()
+                 if e.action is AuditAction.CHECKPOINT and e.checkpoint is not None]  # fmt: skip
+        last = max(heads, key=lambda h: h.tree_size, default=None)
+        known = report.horizons.get(gateway)
+        rows.append(ChainRow(
+            gateway, len(chain.events), chain.checkpoints, chain.ok,
+            known if known is not None and known.year > 1 else chain.latest,
+            (last.tree_size, last.root_hash.hex()) if last is not None else None,
+        ))  # fmt: skip
+    return rows
