@@ -196,19 +196,26 @@ class AttachmentSealer:
                 f"an attachment has at most {MAX_ATTACHMENT_BYTES} bytes", reason="TOO_LARGE"
             )
         self._hash.update(data)
-        self._buffer += data
-        out = []
-        # a full chunk is held back while nothing follows it: it may be the last
-        while len(self._buffer) > self.chunk_size:
-            out.append(self._seal(bytes(self._buffer[: self.chunk_size]), last=False))
-            del self._buffer[: self.chunk_size]
+        view, size, out = memoryview(data), self.chunk_size, []
+        # a full chunk is held back while nothing follows it: it may be the last; whole
+        # chunks of ``data`` are encrypted from it directly, without a copy
+        if self._buffer and len(self._buffer) + len(view) > size:
+            need = size - len(self._buffer)
+            self._buffer += view[:need]
+            view = view[need:]
+            out.append(self._seal(self._buffer, last=False))
+            self._buffer = bytearray()
+        while len(view) > size:
+            out.append(self._seal(view[:size], last=False))
+            view = view[size:]
+        self._buffer += view
         return out
 
     def finish(self) -> tuple[bytes, SealedAttachment]:
         """The last chunk (for an empty document, an empty chunk) and the description."""
         if self._done:
             raise LocalError("the attachment is finished", reason="ATTACHMENT_FINISHED")
-        last = self._seal(bytes(self._buffer), last=True)
+        last = self._seal(self._buffer, last=True)
         self._done = True
         self._buffer = bytearray()
         sealed = SealedAttachment(
@@ -224,7 +231,7 @@ class AttachmentSealer:
         )
         return last, sealed
 
-    def _seal(self, plaintext: bytes, *, last: bool) -> bytes:
+    def _seal(self, plaintext: bytes | bytearray | memoryview, *, last: bool) -> bytes:
         i = self._index
         self._index += 1
         return self._aead.encrypt(
