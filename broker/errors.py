@@ -139,6 +139,11 @@ class RejectReason(StrEnum):
     DECRYPT_FAILED = "DECRYPT_FAILED"
     UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
     PAYLOAD_INVALID = "PAYLOAD_INVALID"
+    ATTACHMENT_INVALID = "ATTACHMENT_INVALID"
+    """Not a check of the envelope's (docs/ENVELOPE.md §6.1): the message opened, but an
+    attachment it references was refused (§11.5, an `AttachmentCheck`) or did not come
+    complete within the receiver's bounded wait (§11.6); all of a message's attachments
+    are delivered with it, or the message is not."""
 
 
 class EnvelopeRejected(RemoteError):
