@@ -348,7 +348,7 @@ def test_the_codes_are_the_closed_set_of_the_code() -> None:
 
 
 def test_the_media_type_pattern_is_the_models() -> None:
-    from broker.models._common import MEDIA_TYPE_PATTERN
+    from broker.models import MEDIA_TYPE_PATTERN
 
     assert f"`{MEDIA_TYPE_PATTERN}`" in SECTION
     assert MEDIA_TYPE.pattern == MEDIA_TYPE_PATTERN.removeprefix("^").removesuffix("$")
