@@ -70,6 +70,7 @@ from broker.errors import (
     EnvelopeRejected,
     KeyStoreError,
     LocalError,
+    PolicyDenied,
     RejectReason,
     ReplayDetected,
     TransportError,
@@ -550,6 +551,7 @@ class Gateway:
         `TransportUnavailable` at once, before any work, while an outage is known. After a
         `TransportTimeout` the outcome is unknown; a send with a key keeps it unsettled, so
         that its retry learns the outcome (`broker.gateway._idempotent_sends`)."""
+        _refuse_attachments_to_send(message)
         message_id = uuid.uuid4()
         if idempotency is not None:  # a repeat is answered also while the log is away
             replay = await self.idempotent.begin(idempotency, message_id)
@@ -826,6 +828,11 @@ class Gateway:
         batch.notes.append(lambda: self.observer.opened(took))
         crash.reached("after_open")
         h, message = opened.header, opened.message
+        if _carries_attachments(message):  # not delivered without its documents (see below)
+            held = EnvelopeRejected(RejectReason.ATTACHMENT_INVALID)
+            held.authenticated_header = h
+            self._refuse(record, digest, RejectReason.ATTACHMENT_INVALID, held, batch, claims)
+            return
         f: FollowUp
         try:
             if isinstance(message, DeliveryReceipt):
@@ -926,3 +933,24 @@ class Gateway:
                 continue
             await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
             attempt += 1
+
+
+# --- attachments: referenced by the contract, not carried yet ---------------------------------
+#
+# The contract and the stream cipher of attachments exist (docs/ENVELOPE.md §11), but this
+# gateway neither publishes chunks nor fetches and verifies them. A message is delivered with
+# all its documents or not at all, so until then a message that references attachments is
+# refused at both ends: its sender is told at once, and a recipient answers ATTACHMENT_INVALID
+# (a dead letter and a signed REJECTED receipt) rather than delivering a dossier without them.
+
+
+def _carries_attachments(message: AvroModel) -> bool:
+    return bool(getattr(message, "attachments", ()))
+
+
+def _refuse_attachments_to_send(message: AvroModel) -> None:
+    if _carries_attachments(message):
+        raise PolicyDenied(
+            f"{message.avro_name} references attachments, which this gateway does not carry "
+            "yet: send it without them"
+        )
