@@ -16,7 +16,7 @@ KAFKA_CLUSTER := deploy/kafka/cluster.sh
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status \
-	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus strace clean bench \
+	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus browser strace clean bench \
 	bench-gateway soak test-faults fuzz
 
 install: $(STAMP)
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/lvvx demo
 
-test: install kafka-fetch prometheus
+test: install kafka-fetch prometheus browser
 	@if [ -n "$$LVVX_KAFKA_BOOTSTRAP" ]; then \
 	  echo "make test: using Kafka at $$LVVX_KAFKA_BOOTSTRAP"; \
 	  $(BIN)/pytest -m "not faults" $(PYTEST_ARGS); \
@@ -41,7 +41,7 @@ test: install kafka-fetch prometheus
 	fi
 
 # The fast part only: no Kafka (tests marked `kafka` are deselected, not skipped).
-test-unit: install prometheus
+test-unit: install prometheus browser
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
 
 # Reliability under faults (tests/faults/run.py): a three-broker secured cluster of its own
@@ -110,6 +110,15 @@ prometheus:
 	  echo "make: installing Debian's prometheus package (for the scrape and rules tests)"; \
 	  $(APT_INSTALL) prometheus >/dev/null; }
 	@command -v promtool >/dev/null || { echo "make: promtool is still missing" >&2; exit 1; }
+
+# Chromium and its WebDriver (chromium, chromedriver) for the console's browser test
+# (tests/unit/console/test_console_browser.py): selenium drives Debian's browser through Debian's
+# driver, so nothing downloads a browser of its own.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "make: installing Debian's chromium and chromium-driver packages (for the console's browser test)"; \
+	  $(APT_INSTALL) chromium chromium-driver >/dev/null; }
+	@command -v chromedriver >/dev/null || { echo "make: chromedriver is still missing" >&2; exit 1; }
 
 # strace, with which `make bench-gateway` counts the gateways' fsyncs; without it that
 # benchmark still runs, and says they were not measured.

@@ -139,6 +139,11 @@ class RejectReason(StrEnum):
     DECRYPT_FAILED = "DECRYPT_FAILED"
     UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
     PAYLOAD_INVALID = "PAYLOAD_INVALID"
+    ATTACHMENT_INVALID = "ATTACHMENT_INVALID"
+    """Not a check of the envelope's (docs/ENVELOPE.md §6.1): the message opened, but an
+    attachment it references was refused (§11.5, an `AttachmentCheck`) or did not come
+    complete within the receiver's bounded wait (§11.6); all of a message's attachments
+    are delivered with it, or the message is not."""
 
 
 class EnvelopeRejected(RemoteError):
@@ -200,6 +205,40 @@ class DirectoryRejected(RemoteError):
         check: DirectoryCheck = DirectoryCheck.BAD_KEY,
     ) -> None:
         super().__init__(message, reason=reason)
+        self.check = check
+
+
+class AttachmentCheck(StrEnum):
+    """Why an attachment was refused: the checks of docs/ENVELOPE.md §11.5, in their order.
+    A closed set; a receiver reports the code only (no byte, chunk or library detail)."""
+
+    REFERENCE_INVALID = "REFERENCE_INVALID"
+    """The reference breaks its own rules (layout, limits, salt, location)."""
+    KEY_INVALID = "KEY_INVALID"
+    """No wrapped key for this recipient, no private key of its key id, or the HPKE open
+    fails: another recipient's copy of the key, or one made for another attachment."""
+    CHUNK_INVALID = "CHUNK_INVALID"
+    """A chunk does not authenticate at its place: altered, reordered, duplicated, one
+    dropped before it, taken from another attachment, or under another key."""
+    CHUNK_SIZE = "CHUNK_SIZE"
+    """A chunk's length is not the one the reference's size and layout give its place."""
+    TOO_MANY_CHUNKS = "TOO_MANY_CHUNKS"
+    """A chunk after the last one the reference announces (an extension)."""
+    TRUNCATED = "TRUNCATED"
+    """The stream ended before the last chunk (a truncation)."""
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"
+    """Every chunk authenticated but the plaintext's SHA-256 is not the reference's."""
+
+
+class AttachmentRejected(RemoteError):
+    """An attachment failed one check (``check``). Its text is the code and nothing more.
+    Plaintext returned before the refusal is not the document: a receiver releases an
+    attachment only after the end check passed (docs/ENVELOPE.md §11.5)."""
+
+    reason = "ATTACHMENT_REJECTED"
+
+    def __init__(self, check: AttachmentCheck) -> None:
+        super().__init__(f"attachment rejected: {check.value}")
         self.check = check
 
 

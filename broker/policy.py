@@ -13,14 +13,26 @@ Rules, from the case flow of the 2018 agreement (DESIGN §1):
 
 A message type missing from the table (the audit event, the directory, the envelope itself)
 may not travel inside an envelope at all.
+
+Attachments (docs/ENVELOPE.md §11): the messages that carry documents — a dossier (scanned
+identity papers, decisions, medical advice), AVIM's identity report (scans, document
+examinations), a scenario decision (the plan, the consultation's report) and an escalation
+(what the desk needs to decide) — may reference attachments, each type within its own
+count and total size (`ATTACHMENT_RULES`); no other type has the field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.errors import PolicyDenied
-from broker.models import AvroModel, PartyRole
+from broker.limits import (
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENT_BYTES_PER_MESSAGE,
+    MAX_ATTACHMENTS_PER_MESSAGE,
+)
+from broker.models import AttachmentLocation, AttachmentRef, AvroModel, PartyRole
 
 R = PartyRole
 _ALL = frozenset({R.MUNICIPALITY, R.NGO, R.IND, R.DTV, R.AVIM, R.COA, R.ESCALATION})
@@ -137,3 +149,71 @@ def check_receipt_fields(message: AvroModel) -> None:
 def allowed_recipients(sender: PartyRole) -> frozenset[PartyRole]:
     """Every role ``sender`` may send some message to (for broker ACLs)."""
     return frozenset().union(*(r.recipients for r in POLICY.values() if sender in r.senders))
+
+
+# --- attachments -----------------------------------------------------------------------------
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRule:
+    max_count: int
+    """Attachments one message of the type may reference."""
+    max_total_bytes: int
+    """Their sizes together at most."""
+
+
+ATTACHMENT_RULES: dict[str, AttachmentRule] = {
+    "nl.lvv.v1.DossierDelivered": AttachmentRule(
+        MAX_ATTACHMENTS_PER_MESSAGE, MAX_ATTACHMENT_BYTES_PER_MESSAGE
+    ),
+    "nl.lvv.v1.IdentityReport": AttachmentRule(16, 128 * _MIB),
+    "nl.lvv.v1.ScenarioDecision": AttachmentRule(16, 128 * _MIB),
+    "nl.lvv.v1.EscalationRequest": AttachmentRule(32, 256 * _MIB),
+}
+"""The message types that may carry attachments, and how many and how much each: a
+dossier is a service's complete picture of the person; the others carry the few documents
+their step produces. Every rule stays within `MAX_ATTACHMENTS_PER_MESSAGE` and
+`MAX_ATTACHMENT_BYTES_PER_MESSAGE`."""
+
+
+def chunk_count_for(size: int, chunk_size: int) -> int:
+    """Chunks of a plaintext of ``size`` bytes: ceil(size / chunk_size), and one (empty)
+    chunk for an empty document (docs/ENVELOPE.md §11.2)."""
+    return max(1, -(-size // chunk_size))
+
+
+def check_attachment_ref(ref: AttachmentRef) -> None:
+    """Raise `PolicyDenied` unless one reference's layout is consistent and its location
+    known (the field ranges are the model's)."""
+    if ref.size > MAX_ATTACHMENT_BYTES:
+        raise PolicyDenied(f"an attachment has at most {MAX_ATTACHMENT_BYTES} bytes")
+    if ref.chunk_count != chunk_count_for(ref.size, ref.chunk_size):
+        raise PolicyDenied("an attachment's chunk count must follow from its size and chunk size")
+    if ref.location is not AttachmentLocation.RECIPIENT_TOPIC:
+        raise PolicyDenied("an attachment's location must be known")
+
+
+def check_attachments(message: AvroModel, recipients: Sequence[str]) -> None:
+    """Raise `PolicyDenied` unless the message's attachments keep the rules of its type
+    (`ATTACHMENT_RULES`) and of §11.2: distinct ids, consistent layouts, and a wrapped key
+    for each of the envelope's ``recipients``, in their order, and for nobody else."""
+    refs: tuple[AttachmentRef, ...] = getattr(message, "attachments", ())
+    if not refs:
+        return
+    rule = ATTACHMENT_RULES.get(message.avro_name)
+    if rule is None:
+        raise PolicyDenied(f"{message.avro_name} may not carry attachments")
+    if len(refs) > rule.max_count:
+        raise PolicyDenied(f"{message.avro_name} carries at most {rule.max_count} attachments")
+    if sum(ref.size for ref in refs) > rule.max_total_bytes:
+        raise PolicyDenied(
+            f"{message.avro_name}'s attachments have at most {rule.max_total_bytes} bytes"
+        )
+    if len({ref.attachment_id for ref in refs}) != len(refs):
+        raise PolicyDenied("a message references an attachment once")
+    for ref in refs:
+        check_attachment_ref(ref)
+        if tuple(k.recipient for k in ref.keys) != tuple(recipients):
+            raise PolicyDenied("an attachment's keys must name the envelope's recipients, in order")

@@ -51,6 +51,7 @@ def _register_commands() -> None:
     from cli.adapter import adapter
     from cli.audit import audit
     from cli.cases import cases
+    from cli.console import console_command
     from cli.demo import demo
     from cli.directory import directory
     from cli.envelope import envelope, open_command, seal_command
@@ -62,7 +63,7 @@ def _register_commands() -> None:
     from cli.topics import topics
 
     commands = (schemas, demo, keys, directory, network, seal_command, open_command, envelope, pki,
-                topics, gateway, adapter, audit, cases)  # fmt: skip
+                topics, gateway, adapter, audit, cases, console_command)  # fmt: skip
     for command in commands:
         cli.add_command(command)
 

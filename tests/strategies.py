@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime
 from pydantic.fields import FieldInfo
 
-from broker.models import AvroModel, DeliveryReceipt
-from broker.policy import POLICY
+from broker.models import AttachmentLocation, AttachmentRef, AvroModel, DeliveryReceipt
+from broker.policy import POLICY, chunk_count_for
 
 _MAX_LIST = 3
 _EPOCH = datetime(1970, 1, 1)
@@ -84,6 +84,18 @@ _FIELD_RULES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
 """Rules of the contract that a field's annotation does not carry."""
 
 
+def _consistent_attachment(ref: AttachmentRef) -> AttachmentRef:
+    # the policy's rules of one reference (broker.policy.check_attachment_ref); its keys
+    # naming the envelope's recipients is up to the test that seals it
+    update = {"chunk_count": chunk_count_for(ref.size, ref.chunk_size),
+              "location": AttachmentLocation.RECIPIENT_TOPIC}  # fmt: skip
+    return AttachmentRef.model_validate(ref.model_dump() | update)
+
+
+_MODEL_RULES: dict[str, Any] = {AttachmentRef.avro_name: _consistent_attachment}
+"""Rules of the contract between a model's fields."""
+
+
 def for_model(model: type[AvroModel]) -> st.SearchStrategy[AvroModel]:
     """Any valid instance of ``model``."""
     fields = {
@@ -92,4 +104,6 @@ def for_model(model: type[AvroModel]) -> st.SearchStrategy[AvroModel]:
         else for_type(info.annotation, info.metadata)
         for name, info in model.model_fields.items()
     }
-    return st.fixed_dictionaries(fields).map(lambda kw: model(**kw))
+    built = st.fixed_dictionaries(fields).map(lambda kw: model(**kw))
+    fix = _MODEL_RULES.get(model.avro_name)
+    return built.map(fix) if fix is not None else built

@@ -2,7 +2,8 @@
 
 The only package that imports ``cryptography`` (checked by import-linter in `make lint`):
 the audit chain signs through `sign_tagged` and `verify_tagged`. Sealing and opening are
-pure functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md).
+pure functions of bytes, keys, the directory and the clock (docs/ENVELOPE.md); so are
+attachments, encrypted as a stream of chunks (`AttachmentSealer`, `AttachmentOpener`, §11).
 
 `seal_v1_from_parts`, `prepare_envelope` + `seal_v2_batch` and `SenderEpochs` with a given
 random source are the deterministic entry points, for known-answer tests (tests/spec/vectors),
@@ -87,6 +88,15 @@ from broker.crypto._signing import (
     signing_key_from_seed,
     verify_tagged,
 )
+from broker.crypto._stream import (
+    AttachmentOpener,
+    AttachmentSealer,
+    SealedAttachment,
+    attachment_reference,
+    chunk_record_key,
+    unwrap_attachment_key,
+    wrap_attachment_key,
+)
 from broker.crypto._wire import varint_spans
 from broker.limits import MAX_ENVELOPE_BYTES
 
@@ -111,6 +121,8 @@ __all__ = [
     "NEW_PASSPHRASE_FILE_ENV",
     "RETIRED_AFTER",
     "AnchorKey",
+    "AttachmentOpener",
+    "AttachmentSealer",
     "ContentKey",
     "ContentUnreadable",
     "DecryptionKey",
@@ -130,14 +142,17 @@ __all__ = [
     "RevocationAction",
     "Rotation",
     "SealRequest",
+    "SealedAttachment",
     "Sealer",
     "SenderEpochs",
     "SignatureInvalid",
     "SigningKey",
     "VerifyKey",
+    "attachment_reference",
     "build_directory",
     "check_passphrase",
     "checked_directory",
+    "chunk_record_key",
     "envelope_schema",
     "generate_party",
     "inspect_envelope",
@@ -161,6 +176,8 @@ __all__ = [
     "sign_tagged",
     "signing_key_from_seed",
     "signing_public_key",
+    "unwrap_attachment_key",
     "varint_spans",
     "verify_tagged",
+    "wrap_attachment_key",
 ]

@@ -266,6 +266,7 @@ def _checked_payload(
         )
     policy.check_sender_fields(message, sender.party_id, sender_role)
     policy.check_receipt_fields(message)
+    policy.check_attachments(message, names)
     if payload is None:  # a payload given is a test playing a hostile sender: sent as it is
         payload = message.avro_bytes()
         # what every recipient would refuse as PAYLOAD_INVALID is refused here, before sealing
@@ -625,9 +626,11 @@ def _payload(h: EnvelopeHeader, payload: bytes, directory: Directory) -> AvroMod
         raise _reject(RejectReason.PAYLOAD_INVALID) from None
     if getattr(message, "case_id", None) != h.case_id:
         raise _reject(RejectReason.PAYLOAD_INVALID)  # the payload must be about the header's case
-    try:  # it names another sender, or (a receipt) a type that is not of the contract
+    try:  # it names another sender, (a receipt) a type that is not of the contract, or its
+        # attachments break the rules of their type or name other recipients (§11.2)
         policy.check_sender_fields(message, h.sender, directory.role(h.sender))
         policy.check_receipt_fields(message)
+        policy.check_attachments(message, h.recipients)
     except PolicyDenied:
         raise _reject(RejectReason.PAYLOAD_INVALID) from None
     return message

@@ -72,6 +72,7 @@ from broker.errors import (
     EnvelopeRejected,
     KeyStoreError,
     LocalError,
+    PolicyDenied,
     RejectReason,
     ReplayDetected,
     TransportError,
@@ -558,6 +559,7 @@ class Gateway:
 
         ``traceparent`` is the back office's request's; this gateway's send is a new span in
         its trace (a new trace without one), carried by the envelope and the SENT event."""
+        _refuse_attachments_to_send(message)
         message_id = uuid.uuid4()
         if idempotency is not None:  # a repeat is answered also while the log is away
             replay = await self.idempotent.begin(idempotency, message_id)
@@ -838,6 +840,11 @@ class Gateway:
         batch.notes.append(lambda: self.observer.opened(took))
         crash.reached("after_open")
         h, message = opened.header, opened.message
+        if _carries_attachments(message):  # not delivered without its documents (see below)
+            held = EnvelopeRejected(RejectReason.ATTACHMENT_INVALID)
+            held.authenticated_header = h
+            self._refuse(record, digest, RejectReason.ATTACHMENT_INVALID, held, batch, claims)
+            return
         f: FollowUp
         try:
             if isinstance(message, DeliveryReceipt):
@@ -939,3 +946,24 @@ class Gateway:
                 continue
             await self._pause(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
             attempt += 1
+
+
+# --- attachments: referenced by the contract, not carried yet ---------------------------------
+#
+# The contract and the stream cipher of attachments exist (docs/ENVELOPE.md §11), but this
+# gateway neither publishes chunks nor fetches and verifies them. A message is delivered with
+# all its documents or not at all, so until then a message that references attachments is
+# refused at both ends: its sender is told at once, and a recipient answers ATTACHMENT_INVALID
+# (a dead letter and a signed REJECTED receipt) rather than delivering a dossier without them.
+
+
+def _carries_attachments(message: AvroModel) -> bool:
+    return bool(getattr(message, "attachments", ()))
+
+
+def _refuse_attachments_to_send(message: AvroModel) -> None:
+    if _carries_attachments(message):
+        raise PolicyDenied(
+            f"{message.avro_name} references attachments, which this gateway does not carry "
+            "yet: send it without them"
+        )

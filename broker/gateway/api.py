@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.requests import HTTPConnection
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -270,10 +271,16 @@ def create_app(
     receipt_timeout: timedelta = timedelta(minutes=5),
     max_body_bytes: int = 1024 * 1024,
 ) -> FastAPI:
-    app = FastAPI(
+    # /docs (Swagger UI) loads its script, style and icon from the package, under
+    # /static-offline-docs, not from a CDN: gateways run in closed networks (issue 17 §5).
+    # Swagger UI's validator badge would fetch an image from validator.swagger.io: off. No
+    # /redoc: ReDoc's bundle fetches its logo from cdn.redoc.ly whatever it is told.
+    app = FastAPIOffline(
         title=f"LVV Exchange gateway — {gateway.party_id}",
         version="1",
         description=__doc__,
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
     )
 
     app.add_middleware(_Gatekeeper, token=token, max_body_bytes=max_body_bytes)

@@ -25,6 +25,7 @@ from broker.models._base import (
 )
 from broker.models._case import *  # noqa: F403
 from broker.models._common import *  # noqa: F403
+from broker.models._common import MEDIA_TYPE_PATTERN, MediaType
 from broker.models._enums import *  # noqa: F403
 from broker.models._system import *  # noqa: F403
 
@@ -78,6 +79,7 @@ __all__ = [
     "ALL_MODELS",
     "AVRO_FULL_NAME_PATTERN",
     "CASE_MESSAGES",
+    "MEDIA_TYPE_PATTERN",
     "MESSAGE_MODELS",
     "PARTY_ID_PATTERN",
     "TRACEPARENT_PATTERN",
@@ -85,6 +87,7 @@ __all__ = [
     "AvroModel",
     "CountryCode",
     "LanguageCode",
+    "MediaType",
     "PartyId",
     "Sha256",
     "SpanId",

@@ -13,6 +13,7 @@ from broker.models._base import (
     Timestamp,
 )
 from broker.models._common import (
+    AttachmentRef,
     Person,
     PlanStep,
     PublicOrderNote,
@@ -154,6 +155,7 @@ class DossierDelivered(AvroModel):
     medical_notes: str | None = None
     public_order: tuple[PublicOrderNote, ...] = ()
     notes: str | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class ScenarioDecision(AvroModel):
@@ -171,6 +173,7 @@ class ScenarioDecision(AvroModel):
     rationale: str
     supersedes: UUID | None = None
     review_date: date
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class ScenarioResponse(AvroModel):
@@ -210,6 +213,7 @@ class EscalationRequest(AvroModel):
     positions: tuple[PartyPosition, ...] = ()
     current_scenario: Scenario | None = None
     decision_wanted_by: date
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class EscalationDecision(AvroModel):
@@ -251,6 +255,7 @@ class IdentityReport(AvroModel):
     contraindications: tuple[PublicOrderNote, ...] = ()
     supervised_departure_possible: bool
     notes: str | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class TransferRequest(AvroModel):

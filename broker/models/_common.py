@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
+from uuid import UUID
 
+from pydantic import Field, StringConstraints
+
+from broker.limits import (
+    ATTACHMENT_SALT_BYTES,
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENT_CHUNK_BYTES,
+    MAX_ATTACHMENT_CHUNKS,
+    MIN_ATTACHMENT_CHUNK_BYTES,
+)
 from broker.models._base import (
     AvroModel,
     CountryCode,
     Int32,
+    Int64,
     LanguageCode,
     PartyId,
+    Sha256,
     VNumber,
 )
 from broker.models._enums import (
+    AttachmentLocation,
     DocumentHolder,
     DocumentKind,
     Gender,
@@ -23,6 +37,8 @@ from broker.models._enums import (
 )
 
 __all__ = [
+    "AttachmentKey",
+    "AttachmentRef",
     "IdentityDocument",
     "Person",
     "PlanStep",
@@ -84,3 +100,40 @@ class PlanStep(AvroModel):
     owner_role: PartyRole = PartyRole.UNKNOWN
     due_date: date
     status: PlanStepStatus = PlanStepStatus.UNKNOWN
+
+
+MEDIA_TYPE_PATTERN = r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$"
+"""type/subtype as RFC 6838 §4.2 restricted names, lowercase (one spelling of each media
+type), no parameters: e.g. `application/pdf`."""
+
+MediaType = Annotated[str, StringConstraints(pattern=MEDIA_TYPE_PATTERN)]
+
+
+class AttachmentKey(AvroModel):
+    """The attachment key, wrapped for one recipient with HPKE (RFC 9180)."""
+
+    avro_name = "nl.lvv.v1.AttachmentKey"
+
+    recipient: PartyId
+    key_id: str
+    wrapped: bytes
+
+
+class AttachmentRef(AvroModel):
+    """A document sent with a message: what it is, how it is encrypted, where its chunks are
+    (docs/ENVELOPE.md §11). The chunk layout's consistency and the limits per message are
+    the policy's (`broker.policy.check_attachments`)."""
+
+    avro_name = "nl.lvv.v1.AttachmentRef"
+
+    attachment_id: UUID
+    media_type: MediaType
+    size: Annotated[Int64, Field(ge=0, le=MAX_ATTACHMENT_BYTES)]
+    sha256: Sha256
+    chunk_size: Annotated[int, Field(ge=MIN_ATTACHMENT_CHUNK_BYTES, le=MAX_ATTACHMENT_CHUNK_BYTES)]
+    chunk_count: Annotated[int, Field(ge=1, le=MAX_ATTACHMENT_CHUNKS)]
+    salt: Annotated[
+        bytes, Field(min_length=ATTACHMENT_SALT_BYTES, max_length=ATTACHMENT_SALT_BYTES)
+    ]
+    keys: tuple[AttachmentKey, ...]
+    location: AttachmentLocation

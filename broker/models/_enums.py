@@ -6,6 +6,7 @@ from enum import StrEnum
 __all__ = [
     "AppealInstance",
     "AppealOutcome",
+    "AttachmentLocation",
     "AuditAction",
     "AuditOutcome",
     "CaseOutcome",
@@ -37,6 +38,13 @@ __all__ = [
     "ShelterKind",
     "SignatureScheme",
 ]
+
+
+class AttachmentLocation(StrEnum):
+    """Where a recipient finds an attachment's chunks (docs/ENVELOPE.md §11.6)."""
+
+    UNKNOWN = "UNKNOWN"
+    RECIPIENT_TOPIC = "RECIPIENT_TOPIC"
 
 
 class PartyRole(StrEnum):
@@ -384,3 +392,4 @@ class ReceiptReason(StrEnum):
     DECRYPT_FAILED = "DECRYPT_FAILED"
     UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
     PAYLOAD_INVALID = "PAYLOAD_INVALID"
+    ATTACHMENT_INVALID = "ATTACHMENT_INVALID"

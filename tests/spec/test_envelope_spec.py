@@ -346,7 +346,18 @@ def spec_policy() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
 POLICY_TABLE = spec_policy()
 # §8.1: message type -> (field, "the sender" or "the sender's role")
 SENDER_FIELDS = {f"nl.lvv.v1.{r[0]}": (r[1], r[2]) for r in spec_rows("### 8.1", "## 9.")}
-KNOWN_SCHEMAS = {fingerprint(name): name for name in POLICY_TABLE}  # what may travel (§6 step 14)
+# §2.2's earlier versions, still read by fingerprint: full name -> (version, fingerprint)
+EARLIER = [
+    (m[1], int(m[2]), bytes.fromhex(m[3]))
+    for m in re.finditer(
+        r"- `(nl\.lvv\.v1\.\w+)` version (\d+), fingerprint\s+`([0-9a-f]{64})`",
+        SPEC[SPEC.index("Earlier versions a receiver still reads") : SPEC.index("### 2.3")],
+    )
+]
+# what may travel (§6 step 14): fingerprint -> (full name, schema file)
+KNOWN_SCHEMAS = {fingerprint(name): (name, name) for name in POLICY_TABLE} | {
+    fp: (name, f"history/{name}.{version}") for name, version, fp in EARLIER if name in POLICY_TABLE
+}
 
 # --- §2.3, §3.2, §3.3: keys ------------------------------------------------------------------
 
@@ -786,13 +797,13 @@ def clean_open(
         )
     except (InvalidTag, ValueError):
         raise Rejected("DECRYPT_FAILED") from None
-    writer = KNOWN_SCHEMAS.get(h["payload_fingerprint"])  # 14
+    writer, writer_file = KNOWN_SCHEMAS.get(h["payload_fingerprint"], (None, ""))  # 14
     if writer != h["message_type"]:
         raise Rejected("UNKNOWN_SCHEMA")
     if len(payload) > MAX_PAYLOAD_BYTES:  # 15
         raise Rejected("PAYLOAD_INVALID")
     try:
-        message, _ = decode(self_contained(writer), payload, MAX_PAYLOAD_ITEMS)
+        message, _ = decode(self_contained(writer_file), payload, MAX_PAYLOAD_ITEMS)
     except NotCanonical:
         raise Rejected("PAYLOAD_INVALID") from None
     if message.get("case_id") != h["case_id"]:
@@ -1735,6 +1746,23 @@ def _vector_receiver(vector: dict[str, Any], me: dict[str, Any]) -> Receiver:
     return Receiver(me["party_id"], parties, {clean_key_id(raw): (me["kem"], parts)})
 
 
+def as_written(message: Any, envelope: bytes) -> bytes:
+    """The message's payload in the schema the envelope's header names: a vector sealed
+    before a payload schema evolved (§2.2, earlier versions) carries the earlier one."""
+    record, _ = decode(envelope_schema(envelope[0] >> 1), envelope, 1000)
+    _, writer_file = KNOWN_SCHEMAS[record["header"]["payload_fingerprint"]]
+    schema = self_contained(writer_file)
+    record = message.to_avro()
+    assert all(not record[f] for f in set(record) - {f["name"] for f in schema["fields"]})
+    return encode(schema, {f["name"]: record[f["name"]] for f in schema["fields"]})
+
+
+def test_earlier_versions_in_the_spec_are_the_history_files() -> None:
+    assert len(EARLIER) >= 6
+    for name, version, fp in EARLIER:
+        assert fingerprint(f"history/{name}.{version}") == fp, (name, version)
+
+
 def test_clean_room_opener_opens_the_known_answer_vectors() -> None:
     from broker.models import model_for
 
@@ -1745,7 +1773,7 @@ def test_clean_room_opener_opens_the_known_answer_vectors() -> None:
         signing = Ed25519PrivateKey.from_private_bytes(_derive(sender_seed, b"ed25519", 32))
         assert signing.public_key().public_bytes_raw().hex() == vector["sender"]["signing_public"]
         message = model_for(vector["message_type"]).model_validate(vector["message_json"])
-        expected = default_codec().encode(vector["message_type"], message.to_avro())
+        expected = as_written(message, bytes.fromhex(vector["envelope"]))
         now_ms = int(datetime.fromisoformat(vector["now"]).timestamp() * 1000)
         for me in vector["recipients"]:
             kems.add(me["kem"])
@@ -1769,8 +1797,8 @@ def test_clean_room_opener_opens_the_format_2_and_3_vectors(version: int) -> Non
         parties = {p["party_id"]: p for p in vector["recipients"]}
         for e in vector["envelopes"]:
             message = model_for(e["message_type"]).model_validate(e["message_json"])
-            expected = default_codec().encode(e["message_type"], message.to_avro())
             data = bytes.fromhex(e["envelope"])
+            expected = as_written(message, data)
             assert batch_leaf(data[: _body_end(data)]).hex() == e["leaf"]
             for name in e["recipients"]:
                 header, payload, _ = clean_open(

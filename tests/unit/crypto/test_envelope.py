@@ -68,6 +68,30 @@ def as_sent_by(message: m.AvroModel, sender: str) -> m.AvroModel:
     return message
 
 
+def addressed(message: m.AvroModel, recipients: list[str]) -> m.AvroModel:
+    """The message with its attachments' keys wrapped (in name) to ``recipients`` and
+    their ids distinct (policy rules, docs/ENVELOPE.md §11.2)."""
+    refs = getattr(message, "attachments", ())
+    if not refs:
+        return message
+    from broker.policy import ATTACHMENT_RULES, chunk_count_for
+
+    keys = tuple(m.AttachmentKey(recipient=r, key_id="0" * 16, wrapped=b"") for r in recipients)
+    share = ATTACHMENT_RULES[message.avro_name].max_total_bytes // len(refs)
+    fixed = tuple(
+        ref.model_copy(
+            update={
+                "keys": keys,
+                "attachment_id": uuid.UUID(int=i + 1),
+                "size": min(ref.size, share),
+                "chunk_count": chunk_count_for(min(ref.size, share), ref.chunk_size),
+            }
+        )
+        for i, ref in enumerate(refs)
+    )
+    return message.model_copy(update={"attachments": fixed})
+
+
 def test_a_payload_naming_another_sender_is_refused() -> None:
     """A municipality cannot register an intake in another municipality's name: refused
     when sealing, and as PAYLOAD_INVALID when a forged one arrives."""
@@ -108,7 +132,7 @@ def test_open_of_seal_is_the_message(name: str, kem: KeyAlgorithm, fmt: int) -> 
     @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(generated=for_model(m.MESSAGE_MODELS[name]))
     def round_trip(generated: m.AvroModel) -> None:
-        message = as_sent_by(generated, sender)
+        message = addressed(as_sent_by(generated, sender), recipients)
         envelope = net.seal(message, sender, recipients)
         for recipient in recipients:
             opened = net.open(envelope, recipient)
