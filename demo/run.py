@@ -267,7 +267,9 @@ class Demo:
         """The cases day by day (`demo.calendar`): the clock moved to the day's last step
         time, the day's steps of every case sent (each case's in order), then `settled`
         before the next day. A case with a step that did not arrive is stuck: its later
-        days are left out. The first and last day."""
+        days are left out; if a day does not settle, the calendar stops there (the clock
+        may not jump over a message in flight) and the cases not done are stuck. The first
+        and last day."""
         days = _calendar(cases)
         left = Counter(case.case_id for work in days.values() for case, _ in work)
         stuck: set[uuid.UUID] = set()
@@ -288,10 +290,16 @@ class Demo:
                     on_progress(done, len(cases))
 
         for _day, work in sorted(days.items()):
-            self.clock.jump_to(max(_at(s) for _, steps in work for s in steps
-                                   if not isinstance(s.message, TransferConfirmed)))  # fmt: skip
+            moment = max((_at(s) for _, steps in work for s in steps
+                          if not isinstance(s.message, TransferConfirmed)), default=None)  # fmt: skip
+            if moment is not None:
+                self.clock.jump_to(moment)
             await asyncio.gather(*(day_of(case, steps) for case, steps in work))
-            await self.settled(time.monotonic() + RECEIPT_DEADLINE_S)
+            if not await self.settled(time.monotonic() + RECEIPT_DEADLINE_S):
+                result.stuck_cases += sum(
+                    1 for c in cases if left[c.case_id] and c.case_id not in stuck
+                )
+                break
         return (min(days), max(days)) if days else None
 
     async def settled(self, deadline: float) -> bool:
