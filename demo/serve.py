@@ -97,6 +97,7 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     servers: list[ApiServer] = []
+    serving: list[asyncio.Task[Any]] = []
     tasks: list[asyncio.Task[Any]] = []
     for party, gateway in demo.gateways.items():
         observer = demo.observers[party]
@@ -108,10 +109,15 @@ async def serve(
             )
         )
         servers.append(server)
-        tasks += [
-            asyncio.create_task(server.serve()),
-            asyncio.create_task(watch_log(gateway, observer, stop)),
-        ]
+        serving.append(asyncio.create_task(server.serve()))
+        tasks.append(asyncio.create_task(watch_log(gateway, observer, stop)))
+    tasks += serving
+    # every port listens before the table says so
+    while not all(server.started for server in servers):
+        if failed := [t for t in serving if t.done()]:
+            failed[0].result()  # it could not start (a port taken): say why
+            raise RuntimeError("a gateway's API server stopped before it started")
+        await asyncio.sleep(0.01)
     metrics = serve_follow_metrics(verifier_port, host="127.0.0.1")
     tasks.append(asyncio.create_task(follow(
         demo.transport, audit_topics(demo.net.directory, demo.prefix), demo.net.directory, stop=stop, on_report=metrics.update,
