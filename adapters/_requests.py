@@ -10,10 +10,12 @@ from datetime import date, timedelta
 from adapters._base import Adapter
 from adapters._register import RecordT
 from broker import models as m
+from broker.caseflow import ESCALATION_ANSWER_PERIOD
 
-DECISION_WANTED_WITHIN = timedelta(days=14)
+DECISION_WANTED_WITHIN: timedelta = ESCALATION_ANSWER_PERIOD
 """Default answer time asked of the desk: one more rest period's length, so a stuck case
-does not wait longer for the desk than it waited for the dossiers."""
+does not wait longer for the desk than it waited for the dossiers — the period the case
+monitor judges an escalation by."""
 
 
 class Escalating(Adapter[RecordT]):

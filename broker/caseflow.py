@@ -8,7 +8,9 @@ Rules, top to bottom:
 3. After the rest period the local partners set a scenario (SCENARIO_SET); the person
    answers (ScenarioResponse), which keeps the case in SCENARIO_SET.
 4. Stuck cases go to the national desk (ESCALATED) and come back with its decision
-   (SCENARIO_SET again).
+   (SCENARIO_SET again). The desk answers within `ESCALATION_ANSWER_PERIOD` of the request
+   (the answer time the network asks of it); a decision after that date is accepted with
+   ESCALATION_ANSWERED_LATE, and an escalation still open past it is overdue.
 5. AVIM's identity report and COA's transfer request/confirmation support any open step
    and do not move the case.
 6. CaseClosed ends it (CLOSED). Nothing follows a closed case.
@@ -32,6 +34,12 @@ from enum import StrEnum
 REST_PERIOD = timedelta(days=14)
 """The agreement's rest period after dossier delivery, before a scenario is set."""
 
+ESCALATION_ANSWER_PERIOD = timedelta(days=14)
+"""How long the national desk takes at most to answer an escalation: the answer time the
+network asks of it (`adapters` asks this ``decision_wanted_by``), one more rest period's
+length. The agreement sets no term; the request's own date travels encrypted, so the case
+monitor, which reads metadata only, judges by this one."""
+
 
 class Step(StrEnum):
     NONE = "NONE"  # nothing known of the case yet
@@ -50,6 +58,7 @@ class Warning(StrEnum):
     RESPONSE_WITHOUT_SCENARIO = "RESPONSE_WITHOUT_SCENARIO"
     DECISION_WITHOUT_ESCALATION = "DECISION_WITHOUT_ESCALATION"
     AFTER_CLOSE = "AFTER_CLOSE"
+    ESCALATION_ANSWERED_LATE = "ESCALATION_ANSWERED_LATE"  # after ESCALATION_ANSWER_PERIOD
 
 
 _S = Step
@@ -89,11 +98,24 @@ class CaseState:
     dossier_delivered_at: datetime | None = None
     entered_step_at: datetime | None = None
     open_escalation: bool = False
+    escalated_at: datetime | None = None  # the open (or last) escalation's request
     warnings: tuple[Warning, ...] = field(default=())
 
     @property
     def rest_period_ends(self) -> datetime | None:
         return self.dossier_delivered_at + REST_PERIOD if self.dossier_delivered_at else None
+
+    @property
+    def escalation_answer_due(self) -> datetime | None:
+        """When the open escalation must be answered by; None without one."""
+        if not self.open_escalation or self.escalated_at is None:
+            return None
+        return self.escalated_at + ESCALATION_ANSWER_PERIOD
+
+    def escalation_overdue(self, now: datetime) -> bool:
+        """An escalation is open past its answer date."""
+        due = self.escalation_answer_due
+        return due is not None and now >= due
 
     def rest_period_overdue(self, now: datetime) -> bool:
         """The rest period is over and still no scenario has been set."""
@@ -126,8 +148,11 @@ def advance(state: CaseState, message_type: str, at: datetime) -> tuple[CaseStat
     ):
         warning = warning or Warning.SCENARIO_IN_REST_PERIOD
     if name == "EscalationRequest":
-        new = replace(new, open_escalation=True)
+        new = replace(new, open_escalation=True, escalated_at=at)
     if name == "EscalationDecision":
+        due = state.escalation_answer_due
+        if due is not None and at > due:
+            warning = warning or Warning.ESCALATION_ANSWERED_LATE
         new = replace(new, open_escalation=False)
     if target is not None and state.step is not Step.CLOSED and target is not new.step:
         new = replace(new, step=target, entered_step_at=at)

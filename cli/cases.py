@@ -38,7 +38,8 @@ def cases(data: Path, kafka: str | None, prefix: str | None, directory_file: Pat
             )
         )
         return
-    headers = ("case", "step", "since", "rest period ends", "overdue", "escalation", "messages")
+    headers = ("case", "step", "since", "rest period ends", "overdue", "escalation", "messages",
+               "broken rules")  # fmt: skip
     table("Cases", headers, [_row(v, now) for v in views])
     console.print(summary_line(summary(views, now)), highlight=False)
 
@@ -49,20 +50,26 @@ def _row(view: Any, now: datetime) -> list[str]:
         str(view.case_id)[:8], s.step.value.lower().replace("_", " "),
         s.entered_step_at.strftime("%Y-%m-%d %H:%M:%S") if s.entered_step_at else "",
         s.rest_period_ends.strftime("%Y-%m-%d") if s.rest_period_ends else "",
-        "yes" if s.rest_period_overdue(now) else "", "open" if s.open_escalation else "",
-        str(view.messages),
+        "yes" if s.rest_period_overdue(now) else "",
+        ("overdue" if s.escalation_overdue(now) else "open") if s.open_escalation else "",
+        str(view.messages), ", ".join(w.value.lower().replace("_", " ") for w in s.warnings),
     ]  # fmt: skip
 
 
 def summary_line(totals: dict[str, Any]) -> str:
-    """``12 cases: 3 in intake, …, 5 closed; 1 rest period overdue; 0 open escalations``."""
+    """``12 cases: 3 in intake, …, 5 closed; 1 rest period overdue; 2 open escalations, 1
+    overdue; 3 broken rules: scenario in rest period 2, escalation answered late 1``."""
     steps = ", ".join(
         f"{n} {_IN_STEP.get(step, step.lower())}" for step, n in totals["by_step"].items()
     )
+    rules = totals.get("broken_rules", {})
+    named = ", ".join(f"{rule.lower().replace('_', ' ')} {n}" for rule, n in rules.items())
     return (
         f"{_count(totals['cases'], 'case')}: {steps}; "
         f"{_count(totals['rest_periods_overdue'], 'rest period')} overdue; "
-        f"{_count(totals['open_escalations'], 'open escalation')}"
+        f"{_count(totals['open_escalations'], 'open escalation')}, "
+        f"{totals.get('escalations_overdue', 0)} overdue; "
+        f"{_count(sum(rules.values()), 'broken rule')}" + (f": {named}" if named else "")
     )
 
 

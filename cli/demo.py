@@ -28,12 +28,25 @@ DEFAULT_DATA_DIR = ".lvvx"
     show_default=DEFAULT_DATA_DIR,
     help="Folder for the network's keys, directory, gateway state and the embedded log.",
 )
+@click.option(
+    "--seed",
+    default=2018,
+    show_default=True,
+    type=int,
+    help="Draws the cases: people, the mix of paths, the days, the planted cases.",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON summary line.")
 @click.option("--no-hostile", is_flag=True, help="Do not inject hostile envelopes.")
 @click.option(
     "--serve",
     is_flag=True,
     help="Afterwards keep the network up (APIs, metrics, new cases) until Ctrl-C.",
+)
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65535 - 100),
+    help="With --serve: the gateways from PORT_BASE+1 on, the verifier's metrics on "
+    "PORT_BASE+28 (default: gateways from 8081, the verifier on 9108).",
 )
 @click.option(
     "--tls",
@@ -50,9 +63,11 @@ def demo(
     kafka: str | None,
     cases: int,
     data: Path,
+    seed: int,
     as_json: bool,
     no_hostile: bool,
     serve: bool,
+    port_base: int | None,
     pki_folder: Path | None,
     over_http: bool,
 ) -> None:
@@ -85,12 +100,16 @@ def demo(
             ) as progress:  # fmt: skip
                 task = progress.add_task("cases", total=cases)
                 then = (
-                    _serving(data, kafka, prefix, as_json, before=progress.stop) if serve else None
+                    _serving(
+                        data, kafka, prefix, as_json, before=progress.stop, port_base=port_base
+                    )
+                    if serve
+                    else None
                 )
                 return await run_demo(transport, data, cases, prefix=prefix, hostile=not no_hostile,
                                       on_progress=lambda done, _: progress.update(task, completed=done),
                                       then=then, transport_for=transport_for, provision=provision,
-                                      over_http=over_http)  # fmt: skip
+                                      over_http=over_http, seed=seed)  # fmt: skip
         finally:
             await transport.close()
 
@@ -102,10 +121,10 @@ def demo(
     write_run_info(data, transport="kafka" if kafka else "embedded", kafka=kafka, prefix=prefix, tls=pki_folder,
                    summary=result.summary())  # fmt: skip
     from broker.gateway import utc_now
+    from demo.serve import ports_from
 
-    write_gateway_configs(
-        open_network(data, now=utc_now()), kafka=kafka, prefix=prefix, tls=pki_folder
-    )
+    write_gateway_configs(open_network(data, now=utc_now()), kafka=kafka, prefix=prefix,
+                          tls=pki_folder, first_port=ports_from(port_base)[0])  # fmt: skip
     if serve:
         pass  # reported before serving began
     elif not as_json:
@@ -140,20 +159,27 @@ def _secured(kafka: str, pki: Path, prefix: str) -> tuple[Any, Any]:
     return transport_for, provision
 
 
-def _serving(data: Path, kafka: str | None, prefix: str, as_json: bool, before: Any) -> Any:
+def _serving(data: Path, kafka: str | None, prefix: str, as_json: bool, before: Any,
+             port_base: int | None) -> Any:  # fmt: skip
     """What `--serve` does once the cases ran: report, then keep the network up."""
 
     async def then(demo: Any, result: Any) -> None:
         from demo.network import write_gateway_configs
-        from demo.serve import serve
+        from demo.serve import ports_from, serve
 
         before()
-        ports = write_gateway_configs(demo.net, kafka=kafka, prefix=prefix)
+        first, verifier = ports_from(port_base)
+        ports = write_gateway_configs(demo.net, kafka=kafka, prefix=prefix, first_port=first)
         if as_json:
             click.echo(json.dumps(result.summary()))
         else:
             _print_demo(result)
-        await serve(demo, ports, say=console.print)
+
+        def show(rows: list[tuple[str, str]]) -> None:
+            table("Ports (127.0.0.1)", ("port", "party"), rows)
+
+        await serve(demo, ports, say=console.print, verifier_port=verifier,
+                    show=show)  # fmt: skip
 
     return then
 
@@ -172,9 +198,16 @@ def _print_demo(result: object) -> None:
           [(h.kind, h.target, h.expected_reason,
             h.expected_reason if (h.target, h.expected_reason) in letters else "MISSING")
            for h in result.hostile])  # fmt: skip
+    if result.planted:
+        table("Planted cases (a rule broken on purpose: `lvvx cases` shows them)",
+              ("case", "broken rule"),
+              [(case, rule.lower().replace("_", " ")) for case, rule in sorted(result.planted.items())])  # fmt: skip
     if result.flow_warnings:
         warned = ", ".join(f"{w} {n}" for w, n in sorted(result.flow_warnings.items()))
         console.print(f"case-flow warnings: {warned}")
+    if result.calendar:
+        first, last = result.calendar
+        console.print(f"calendar: the cases ran from {first} to {last} (simulated)")
     s = result.supervision
     if s:
         console.print(

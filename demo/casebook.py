@@ -3,6 +3,19 @@ the messages its path through the case flow produces, with who sends them to who
 
 Everything is fictitious but shaped like real case work, and drawn from a seeded random
 generator, so `lvvx schemas example` and `lvvx demo` print the same thing on every run.
+
+**The calendar.** Each step of a case has its day, as the agreement's flow has it: the
+intake, the dossiers within a day or two, the scenario after the 14-day rest period, the
+person's answer two days later, an escalation answered within `ESCALATION_ANSWER_PERIOD`,
+the closing a month on. Each message's own time (``registered_at``, ``decided_at``, …) is
+that moment. With ``calendar=True`` (`lvvx demo`) every case starts on its own day within
+`INTAKE_WINDOW` of ``start`` and keeps its own timeline, so a book of cases spans at most
+`CALENDAR_SPAN`; without, one case follows the other from ``start`` (the examples).
+
+**Planted cases.** A book of `PLANT_FROM` cases or more (`CaseWriter.cases`) breaks a rule
+on purpose in a few cases chosen from the seed — `PLANTED_IN_REST_PERIOD` cases whose
+scenario is set during the rest period, `PLANTED_LATE_ESCALATIONS` escalations answered
+after their date — so that the case monitor has true things to show (`Case.planted`).
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from broker import models as m
+from broker.caseflow import ESCALATION_ANSWER_PERIOD
+from broker.caseflow import Warning as FlowWarning
 from broker.models import PartyRole
 
 # --- the network -----------------------------------------------------------------------------
@@ -57,6 +72,30 @@ LVV_LOCATIONS = {
 REST_PERIOD = timedelta(days=14)
 """The agreement's rest period (rusttermijn): 14 days from dossier delivery."""
 
+SCENARIO_AFTER = timedelta(days=15)
+"""When the local partners set the scenario: the day after the rest period ended."""
+
+ESCALATION_ANSWERED_AFTER = timedelta(days=7)
+"""When the national desk answers an escalation: well within its answer period."""
+
+INTAKE_WINDOW = timedelta(days=28)
+"""On ``calendar``, the cases' intakes spread over four weeks, as a pilot city's would."""
+
+CALENDAR_SPAN = timedelta(days=150)
+"""On ``calendar``, every step of a book falls within this of ``start``: the intake
+window and the longest path (escalation answered late: about 120 days), with room."""
+
+PLANT_FROM = 8
+"""A book this large or larger gets its planted cases; a smaller one (a quick check,
+`--cases 1`) is all clean."""
+
+PLANTED_IN_REST_PERIOD = 2
+PLANTED_LATE_ESCALATIONS = 1
+PLANTED_SCENARIO_AFTER = timedelta(days=7)
+"""A planted case's scenario: halfway through the rest period."""
+PLANTED_ANSWER_AFTER = ESCALATION_ANSWER_PERIOD + timedelta(days=7)
+"""A planted escalation's answer: a week past its date."""
+
 
 # --- one case --------------------------------------------------------------------------------
 
@@ -98,6 +137,8 @@ class Case:
     municipality: Party
     ngo: Party
     steps: list[Step] = field(default_factory=list)
+    planted: FlowWarning | None = None
+    """The rule this case breaks on purpose (see the module docstring), if any."""
 
     @property
     def outcome(self) -> m.CaseOutcome:
@@ -124,11 +165,19 @@ _ONWARD_DESTINATIONS = ("DEU", "BEL", "FRA", "ESP", "ITA", "SWE")
 
 
 class CaseWriter:
-    """Writes the messages of cases, from a seed and a start time."""
+    """Writes the messages of cases, from a seed and a start time; with ``calendar`` each
+    case on a timeline of its own from a day within `INTAKE_WINDOW` of ``start``."""
 
-    def __init__(self, seed: int = 2018, start: datetime | None = None) -> None:
+    def __init__(
+        self, seed: int = 2018, start: datetime | None = None, *, calendar: bool = False
+    ) -> None:
         self._rng = random.Random(seed)
-        self._now = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+        # the mix of paths, the intake days and the planted cases: a stream of their own,
+        # so the people and messages a seed writes stay those it wrote before
+        self._plan = random.Random(f"{seed}/plan")
+        self._start = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+        self._now = self._start
+        self._calendar = calendar
 
     def _uuid(self) -> uuid.UUID:
         return uuid.UUID(int=self._rng.getrandbits(128), version=4)
@@ -171,15 +220,31 @@ class CaseWriter:
             ),
         )
 
-    def case(self, index: int, path: CasePath | None = None) -> Case:
-        """The messages of one case; ``path`` defaults to one chosen by the index."""
+    def case(
+        self,
+        index: int,
+        path: CasePath | None = None,
+        *,
+        planted: FlowWarning | None = None,
+        intake_at: datetime | None = None,
+    ) -> Case:
+        """The messages of one case; ``path`` defaults to one chosen by the index.
+        ``planted``: the rule it breaks on purpose. ``intake_at``: when it starts (else, on
+        ``calendar``, a day within `INTAKE_WINDOW` of the start, at office hours)."""
         paths = list(CasePath)
         case = Case(
             case_id=self._uuid(),
             path=path or paths[index % len(paths)],
             municipality=MUNICIPALITIES[index % len(MUNICIPALITIES)],
             ngo=NGOS[index % len(NGOS)],
+            planted=planted,
         )
+        if intake_at is not None:
+            self._now = intake_at - timedelta(hours=1)
+        elif self._calendar:
+            day = self._plan.randrange(INTAKE_WINDOW.days)
+            hour = self._plan.randrange(8)  # 08:00-16:00 after the start's hour
+            self._now = self._start + timedelta(days=day, hours=hour - 1)
         person = self.person()
         self._intake(case, person)
         self._dossiers(case, person)
@@ -199,7 +264,20 @@ class CaseWriter:
         return case
 
     def cases(self, count: int) -> list[Case]:
-        return [self.case(i) for i in range(count)]
+        """``count`` cases: every path once (in an order the seed draws), then paths the
+        seed draws; with `PLANT_FROM` or more, the planted cases among them."""
+        paths = list(CasePath)
+        self._plan.shuffle(paths)
+        mix = (paths + [self._plan.choice(list(CasePath)) for _ in range(count)])[:count]
+        planted: dict[int, FlowWarning] = {}
+        if count >= PLANT_FROM:
+            escalations = [i for i, p in enumerate(mix) if p is CasePath.ESCALATION]
+            others = [i for i, p in enumerate(mix) if p is not CasePath.ESCALATION]
+            for i in self._plan.sample(escalations, PLANTED_LATE_ESCALATIONS):
+                planted[i] = FlowWarning.ESCALATION_ANSWERED_LATE
+            for i in self._plan.sample(others, PLANTED_IN_REST_PERIOD):
+                planted[i] = FlowWarning.SCENARIO_IN_REST_PERIOD
+        return [self.case(i, mix[i], planted=planted.get(i)) for i in range(count)]
 
     # --- the steps ---------------------------------------------------------------------------
 
@@ -284,7 +362,8 @@ class CaseWriter:
             self._send(case, service, (case.municipality, case.ngo), msg)
 
     def _scenario(self, case: Case, scenario: m.Scenario) -> uuid.UUID:
-        at = self._tick(24 * 15)  # after the 14-day rest period
+        early = case.planted is FlowWarning.SCENARIO_IN_REST_PERIOD
+        at = self._tick((PLANTED_SCENARIO_AFTER if early else SCENARIO_AFTER) / timedelta(hours=1))
         owners = {
             m.Scenario.RETURN: (DTV, "Vertrekgesprek en aanvraag laissez-passer"),
             m.Scenario.ONWARD_MIGRATION: (case.ngo, "Contact leggen met opvang in bestemmingsland"),
@@ -357,13 +436,15 @@ class CaseWriter:
                 ),
             ),
             current_scenario=m.Scenario.RETURN,
-            decision_wanted_by=at.date() + timedelta(days=14),
+            decision_wanted_by=at.date() + ESCALATION_ANSWER_PERIOD,
         )
         self._send(case, case.municipality, (ESCALATION,), request)
+        late = case.planted is FlowWarning.ESCALATION_ANSWERED_LATE
+        answer = PLANTED_ANSWER_AFTER if late else ESCALATION_ANSWERED_AFTER
         decision = m.EscalationDecision(
             case_id=case.case_id,
             escalation_id=escalation_id,
-            decided_at=self._tick(24 * 7),
+            decided_at=self._tick(answer / timedelta(hours=1)),
             outcome=m.EscalationOutcome.SCENARIO_SET,
             scenario=m.Scenario.RETURN,
             instructions="Terugkeer onder begeleiding van DT&V; medische overdracht regelen.",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from broker.crypto import build_directory, checked_directory, seal
@@ -56,7 +55,7 @@ async def inject_hostile(demo: Demo, cases: list[Case]) -> list[Hostile]:
     dossier = next(
         s.message for c in cases for s in c.steps if isinstance(s.message, DossierDelivered)
     )
-    now = datetime.now(UTC)
+    now = demo.clock()  # the demo's calendar: its recipients judge expiry by it
     injected: list[tuple[str, bytes, Hostile]] = []
 
     # 1. tampered: a genuine envelope with one byte of its ciphertext changed on the way

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from broker.crypto import (
+    DEFAULT_DIRECTORY_VALIDITY,
     DEMO_KEY_FILE_KDF,
     AnchorKey,
     ContentKey,
@@ -59,9 +60,16 @@ def _secret_file(path: Path, value: str) -> None:
 
 
 def create_network(
-    folder: Path, *, now: datetime, parties: tuple[Party, ...] = NETWORK
+    folder: Path,
+    *,
+    now: datetime,
+    parties: tuple[Party, ...] = NETWORK,
+    directory_until: datetime | None = None,
 ) -> LocalNetwork:
-    """Make a fresh network in ``folder`` (which must not hold one already)."""
+    """Make a fresh network in ``folder`` (which must not hold one already), its keys and
+    directory valid from ``now``; the directory until ``directory_until`` when given (the
+    demo's calendar starts months before the real now, and later commands read the
+    directory at the real time)."""
     keys_dir = folder / "keys"
     if keys_dir.exists():
         raise FileExistsError(f"{keys_dir} exists; remove the folder to make a new network")
@@ -76,7 +84,9 @@ def create_network(
         kem = KeyAlgorithm.MLKEM768_X25519 if party.role in HYBRID_ROLES else KeyAlgorithm.X25519
         store.init_party(party.party_id, party.role, passphrase=passphrase.encode(), now=now,
                          display_name=party.display_name, kem=kem)  # fmt: skip
-    document = build_directory(store.public_entries(), serial=1, network=DEMO_NETWORK, now=now)
+    validity = (directory_until - now) if directory_until else DEFAULT_DIRECTORY_VALIDITY
+    document = build_directory(store.public_entries(), serial=1, network=DEMO_NETWORK, now=now,
+                               validity=validity)  # fmt: skip
     (folder / "directory.bin").write_bytes(
         sign_directory(document, store.anchor_private(passphrase.encode()))
     )

@@ -8,22 +8,33 @@ office — the order the agreement's flow has. A few hostile envelopes are slipp
 inboxes on the way (tampered, replayed, from a role that may not send them); they must end
 in the dead-letter topics with their reasons.
 
+The cases run on a simulated calendar (`demo.calendar`): one day at a time, every case's
+steps of that day side by side, the clock moved on only once the day's messages, receipts
+and audit events are all in — so the dossiers, the rest period, the scenario, an
+escalation's answer and the closing fall on the days the agreement gives them, and the
+case monitor (`lvvx cases`) finds no broken rule but in the cases planted to break one
+(`Case.planted`, listed in the summary).
+
 The run is green only if every case reached its expected final state, every message was
-delivered exactly once and receipted, and every hostile envelope was refused.
+delivered exactly once and receipted, every hostile envelope was refused, and the case
+flow's warnings are exactly the planted ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from adapters import GatewayClient, Network
 from broker import caseflow
+from broker.caseflow import event_time
+from broker.crypto import DEFAULT_DIRECTORY_VALIDITY
 from broker.gateway import Gateway, GatewayStore, utc_now
 from broker.gateway.metrics import PrometheusObserver
 from broker.models import CaseClosed, IntakeRegistered, TransferConfirmed
@@ -31,7 +42,8 @@ from broker.owner_only import private_dir
 from broker.topics import dlq, inbox
 from broker.transport import TopicSpec, Transport
 from demo.backoffice import BackOffice, make_adapter
-from demo.casebook import Case, CaseWriter
+from demo.calendar import CalendarClock
+from demo.casebook import CALENDAR_SPAN, Case, CaseWriter, Step
 from demo.hostile import HOSTILE_KINDS, Hostile, inject_hostile
 from demo.network import LocalNetwork, create_network
 from demo.over_http import ServedGateway
@@ -43,6 +55,9 @@ RECEIPT_DEADLINE_S = 60.0
 
 AUDIT_POLL_S = 0.2
 """How often the ending reads the audit topics again while receipts are still in flight."""
+
+SETTLE_POLL_S = 0.01
+"""How often a day's ending looks whether every receipt and audit event of the day is in."""
 
 AUDIT_SETTLED_MARGIN = timedelta(seconds=1)
 """Past the grace period of the newest event: every message counts as due at the ending."""
@@ -72,6 +87,8 @@ class DemoResult:
     outcomes: Counter[str] = field(default_factory=Counter)
     wrong_outcomes: list[str] = field(default_factory=list)
     flow_warnings: Counter[str] = field(default_factory=Counter)
+    planted: dict[str, str] = field(default_factory=dict)  # case id → the rule it breaks
+    calendar: tuple[date, date] | None = None  # the first and last day the cases ran on
     hostile: list[Hostile] = field(default_factory=list)
     dead_letters: list[tuple[str, str]] = field(default_factory=list)  # (party, reason)
     supervision: dict[str, object] = field(default_factory=dict)  # DT&V's report
@@ -104,17 +121,22 @@ class DemoResult:
             "receipted": self.receipted, "rejected": self.rejected, "lost": self.lost,
             "duplicates": self.duplicates, "outcomes": dict(sorted(self.outcomes.items())),
             "hostile_refused": self.hostile_refused, "seconds": round(self.seconds, 2),
+            "calendar": [d.isoformat() for d in self.calendar] if self.calendar else None,
+            "planted": dict(sorted(self.planted.items())),
         }  # fmt: skip
 
 
 class Demo:
     def __init__(self, net: LocalNetwork, transport: Transport, *, prefix: str,
-                 clock: Callable[[], datetime] = utc_now, observed: bool = False,
+                 clock: CalendarClock | None = None, observed: bool = False,
                  transport_for: Callable[[str], Transport] | None = None, over_http: bool = False) -> None:  # fmt: skip
         """``transport`` serves the demo itself (topics, the attacker); each gateway uses
         ``transport_for(party)`` when given — on a secured Kafka, its own certificate.
-        ``over_http``: the back offices use their gateways' HTTP APIs (`demo.over_http`)."""
+        ``over_http``: the back offices use their gateways' HTTP APIs (`demo.over_http`).
+        ``clock``: the calendar every gateway and adapter reads; without, the wall clock
+        (the cases then run side by side, each step as soon as the one before arrived)."""
         self.net = net
+        self.clock = clock or CalendarClock()
         self.transport = transport
         self._own = {p: transport_for(p) for p in net.keys} if transport_for else {}
         self.prefix = prefix
@@ -128,7 +150,7 @@ class Demo:
                     _mkdir(net.state_dir(party)) / "gateway.db", content_key=net.content_keys[party]
                 ),
                 prefix=prefix,
-                clock=clock,
+                clock=self.clock,
                 observer=self.observers.get(party),
             )
             for party, keys in net.keys.items()
@@ -144,7 +166,7 @@ class Demo:
         network = Network.of(net.directory)
         self.back_offices = {
             p.party_id: BackOffice(
-                self.gateways[p.party_id], make_adapter(p, self.senders[p.party_id], network),
+                self.gateways[p.party_id], make_adapter(p, self.senders[p.party_id], network, self.clock),
                 self.served[p.party_id].client if over_http else None,
             )
             for p in net.parties
@@ -182,10 +204,10 @@ class Demo:
             if isinstance(failed, BaseException):
                 raise failed
 
-    async def drive(self, case: Case) -> bool:
-        """Every step of ``case``, each after the one before reached all its recipients;
-        False if a step did not arrive in time."""
-        for step in case.steps:
+    async def drive(self, case: Case, steps: list[Step] | None = None) -> bool:
+        """Every step of ``case`` (or ``steps`` of it), each after the one before reached all
+        its recipients; False if a step did not arrive in time."""
+        for step in case.steps if steps is None else steps:
             if isinstance(step.message, TransferConfirmed):
                 # COA's back office answers the request itself (its adapter): wait for it
                 waits = [
@@ -223,7 +245,10 @@ class Demo:
         ran = False
         try:
             await self.start()
-            await asyncio.gather(*(drive(c) for c in cases))
+            if self.clock.simulated:
+                result.calendar = await self._by_calendar(cases, result, on_progress)
+            else:
+                await asyncio.gather(*(drive(c) for c in cases))
             if hostile:
                 result.hostile = await inject_hostile(self, cases)
             await self._settle(result)
@@ -236,6 +261,57 @@ class Demo:
             self.close_stores()
         result.seconds = time.monotonic() - started
         return result
+
+    async def _by_calendar(self, cases: list[Case], result: DemoResult,
+                           on_progress: Callable[[int, int], None] | None) -> tuple[date, date] | None:  # fmt: skip
+        """The cases day by day (`demo.calendar`): the clock moved to the day's last step
+        time, the day's steps of every case sent (each case's in order), then `settled`
+        before the next day. A case with a step that did not arrive is stuck: its later
+        days are left out; if a day does not settle, the calendar stops there (the clock
+        may not jump over a message in flight) and the cases not done are stuck. The first
+        and last day."""
+        days = _calendar(cases)
+        left = Counter(case.case_id for work in days.values() for case, _ in work)
+        stuck: set[uuid.UUID] = set()
+        done = 0
+
+        async def day_of(case: Case, steps: list[Step]) -> None:
+            nonlocal done
+            if case.case_id in stuck:
+                return
+            if not await self.drive(case, steps):
+                stuck.add(case.case_id)
+                result.stuck_cases += 1
+                return
+            left[case.case_id] -= 1
+            if not left[case.case_id]:
+                done += 1
+                if on_progress:
+                    on_progress(done, len(cases))
+
+        for _day, work in sorted(days.items()):
+            moment = max((_at(s) for _, steps in work for s in steps
+                          if not isinstance(s.message, TransferConfirmed)), default=None)  # fmt: skip
+            if moment is not None:
+                self.clock.jump_to(moment)
+            await asyncio.gather(*(day_of(case, steps) for case, steps in work))
+            if not await self.settled(time.monotonic() + RECEIPT_DEADLINE_S):
+                result.stuck_cases += sum(
+                    1 for c in cases if left[c.case_id] and c.case_id not in stuck
+                )
+                break
+        return (min(days), max(days)) if days else None
+
+    async def settled(self, deadline: float) -> bool:
+        """Until ``deadline`` (monotonic): every gateway has every receipt it awaits and has
+        published what follows every record it took (receipts, audit events) — nothing in
+        flight, so the calendar may move on. False if that did not happen in time."""
+        while time.monotonic() < deadline:
+            if all(g.store.counts()["awaiting_receipt"] == 0 and g.store.followups_pending() == 0
+                   for g in self.gateways.values()):  # fmt: skip
+                return True
+            await asyncio.sleep(SETTLE_POLL_S)
+        return False
 
     def close_stores(self) -> None:
         for gateway in self.gateways.values():
@@ -307,6 +383,10 @@ class Demo:
             state, warning = caseflow.advance(state, message_type, at)
             if warning:
                 result.flow_warnings[warning.value] += 1
+        if case.planted is not None:
+            result.planted[str(case.case_id)] = case.planted.value
+        if list(state.warnings) != ([case.planted] if case.planted else []):
+            result.wrong_outcomes.append(str(case.case_id))  # a rule broken, or not as planted
         closed = [m for m in municipality.messages(case.case_id) if isinstance(m, CaseClosed)]
         supervisor = self.back_offices[_dtv(self.net)].messages(case.case_id)
         if (
@@ -315,6 +395,29 @@ class Demo:
             or not any(isinstance(m, IntakeRegistered) for m in supervisor)
         ):
             result.wrong_outcomes.append(str(case.case_id))
+
+
+def _at(step: Step) -> datetime:
+    at = event_time(step.message)
+    assert at is not None, step.message.avro_name  # every message of the case book is dated
+    return at
+
+
+def _calendar(cases: list[Case]) -> dict[date, list[tuple[Case, list[Step]]]]:
+    """Each day of the calendar: the cases with steps on it, and those steps in order.
+    COA's confirmation is its adapter's answer to the request: it is waited for on the
+    request's day."""
+    days: dict[date, list[tuple[Case, list[Step]]]] = {}
+    for case in cases:
+        by_day: dict[date, list[Step]] = {}
+        day: date | None = None
+        for step in case.steps:
+            if day is None or not isinstance(step.message, TransferConfirmed):
+                day = _at(step).date()
+            by_day.setdefault(day, []).append(step)
+        for d, steps in by_day.items():
+            days.setdefault(d, []).append((case, steps))
+    return days
 
 
 def _dtv(net: LocalNetwork) -> str:
@@ -346,17 +449,21 @@ async def run_demo(
     ``provision`` runs once the network exists (e.g. `lvvx topics apply` on a secured
     Kafka), and ``transport_for`` gives each gateway its own connection; ``over_http``:
     the back offices use the gateways' HTTP APIs."""
-    net = create_network(folder, now=utc_now() - timedelta(minutes=1))
+    clock = CalendarClock.for_span(CALENDAR_SPAN)
+    # the keys and the directory hold from the calendar's start to well after the real now
+    net = create_network(folder, now=clock.start - timedelta(minutes=1),
+                         directory_until=utc_now() + DEFAULT_DIRECTORY_VALIDITY)  # fmt: skip
     if provision is not None:
         await provision(net)
-    demo = Demo(net, transport, prefix=prefix, observed=then is not None,
+    demo = Demo(net, transport, prefix=prefix, observed=then is not None, clock=clock,
                 transport_for=transport_for, over_http=over_http)  # fmt: skip
-    book = CaseWriter(seed=seed, start=utc_now()).cases(cases)
+    book = CaseWriter(seed=seed, start=clock.start, calendar=True).cases(cases)
     result = await demo.run(
         book, hostile=hostile, on_progress=on_progress, keep_running=then is not None
     )
     if then is not None:
         try:
+            demo.clock.live()  # the calendar ended in the past: what is served happens now
             await then(demo, result)
             # the cases served after the run: their receipts too, before the gateways stop
             result.unaudited = await demo.audited(time.monotonic() + RECEIPT_DEADLINE_S)

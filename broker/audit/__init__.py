@@ -1,7 +1,7 @@
 """The audit stream: each gateway's signed hash chain with Merkle checkpoints, and the
 tools DT&V uses to verify it, prove inclusion, and follow cases."""
 
-from broker.audit._cases import CaseView, case_views, summary
+from broker.audit._cases import CaseView, broken_rules, case_views, summary
 from broker.audit._chain import CHECKPOINT_EVERY_EVENTS, CHECKPOINT_EVERY_S, AuditChain, EventSpec
 from broker.audit._events import BadAuditEvent
 from broker.audit._events import decode as decode_event
@@ -41,6 +41,7 @@ __all__ = [
     "RegisterInvalid",
     "Report",
     "audit_topics",
+    "broken_rules",
     "case_views",
     "check_proof",
     "decode_event",

@@ -1,6 +1,7 @@
 """The case monitor (casusmonitoring) for DT&V and the programme office, from audit metadata
 only: which step each case is in, since when, its rest-period deadline and whether it has
-passed without a scenario, open escalations, and the time spent in each step.
+passed without a scenario, open escalations and whether one is past its answer date, the
+rules of the flow a case broke (`broker.caseflow.Warning`), and the time spent in each step.
 
 It reads the SENT events — type, case id and time of every message, never content — and
 runs them through the case-flow table (`broker.caseflow`).
@@ -9,6 +10,7 @@ runs them through the case-flow table (`broker.caseflow`).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +36,9 @@ class CaseView:
             "in_step_since": s.entered_step_at.isoformat() if s.entered_step_at else None,
             "rest_period_ends": s.rest_period_ends.isoformat() if s.rest_period_ends else None,
             "rest_period_overdue": s.rest_period_overdue(now), "open_escalation": s.open_escalation,
+            "escalation_answer_due": (s.escalation_answer_due.isoformat()
+                                      if s.escalation_answer_due else None),
+            "escalation_overdue": s.escalation_overdue(now),
             "messages": self.messages, "time_in_step_seconds": self.time_in_step,
             "warnings": [w.value for w in s.warnings],
         }  # fmt: skip
@@ -77,4 +82,27 @@ def summary(views: list[CaseView], now: datetime) -> dict[str, Any]:
         "cases": len(views), "by_step": by_step,
         "rest_periods_overdue": sum(v.state.rest_period_overdue(now) for v in views),
         "open_escalations": sum(v.state.open_escalation for v in views),
+        "escalations_overdue": sum(v.state.escalation_overdue(now) for v in views),
+        "broken_rules": dict(sorted(Counter(w.value for v in views for w in v.state.warnings).items())),
     }  # fmt: skip
+
+
+def broken_rules(views: list[CaseView], now: datetime) -> dict[uuid.UUID, list[str]]:
+    """Each case that broke a rule of the flow, with the rules: its warnings, and a rest
+    period or an escalation's answer date passed with nothing done (`OVERDUE_RULES`)."""
+    found: dict[uuid.UUID, list[str]] = {}
+    for v in views:
+        rules = [w.value for w in v.state.warnings]
+        if v.state.rest_period_overdue(now):
+            rules.append(REST_PERIOD_OVERDUE)
+        if v.state.escalation_overdue(now):
+            rules.append(ESCALATION_OVERDUE)
+        if rules:
+            found[v.case_id] = rules
+    return found
+
+
+REST_PERIOD_OVERDUE = "REST_PERIOD_OVERDUE"
+ESCALATION_OVERDUE = "ESCALATION_OVERDUE"
+OVERDUE_RULES = (REST_PERIOD_OVERDUE, ESCALATION_OVERDUE)
+"""Rules a case breaks by what has not happened yet, judged at ``now``."""

@@ -652,6 +652,12 @@ class GatewayStore:
         names = ("delivered", "unacked", "rejected", "sent", "receipted", "awaiting_receipt")
         return dict(zip(names, (int(v) for v in row), strict=True))
 
+    def followups_pending(self) -> int:
+        """Records taken whose follow-up (receipt, audit event) is not published yet: 0 once
+        everything this gateway took is answered (the demo's calendar waits for it)."""
+        [row] = self._read("SELECT COUNT(*) FROM handled WHERE pending = 1")
+        return int(row[0])
+
     def rejection_reasons(self) -> list[str]:
         """The reason of every record this gateway refused, oldest first."""
         rows = self._read("SELECT reason FROM handled WHERE outcome = 'REJECTED' ORDER BY rowid")

@@ -17,6 +17,12 @@ semantics of `broker.transport._base`; what is specific to it:
 
 The transport and every producer and consumer own one connection, used only from their own
 single-thread executor: SQLite never blocks the event loop, a connection never changes thread.
+
+A waiting poll re-reads the file after `POLL_INTERVAL_S`, and, while nothing comes, less and
+less often, up to `IDLE_POLL_INTERVAL_S`; a write by a producer of the same process (and
+event loop) to a topic it reads wakes it at once (`_wrote`). So an idle network in one process (`lvvx demo
+--serve`) costs next to nothing, and a write from another process is seen within
+`IDLE_POLL_INTERVAL_S` at worst.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import sqlite3
 import struct
 import time
 import uuid
+import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +79,10 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 5.0
 # How often a waiting poll re-reads the file: writers in other processes cannot wake it.
 POLL_INTERVAL_S = 0.015
+# The longest pause between reads of a quiet file: each empty read doubles the pause up to
+# this. A write of this process wakes the poll at once; one of another process is seen
+# within this much.
+IDLE_POLL_INTERVAL_S = 0.5
 # A silent member keeps its partitions this long (Kafka's default before 3.0 was also 10 s).
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 # Kafka's advice: at least three heartbeats per session timeout.
@@ -249,19 +260,87 @@ def _append(
     return stored
 
 
+_WAITING: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], set[asyncio.Event]]
+] = weakref.WeakKeyDictionary()
+"""Per event loop, per (log file, topic): the events of the pollers reading it."""
+
+
+def _wrote(path: str, topics: Collection[str]) -> None:
+    """Records were appended to ``topics`` of ``path``: wake this loop's pollers of them."""
+    waiting = _WAITING.get(asyncio.get_running_loop(), {})
+    for topic in topics:
+        for event in waiting.get((path, topic), ()):
+            event.set()
+
+
+class _Waiter:
+    """One poller's pace: when it reads the file next, and the event a write by this
+    process to one of its topics sets (or a member joining or leaving its group). After records it reads again at once; after a
+    wake-up that found nothing, after `POLL_INTERVAL_S`; after an empty read that nothing
+    woke, after twice the pause before, up to `IDLE_POLL_INTERVAL_S`."""
+
+    def __init__(self, path: str, topics: Collection[str]) -> None:
+        self.topics = tuple(topics)
+        self._keys = [(path, t) for t in topics]
+        self.written = asyncio.Event()
+        self.pause = POLL_INTERVAL_S
+        self.next_read = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def register(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first poll (in this loop)
+            self._loop = loop
+            waiting = _WAITING.setdefault(loop, {})
+            for key in self._keys:
+                waiting.setdefault(key, set()).add(self.written)
+
+    def unregister(self) -> None:
+        waiting = _WAITING.get(self._loop, {}) if self._loop is not None else {}
+        for key in self._keys:
+            events = waiting.get(key)
+            if events is not None:
+                events.discard(self.written)
+                if not events:
+                    del waiting[key]
+        self._loop = None
+
+    def read(self, records: int, woken: bool) -> None:
+        now = time.monotonic()
+        if records:
+            self.pause, self.next_read = POLL_INTERVAL_S, now
+            return
+        self.pause = POLL_INTERVAL_S if woken else min(self.pause * 2, IDLE_POLL_INTERVAL_S)
+        self.next_read = now + self.pause
+
+
 async def _poll_until(
-    fetch: Callable[[], Awaitable[list[Record]]], timeout_ms: int, max_records: int
-) -> list[Record]:
-    """What ``fetch`` returns once it returns records, or after ``timeout_ms`` (nothing)."""
+    fetch: Callable[[], Awaitable[list[Record]]], timeout_ms: int, max_records: int,
+    waiter: _Waiter,
+) -> list[Record]:  # fmt: skip
+    """What ``fetch`` returns once it returns records, or after ``timeout_ms`` (nothing);
+    the file is read at ``waiter``'s pace — but a poll of ``timeout_ms`` 0 (a look, now)
+    always reads it once."""
     if max_records < 1:
         raise LocalError(f"max_records must be positive, not {max_records}")
+    waiter.register()
     deadline = time.monotonic() + timeout_ms / 1000
+    look = timeout_ms <= 0
     while True:
+        now = time.monotonic()
+        if not look and not waiter.written.is_set() and now < waiter.next_read:
+            if now >= deadline:
+                return []
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.written.wait(), min(waiter.next_read, deadline) - now)
+            continue
+        woken = waiter.written.is_set()
+        waiter.written.clear()  # before the read: a write during it sets it again
         records = await fetch()
-        remaining = deadline - time.monotonic()
-        if records or remaining <= 0:
+        waiter.read(len(records), woken)
+        if records or time.monotonic() >= deadline:
             return records
-        await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
 
 
 class _Lifecycle:
@@ -316,7 +395,11 @@ class EmbeddedProducer(_Lifecycle, Producer):
         for r in batch:
             _check_record(r)
         seeds = [next(self._round_robin) for _ in batch]
-        return await db.call(partial(_append, records=batch, seeds=seeds)) if batch else []
+        if not batch:
+            return []
+        stored = await db.call(partial(_append, records=batch, seeds=seeds))
+        _wrote(self._path, {r.topic for r in batch})
+        return stored
 
 
 class EmbeddedConsumer(_Lifecycle, Consumer):
@@ -335,6 +418,7 @@ class EmbeddedConsumer(_Lifecycle, Consumer):
         self._rotation = 0  # which partition a fetch reads first, so none starves the others
         self._lock = asyncio.Lock()  # one state change at a time: poll, commit, heartbeat
         self._beater: asyncio.Task[None] | None = None
+        self._waiter = _Waiter(path, sorted(set(topics)))
 
     def _sql_beat(self, conn: sqlite3.Connection) -> None:
         """Refresh this member's heartbeat, or join (again) if it was dropped."""
@@ -405,12 +489,14 @@ class EmbeddedConsumer(_Lifecycle, Consumer):
             await self._open(self._sql_beat)  # joins the group
             self._last_beat, self._dropped = time.monotonic(), False
             self._beater = asyncio.create_task(self._beat_forever(), name=f"beat {self._group}")
+            _wrote(self._path, self._waiter.topics)  # the group changed: its members look now
         self._require()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._waiter.unregister()
         if self._beater is not None:
             self._beater.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -418,6 +504,7 @@ class EmbeddedConsumer(_Lifecycle, Consumer):
         if self._db is not None:
             try:
                 await self._db.call(self._sql_leave)  # hand the partitions over at once
+                _wrote(self._path, self._waiter.topics)  # and tell the members that stay
             finally:
                 await self._db.close()
 
@@ -455,7 +542,7 @@ class EmbeddedConsumer(_Lifecycle, Consumer):
                     self._dirty.add(r.topic_partition)
             return records
 
-        return await _poll_until(fetch_once, timeout_ms, max_records)
+        return await _poll_until(fetch_once, timeout_ms, max_records, self._waiter)
 
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         async with self._lock:
@@ -489,6 +576,7 @@ class EmbeddedReader(_Lifecycle, TopicReader):
         super().__init__(path)
         self._topic = topic
         self._positions: dict[int, int] = {}
+        self._waiter = _Waiter(path, (topic,))
 
     def _sql_fetch(self, conn: sqlite3.Connection, limit: int) -> list[Record]:
         records: list[Record] = []
@@ -520,6 +608,7 @@ class EmbeddedReader(_Lifecycle, TopicReader):
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._waiter.unregister()
             if self._db is not None:
                 await self._db.close()
 
@@ -532,7 +621,7 @@ class EmbeddedReader(_Lifecycle, TopicReader):
                 self._positions[r.partition] = r.offset + 1
             return records
 
-        return await _poll_until(fetch_once, timeout_ms, max_records)
+        return await _poll_until(fetch_once, timeout_ms, max_records, self._waiter)
 
 
 def _tp(tp: TopicPartition) -> tuple[str, int]:

@@ -267,7 +267,7 @@ def test_the_case_monitor_summary_is_a_sentence_not_a_dict(demo_folder: Path) ->
     printed = lvvx_process("cases", "--data", demo_folder, columns=200).stdout.splitlines()
     assert printed[-1] == (
         "2 cases: 0 in intake, 0 in rest period, 0 with a scenario set, 0 escalated, 2 closed; "
-        "0 rest periods overdue; 0 open escalations"
+        "0 rest periods overdue; 0 open escalations, 0 overdue; 0 broken rules"
     )
     assert not any("{" in line for line in printed)
 
