@@ -4,7 +4,9 @@ and topic prefix) — checked against the signed key directory."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,26 @@ async def live_directory(transport: Any, data: Path, directory_file: Path | None
     return await newest_directory(
         transport, anchor=anchor, current=current, now=utc_now(), prefix=prefix
     )
+
+
+async def followed_directory(transport: Any, data: Path, directory_file: Path | None,
+                             anchor_folder: Path | None, prefix: str, *, anchor: Any,
+                             stop: asyncio.Event, party: str) -> tuple[Callable[[], Any], asyncio.Task[None]]:  # fmt: skip
+    """The directory to verify with, kept current from the directory topic until ``stop``: a
+    key rotated or a party added while `audit follow` or the console runs is verified too.
+    Returns what gives the directory in use, and the task that follows the topic."""
+    from broker.directory_feed import DirectoryFeed
+    from broker.topics import directory as directory_topic
+
+    in_use = [await live_directory(transport, data, directory_file, anchor_folder, prefix)]
+
+    async def take(newer: Any) -> None:
+        in_use[0] = newer
+
+    feed = DirectoryFeed(transport=transport, topic=directory_topic(prefix), anchor=anchor,
+                         network=in_use[0].document.network, in_use=lambda: in_use[0], take=take,
+                         refused=lambda reason: None, clock=utc_now, party=party)  # fmt: skip
+    return (lambda: in_use[0]), asyncio.create_task(feed.run(stop))
 
 
 async def read_stream(data: Path, kafka: str | None, prefix: str | None, directory_file: Path | None,

@@ -19,7 +19,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from broker.crypto import AnchorKey, Directory, KeyStore
+from broker.crypto import AnchorKey, KeyStore
 from broker.errors import LocalError
 from cli._common import (
     FILE,
@@ -29,9 +29,14 @@ from cli._common import (
     quiet_kafka_logs,
     read_directory,
     table,
-    utc_now,
 )
-from cli._stream import live_directory, read_stream, run_info, stream_directory, stream_options
+from cli._stream import (
+    followed_directory,
+    read_stream,
+    run_info,
+    stream_directory,
+    stream_options,
+)
 
 
 @click.group(cls=Group)
@@ -91,8 +96,6 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
     """Verify the stream as it grows; print each finding once; serve metrics. Ctrl-C stops."""
     from broker.audit import audit_topics, follow
     from broker.audit.metrics import FollowMetrics, serve_follow_metrics
-    from broker.directory_feed import DirectoryFeed
-    from broker.topics import directory as directory_topic
     from broker.transport import open_transport
 
     kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
@@ -111,20 +114,13 @@ def audit_follow(data: Path, kafka: str | None, prefix: str | None, directory_fi
             loop.add_signal_handler(sig, stop.set)
         transport = open_transport(kafka, data, tls=tls, identity=identity)
         try:
-            in_use = [await live_directory(transport, data, directory_file, anchor_folder, prefix)]
-
-            async def take(newer: Directory) -> None:
-                in_use[0] = newer
-
-            feed = DirectoryFeed(transport=transport, topic=directory_topic(prefix), anchor=anchor,
-                                 network=in_use[0].document.network, in_use=lambda: in_use[0], take=take,
-                                 refused=lambda reason: None, clock=utc_now, party="verifier")  # fmt: skip
-            following = asyncio.create_task(feed.run(stop))
+            in_use, following = await followed_directory(transport, data, directory_file, anchor_folder,
+                                                         prefix, anchor=anchor, stop=stop, party="verifier")  # fmt: skip
             console.print(
-                f"following {len(in_use[0].parties)} audit topics; Ctrl-C stops", highlight=False
+                f"following {len(in_use().parties)} audit topics; Ctrl-C stops", highlight=False
             )
             # the topics of each pass's directory: a party added while it runs is verified too
-            await follow(transport, lambda d: audit_topics(d, prefix), lambda: in_use[0], stop=stop,
+            await follow(transport, lambda d: audit_topics(d, prefix), in_use, stop=stop,
                          on_report=metrics.update if metrics else None, grace=timedelta(seconds=grace),
                          on_issue=lambda issue: console.print(_finding(issue), highlight=False),
                          on_resolved=lambda issue: console.print(_finding(issue, resolved=True), highlight=False))  # fmt: skip

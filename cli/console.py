@@ -19,8 +19,13 @@ from rich.markup import escape
 
 from broker.crypto import AnchorKey, Directory, KeyStore
 from broker.errors import LocalError
-from cli._common import FILE, console, quiet_kafka_logs, utc_now
-from cli._stream import live_directory, run_info, stream_directory, stream_options
+from cli._common import FILE, console, quiet_kafka_logs
+from cli._stream import (
+    followed_directory,
+    run_info,
+    stream_directory,
+    stream_options,
+)
 
 TOKEN_ENV = "LVVX_CONSOLE_TOKEN"
 STOP_BUDGET_S = 0.3
@@ -40,8 +45,6 @@ def console_command(data: Path, kafka: str | None, prefix: str | None, directory
     """Serve DT&V's web console: the audit stream followed live, from its metadata only. Ctrl-C stops."""
     from broker.audit import audit_topics
     from broker.console import run_console
-    from broker.directory_feed import DirectoryFeed
-    from broker.topics import directory as directory_topic
     from broker.transport import open_transport
 
     kafka, prefix, tls = run_info(data, kafka, prefix, pki_folder)
@@ -57,18 +60,11 @@ def console_command(data: Path, kafka: str | None, prefix: str | None, directory
             loop.add_signal_handler(sig, stop.set)
         transport = open_transport(kafka, data, tls=tls, identity=identity)
         try:
-            in_use = [await live_directory(transport, data, directory_file, anchor_folder, prefix)]
-
-            async def take(newer: Directory) -> None:
-                in_use[0] = newer
-
-            feed = DirectoryFeed(transport=transport, topic=directory_topic(prefix), anchor=anchor,
-                                 network=in_use[0].document.network, in_use=lambda: in_use[0], take=take,
-                                 refused=lambda reason: None, clock=utc_now, party="console")  # fmt: skip
-            following = asyncio.create_task(feed.run(stop))
+            in_use, following = await followed_directory(transport, data, directory_file, anchor_folder,
+                                                         prefix, anchor=anchor, stop=stop, party="console")  # fmt: skip
             console.print(f"console on http://{escape(host)}:{port}/ (DT&V's token); "
-                          f"following {len(in_use[0].parties)} audit topics; Ctrl-C stops", highlight=False)  # fmt: skip
-            await run_console(transport, lambda d: audit_topics(d, prefix), lambda: in_use[0],
+                          f"following {len(in_use().parties)} audit topics; Ctrl-C stops", highlight=False)  # fmt: skip
+            await run_console(transport, lambda d: audit_topics(d, prefix), in_use,
                               token=token, stop=stop, host=host, port=port,
                               grace=timedelta(seconds=grace))  # fmt: skip
             stop.set()
