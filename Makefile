@@ -13,7 +13,8 @@ KAFKA_CLUSTER := deploy/kafka/cluster.sh
 # afterwards — also when tests fail — so development brokers are left alone.
 # Set LVVX_KAFKA_BOOTSTRAP (and the other LVVX_KAFKA_* of `tests/brokers.sh env`) to test
 # against brokers of your own instead.
-PYTEST_ARGS ?=
+# The 25 slowest tests are listed at the end of a run, so CI logs show where its time goes.
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: install demo test test-unit lint format kafka-fetch kafka-up kafka-down kafka-status \
 	kafka-secure-up kafka-secure-down kafka-cluster-up kafka-cluster-down kafka-cluster-status prometheus browser strace clean bench \
