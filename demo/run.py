@@ -307,8 +307,7 @@ class Demo:
         published what follows every record it took (receipts, audit events) — nothing in
         flight, so the calendar may move on. False if that did not happen in time."""
         while time.monotonic() < deadline:
-            if all(g.store.counts()["awaiting_receipt"] == 0 and g.store.followups_pending() == 0
-                   for g in self.gateways.values()):  # fmt: skip
+            if all(g.store.settled() for g in self.gateways.values()):
                 return True
             await asyncio.sleep(SETTLE_POLL_S)
         return False

@@ -652,11 +652,15 @@ class GatewayStore:
         names = ("delivered", "unacked", "rejected", "sent", "receipted", "awaiting_receipt")
         return dict(zip(names, (int(v) for v in row), strict=True))
 
-    def followups_pending(self) -> int:
-        """Records taken whose follow-up (receipt, audit event) is not published yet: 0 once
-        everything this gateway took is answered (the demo's calendar waits for it)."""
-        [row] = self._read("SELECT COUNT(*) FROM handled WHERE pending = 1")
-        return int(row[0])
+    def settled(self) -> bool:
+        """Nothing in flight here: every message sent has its receipt, and every record taken
+        has its follow-up (receipt, audit event) published. The demo's calendar waits for
+        this on every gateway, often, so it asks only that (no counts)."""
+        [row] = self._read(
+            """SELECT NOT EXISTS (SELECT 1 FROM sent WHERE status = 'SENT')
+                  AND NOT EXISTS (SELECT 1 FROM handled WHERE pending = 1)"""
+        )
+        return bool(row[0])
 
     def rejection_reasons(self) -> list[str]:
         """The reason of every record this gateway refused, oldest first."""
