@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
+from aiokafka.errors import NodeNotReadyError
 
 from broker.errors import LocalError, TransportError, TransportUnavailable
 from broker.transport import OutgoingRecord, TopicSpec
@@ -119,3 +121,47 @@ async def test_a_producer_a_fatal_error_ended_is_started_anew_not_left_refusing_
         assert producer._live() is not dead
     values = [r.value for r in await kafka_transport.read_topic(topic)]
     assert values == [b"before", b"after"]
+
+
+class _ClusterWithOneBrokerDown:
+    """What aiokafka's client knows a few seconds after one broker of three was killed: the
+    metadata still lists it, and a request sent to it fails at once."""
+
+    def __init__(self, dead: int) -> None:
+        self.dead = dead
+        self.cluster = self
+        self.asked: list[int] = []
+
+    def brokers(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(nodeId=n) for n in (1, 2, 3)]
+
+    async def send(self, node_id: int, request: object) -> object:
+        self.asked.append(node_id)
+        if node_id == self.dead:
+            raise NodeNotReadyError(f"Attempt to send a request to node {node_id}")
+        return object()
+
+
+async def test_ping_answers_while_any_broker_answers() -> None:
+    """Regression (CI, leader-kill test: 81 sends refused): the probe asked one broker at
+    random, so with one of three killed every third probe declared an outage and the gateway
+    refused sends the two live brokers would have taken."""
+    transport = _unreachable()
+    client = _ClusterWithOneBrokerDown(dead=1)
+    transport._admin = SimpleNamespace(_client=client)
+    for _ in range(30):
+        await transport.ping()
+    assert client.dead in client.asked  # it was asked, and its silence was not an outage
+
+
+async def test_ping_fails_when_no_broker_answers() -> None:
+    transport = _unreachable()
+    client = _ClusterWithOneBrokerDown(dead=1)
+    client.brokers = lambda: [SimpleNamespace(nodeId=1)]  # type: ignore[method-assign]
+    transport._admin = SimpleNamespace(_client=client, close=_nothing)
+    with pytest.raises(TransportUnavailable):
+        await transport.ping()
+
+
+async def _nothing() -> None:
+    return None
