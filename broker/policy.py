@@ -178,6 +178,15 @@ their step produces. Every rule stays within `MAX_ATTACHMENTS_PER_MESSAGE` and
 `MAX_ATTACHMENT_BYTES_PER_MESSAGE`."""
 
 
+def may_attach_to(sender: PartyRole, recipient: PartyRole) -> bool:
+    """Whether ``sender`` may send ``recipient`` some message that carries attachments (for
+    the broker's ACLs on the recipient's attachment topic)."""
+    return any(
+        sender in POLICY[name].senders and recipient in POLICY[name].recipients
+        for name in ATTACHMENT_RULES
+    )
+
+
 def chunk_count_for(size: int, chunk_size: int) -> int:
     """Chunks of a plaintext of ``size`` bytes: ceil(size / chunk_size), and one (empty)
     chunk for an empty document (docs/ENVELOPE.md §11.2)."""

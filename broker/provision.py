@@ -7,6 +7,8 @@ Each party ``P`` (principal ``User:P``, from its client certificate) may:
 - write the inboxes of the parties it may send anything to under the policy (its case
   messages, and receipts back to whoever may write to it);
 - read only its own inbox, with its own consumer group;
+- write the attachment topics of the parties it may send a message with attachments to
+  (docs/ENVELOPE.md §11.8), and read only its own;
 - write its own dead-letter topic; write and read its own audit topic (it takes up its
   chain from there after a restart) — and no other party's;
 - use its own transactional id (atomic multi-recipient sends);
@@ -25,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from broker import policy, topics
-from broker.crypto import Directory
+from broker.crypto import MAX_CLOCK_SKEW, MAX_TTL, Directory
 from broker.errors import TransportTimeout
 from broker.models import PartyRole
 from broker.transport import TopicSpec
@@ -44,6 +46,16 @@ ACLS_IN_FORCE_TIMEOUT_S = 30.0
 
 AUDIT_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 """Audit records are never deleted by the broker (its default keeps a week)."""
+
+ATTACHMENT_RETENTION = MAX_TTL + MAX_CLOCK_SKEW
+"""How long the broker keeps chunks: as long as an envelope that references them can still
+be opened, so a gateway that was down for an envelope's whole lifetime finds its documents;
+the receiving gateway keeps its own (encrypted) copy from the moment it fetched them."""
+
+ATTACHMENT_TOPIC_CONFIG = {
+    "retention.ms": str(int(ATTACHMENT_RETENTION.total_seconds() * 1000)),
+    "retention.bytes": "-1",
+}
 
 SUPER_USERS = frozenset({"User:broker", "User:admin"})
 """Principals the brokers trust for everything (deploy/kafka): never ours to manage."""
@@ -98,6 +110,12 @@ def desired_topics(directory: Directory, layout: Layout) -> list[TopicSpec]:
         specs += [
             TopicSpec(topics.inbox(party, p), layout.partitions, rf, extra),
             TopicSpec(topics.dlq(party, p), 1, rf, extra),
+            TopicSpec(
+                topics.attachments(party, p),
+                layout.partitions,
+                rf,
+                {**extra, **ATTACHMENT_TOPIC_CONFIG},
+            ),
             # one line: one partition; kept forever — the verifier checks every chain from its
             # first event, and a gateway takes up its chain from the topic after a restart
             TopicSpec(topics.audit(party, p), 1, rf, {**extra, **AUDIT_TOPIC_CONFIG}),
@@ -118,7 +136,10 @@ def desired_acls(directory: Directory, prefix: str) -> set[Acl]:
         for other, other_role in roles.items():
             if other != party and policy.may_send_to(role, other_role):
                 acls |= _allow(who, T, topics.inbox(other, prefix), Op.WRITE, Op.DESCRIBE)
+            if other != party and policy.may_attach_to(role, other_role):
+                acls |= _allow(who, T, topics.attachments(other, prefix), Op.WRITE, Op.DESCRIBE)
         acls |= _allow(who, T, topics.inbox(party, prefix), Op.READ, Op.DESCRIBE)
+        acls |= _allow(who, T, topics.attachments(party, prefix), Op.READ, Op.DESCRIBE)
         acls |= _allow(who, G, topics.gateway_group(party, prefix), Op.READ)
         acls |= _allow(who, T, topics.dlq(party, prefix), Op.WRITE, Op.DESCRIBE)
         acls |= _allow(who, T, topics.audit(party, prefix), Op.WRITE, Op.READ, Op.DESCRIBE)

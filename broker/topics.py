@@ -16,6 +16,13 @@ def inbox(party: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}.inbox.{party}"
 
 
+def attachments(party: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Where the chunks of the attachments sent to ``party`` go (docs/ENVELOPE.md §11.6);
+    read only by that party's gateway, beside its inbox so that a 100 MB document never
+    queues the messages behind it."""
+    return f"{prefix}.attachments.{party}"
+
+
 def dlq(party: str, prefix: str = DEFAULT_PREFIX) -> str:
     """Where ``party``'s gateway puts envelopes it refused, with the reason."""
     return f"{prefix}.dlq.{party}"

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from broker.crypto import Pki, load_directory
 from broker.errors import TransportError
 from broker.provision import Layout, apply, plan
-from broker.topics import audit, dlq, gateway_group, inbox
+from broker.topics import attachments, audit, dlq, gateway_group, inbox
 from broker.transport import OutgoingRecord, TopicPartition
 from broker.transport.kafka import KafkaOptions, KafkaTransport
 from broker.transport.kafka_acl import describe_acls
@@ -159,6 +159,27 @@ async def test_a_party_cannot_write_an_inbox_the_policy_does_not_allow(
     await send_as(connect(COA), COA, prefix, inbox(DTV, prefix))  # what it may, it can
 
 
+async def test_attachment_chunks_are_read_only_by_their_recipient(
+    prefix: str, connect: Connect
+) -> None:
+    # IND delivers dossiers with documents to municipalities (docs/ENVELOPE.md §11.8)
+    await send_as(connect(IND), IND, prefix, attachments(MUNI, prefix))
+    assert [r.value for r in await connect(MUNI).read_topic(attachments(MUNI, prefix))] == [
+        b"hello"
+    ]
+    for party in (NGO, DTV, IND):  # not even the sender reads them back
+        with pytest.raises(TransportError):
+            await connect(party).read_topic(attachments(MUNI, prefix))
+
+
+async def test_a_party_cannot_write_chunks_it_may_not_attach(prefix: str, connect: Connect) -> None:
+    # COA may tell a municipality a transfer is confirmed, but that message carries no
+    # documents: COA writes the municipality's inbox, never its attachment topic
+    with pytest.raises(TransportError):
+        await send_as(connect(COA, send_timeout_ms=8_000), COA, prefix, attachments(MUNI, prefix))
+    await send_as(connect(COA), COA, prefix, inbox(MUNI, prefix))
+
+
 async def test_a_party_cannot_write_audit_events_as_another(prefix: str, connect: Connect) -> None:
     with pytest.raises(TransportError):
         await send_as(connect(IND, send_timeout_ms=8_000), IND, prefix, audit(DTV, prefix))
@@ -205,7 +226,8 @@ async def test_apply_is_idempotent_and_a_departed_partys_acls_go(
     # AVIM's own ACLs, and the others' to write AVIM's inbox, go; nothing else changes
     assert done.acls_to_remove and not done.acls_to_add and not done.topics_to_create
     assert all(
-        a.principal == f"User:{AVIM}" or a.resource_name == inbox(AVIM, prefix)
+        a.principal == f"User:{AVIM}"
+        or a.resource_name in (inbox(AVIM, prefix), attachments(AVIM, prefix))
         for a in done.acls_to_remove
     )
     left = [
