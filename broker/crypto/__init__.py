@@ -12,6 +12,12 @@ hostile-sender tests and the fuzzer; everything else seals with `seal` or `Seale
 
 from broker.crypto._at_rest import ContentKey, ContentUnreadable
 from broker.crypto._batch import Opener, Sealer
+from broker.crypto._chunk_record import (
+    ChunkRecord,
+    ChunkRecordInvalid,
+    chunk_record,
+    read_chunk_record,
+)
 from broker.crypto._directory import (
     DEFAULT_DIRECTORY_VALIDITY,
     AnchorKey,
@@ -123,6 +129,8 @@ __all__ = [
     "AnchorKey",
     "AttachmentOpener",
     "AttachmentSealer",
+    "ChunkRecord",
+    "ChunkRecordInvalid",
     "ContentKey",
     "ContentUnreadable",
     "DecryptionKey",
@@ -152,6 +160,7 @@ __all__ = [
     "build_directory",
     "check_passphrase",
     "checked_directory",
+    "chunk_record",
     "chunk_record_key",
     "envelope_schema",
     "generate_party",
@@ -164,6 +173,7 @@ __all__ = [
     "pending_keys",
     "prepare_envelope",
     "raw_public_key",
+    "read_chunk_record",
     "replace_private",
     "reschedule_rotation",
     "revoke_key",

@@ -53,6 +53,7 @@ SECTION = SPEC[SPEC.index("## 11. Attachments") :]
 WRAP_TAG = b"LVVX-ATTACHMENT-KEY-V1\x00"
 STREAM_TAG = b"LVVX-ATTACHMENT-STREAM-V1\x00"
 CHUNK_TAG = b"LVVX-ATTACHMENT-CHUNK-V1\x00"
+RECORD_SIG_TAG = b"LVVX-ATTACHMENT-RECORD-V1\x00"
 MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 MAX_SIZE = 134_217_728
 MIN_CHUNK, MAX_CHUNK = 4096, 1_048_576
@@ -321,7 +322,7 @@ def test_constants_table_matches_the_code() -> None:
 
 
 def test_tags_match_the_code_and_the_text() -> None:
-    from broker.crypto import _stream
+    from broker.crypto import _chunk_record, _stream
 
     tags = {
         row[0]: bytes.fromhex(row[1])
@@ -332,9 +333,10 @@ def test_tags_match_the_code_and_the_text() -> None:
         "ATTACHMENT_WRAP_INFO_TAG": WRAP_TAG,
         "STREAM_KEY_INFO_TAG": STREAM_TAG,
         "CHUNK_AAD_TAG": CHUNK_TAG,
+        "CHUNK_RECORD_SIG_TAG": RECORD_SIG_TAG,
     }
     for name, value in tags.items():
-        assert getattr(_stream, name) == value
+        assert getattr(_stream if hasattr(_stream, name) else _chunk_record, name) == value
 
 
 def test_policy_table_matches_the_code() -> None:
@@ -352,3 +354,40 @@ def test_the_media_type_pattern_is_the_models() -> None:
 
     assert f"`{MEDIA_TYPE_PATTERN}`" in SECTION
     assert MEDIA_TYPE.pattern == MEDIA_TYPE_PATTERN.removeprefix("^").removesuffix("$")
+
+
+# --- §11.6: a chunk record, read from the text ----------------------------------------------
+
+
+def clean_read_record(
+    key: bytes, value: bytes, signing_keys: dict[str, bytes]
+) -> tuple[str, bytes]:
+    """(sender, chunk) of a record by §11.6, its signer's raw key found in ``signing_keys``
+    (key id → raw Ed25519 public key); raises on any failed rule."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    sender, tail = key[:-21], key[-21:]
+    assert tail[0] == 0 and re.fullmatch(rb"[a-z0-9][a-z0-9-]{1,62}", sender)
+    assert int.from_bytes(tail[17:], "big") < 32768
+    signer, signature, chunk = value[:8], value[8:72], value[72:]
+    assert 16 <= len(chunk) <= MAX_CHUNK + 16
+    raw = signing_keys[signer.hex()]
+    Ed25519PublicKey.from_public_bytes(raw).verify(
+        signature, RECORD_SIG_TAG + key + hashlib.sha256(chunk).digest()
+    )
+    return sender.decode(), chunk
+
+
+def test_a_chunk_record_of_the_reference_reads_by_the_text() -> None:
+    import uuid
+
+    from broker.crypto import chunk_record
+    from tests.crypto_net import A, Net
+
+    net = Net()
+    ind = net.keys(A[PartyRole.IND])
+    raw = {k.key_id: k.public_key for k in net.directory.party(ind.party_id).signing_keys}
+    aid, chunk = uuid.uuid4(), bytes(range(256)) * 20
+    key, value = chunk_record(ind, aid, 7, chunk)
+    assert key == ind.party_id.encode() + b"\x00" + aid.bytes + (7).to_bytes(4, "big")
+    assert clean_read_record(key, value, raw) == (ind.party_id, chunk)
