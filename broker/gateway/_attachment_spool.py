@@ -77,17 +77,18 @@ class AttachmentSpool:
         """Keep a verified chunk record; False if that place was filled already (a record
         read again after a restart or a rebalance). Durable when it returns."""
         folder = self._folder(record.sender, record.attachment_id)
-        if any(folder.glob(f"{record.index:05d}.*.chunk")):
+        path = folder / f"{record.index:05d}.{record.signing_key_id}.chunk"
+        if path.exists():  # one look, whatever the attachment's size
             return False
-        used = self._bytes.get(record.sender, 0)
-        if used + len(record.chunk) > self.max_bytes_per_sender:
-            raise SpoolFull(f"the spool of {record.sender}'s chunks is full")
-        private_dir(folder)
         sealed = self._key.seal(
             record.chunk,
             _row(record.sender, record.attachment_id, record.index, record.signing_key_id),
         )
-        replace_private(folder / f"{record.index:05d}.{record.signing_key_id}.chunk", sealed)
+        used = self._bytes.get(record.sender, 0)
+        if used + len(sealed) > self.max_bytes_per_sender:
+            raise SpoolFull(f"the spool of {record.sender}'s chunks is full")
+        private_dir(folder)
+        replace_private(path, sealed)
         self._bytes[record.sender] = used + len(sealed)
         return True
 
